@@ -1,0 +1,94 @@
+// IPv4/IPv6 address and CIDR arithmetic for validation. Pure: no I/O.
+import { isIPv4, isIPv6 } from "node:net";
+
+export interface Ipv4Cidr {
+  readonly family: 4;
+  readonly base: number; // network address as an unsigned 32-bit integer
+  readonly prefix: number;
+  readonly text: string;
+}
+
+export interface Ipv6Cidr {
+  readonly family: 6;
+  readonly base: bigint;
+  readonly prefix: number;
+  readonly text: string;
+}
+
+export type Cidr = Ipv4Cidr | Ipv6Cidr;
+
+export function ipv4ToInt(ip: string): number | undefined {
+  if (!isIPv4(ip)) return undefined;
+  return ip.split(".").reduce((acc, part) => acc * 256 + Number(part), 0);
+}
+
+export function intToIpv4(n: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
+}
+
+function ipv6ToBigInt(ip: string): bigint | undefined {
+  if (!isIPv6(ip)) return undefined;
+  let text = ip;
+  // An embedded dotted quad (::ffff:1.2.3.4) becomes two hextets.
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted) {
+    const v4 = ipv4ToInt(dotted[1]!)!;
+    text = text.slice(0, -dotted[1]!.length) + `${(v4 >>> 16).toString(16)}:${(v4 & 0xffff).toString(16)}`;
+  }
+  const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
+  const headParts = head ? head.split(":") : [];
+  const tailParts = tail ? tail.split(":") : [];
+  const missing = 8 - headParts.length - tailParts.length;
+  const parts = tail === undefined ? headParts : [...headParts, ...Array<string>(missing).fill("0"), ...tailParts];
+  return parts.reduce((acc, part) => (acc << 16n) + BigInt(parseInt(part, 16)), 0n);
+}
+
+/** Parses "a.b.c.d/n" or "x::/n". A CIDR whose host bits are set is rejected, because it is almost always a typo. */
+export function parseCidr(text: string): Cidr | string {
+  const slash = text.indexOf("/");
+  if (slash < 0) return `"${text}" is not a CIDR: write it as address/prefix, e.g. 172.24.0.0/16`;
+  const addr = text.slice(0, slash);
+  const prefixText = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefixText)) return `"${text}" has an invalid prefix length`;
+  const prefix = Number(prefixText);
+  const v4 = ipv4ToInt(addr);
+  if (v4 !== undefined) {
+    if (prefix > 32) return `"${text}" has a prefix longer than 32`;
+    const size = 2 ** (32 - prefix);
+    if (v4 % size !== 0) return `"${text}" has host bits set; the network is ${intToIpv4(v4 - (v4 % size))}/${prefix}`;
+    return { family: 4, base: v4, prefix, text };
+  }
+  const v6 = ipv6ToBigInt(addr);
+  if (v6 !== undefined) {
+    if (prefix > 128) return `"${text}" has a prefix longer than 128`;
+    const size = 1n << BigInt(128 - prefix);
+    if (v6 % size !== 0n) return `"${text}" has host bits set`;
+    return { family: 6, base: v6, prefix, text };
+  }
+  return `"${text}" is not a CIDR: "${addr}" is not an IPv4 or IPv6 address`;
+}
+
+export function cidrSize(c: Ipv4Cidr): number {
+  return 2 ** (32 - c.prefix);
+}
+
+export function cidrContainsIpv4(c: Ipv4Cidr, ip: number): boolean {
+  return ip >= c.base && ip < c.base + cidrSize(c);
+}
+
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  if (a.family === 4 && b.family === 4) {
+    return a.base < b.base + cidrSize(b) && b.base < a.base + cidrSize(a);
+  }
+  const av = a as Ipv6Cidr;
+  const bv = b as Ipv6Cidr;
+  const asz = 1n << BigInt(128 - av.prefix);
+  const bsz = 1n << BigInt(128 - bv.prefix);
+  return av.base < bv.base + bsz && bv.base < av.base + asz;
+}
+
+/** True for 0.0.0.0/0 and ::/0, which open a port to the whole internet. */
+export function isWholeInternet(c: Cidr): boolean {
+  return c.prefix === 0;
+}

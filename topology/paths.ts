@@ -1,0 +1,31 @@
+// Where things live on a host. Containers bind-mount INGRESS_ROOT as a whole and read
+// configs through the `current` symlink, so an atomic symlink swap is seen by a reload:
+// a bind mount of the release directory itself would pin the old release until restart.
+
+export const INGRESS_ROOT = "/srv/ingress";
+/** The live release, a relative symlink into releases/. Every rendered config lives below it. */
+export const CURRENT = `${INGRESS_ROOT}/current`;
+/** Secret files written on deploy from Pulumi secrets; never part of a rendered bundle. */
+export const SECRETS_DIR = `${INGRESS_ROOT}/secrets`;
+/** Route fragments pushed by attached stacks, one directory per stack. */
+export const ROUTES_DIR = `${INGRESS_ROOT}/routes`;
+export const QUADLET_DIR = "/etc/containers/systemd";
+export const ACME_WEBROOT = "/var/www/acme";
+
+export const HAPROXY_CFG = `${CURRENT}/haproxy/haproxy.cfg`;
+export const HAPROXY_ROUTES_D = `${CURRENT}/haproxy/routes.d`;
+export const HAPROXY_ROUTES_MAP = `${CURRENT}/haproxy/routes.map`;
+export const HAPROXY_ERRORFILE_503 = `${CURRENT}/haproxy/errors/503.http`;
+export const STATS_ENV = `${SECRETS_DIR}/stats.env`;
+export const NGINX_CONF = `${CURRENT}/nginx/nginx.conf`;
+export const NGINX_SITES_D = `${CURRENT}/nginx/sites`;
+export const PROXY_CONFIG = `${CURRENT}/proxy/proxy.json`;
+export const PROXY_ROUTES_D = `${CURRENT}/proxy/routes.d`;
+export const PROXY_BUNDLE = `${CURRENT}/proxy/proxy.js`;
+export const NFTABLES_FILE = `${CURRENT}/nftables/ingress.nft`;
+export const TLS_DIR = `${SECRETS_DIR}/tls`;
+
+/** One certificate per nginx listener (validation guarantees all its sites share one). */
+export function tlsPaths(port: number): { readonly cert: string; readonly key: string } {
+  return { cert: `${TLS_DIR}/port-${port}/fullchain.pem`, key: `${TLS_DIR}/port-${port}/privkey.pem` };
+}

@@ -1,0 +1,148 @@
+// The per-host plan: what runs where, which files go where, which ports listen and who
+// may reach them. Renderers turn a HostPlan into file text; components turn it into resources.
+import type { Engine, OwnIngress, SiteConfig } from "./types";
+
+export type ContainerName = "haproxy" | "nginx" | "proxy";
+
+export interface ContainerPlan {
+  readonly name: ContainerName;
+  readonly image: string;
+  /** Signal that makes the process re-read its config without dropping connections. */
+  readonly reloadSignal: "USR2" | "HUP";
+  readonly command: readonly string[];
+  readonly mounts: readonly { readonly host: string; readonly container: string }[];
+  readonly envFile?: string;
+}
+
+export type FileKind =
+  | "haproxy-config"
+  | "haproxy-routes"
+  | "haproxy-map"
+  | "haproxy-errorfile"
+  | "nginx-config"
+  | "nginx-site"
+  | "proxy-config"
+  | "proxy-routes"
+  | "quadlet"
+  | "nftables";
+
+export interface FilePlan {
+  /** Absolute path on the host. */
+  readonly path: string;
+  readonly kind: FileKind;
+  readonly mode: number;
+}
+
+/** A file written on deploy from a Pulumi secret, mode 0600, outside every rendered bundle. */
+export interface SecretFilePlan {
+  readonly path: string;
+  readonly from:
+    | { readonly kind: "stats-env"; readonly user: string; readonly secretKey: string }
+    | {
+        readonly kind: "tls-cert" | "tls-key";
+        /** Every hostname of the listener: a self-signed certificate carries them all as SANs. */
+        readonly hostnames: readonly string[];
+        readonly source: "provided" | "self-signed";
+        readonly secretKey?: string;
+      };
+}
+
+export interface FirewallRule {
+  readonly port: number;
+  /** CIDRs allowed in; ["0.0.0.0/0", "::/0"] for the public. */
+  readonly sources: readonly string[];
+  readonly purpose: "http" | "https" | "stats" | "site" | "ssh";
+  /** Private rules are enforced only by nftables: Hetzner's cloud firewall does not filter private networks. */
+  readonly scope: "public" | "private";
+}
+
+export interface ListenPlan {
+  readonly port: number;
+  readonly purpose: FirewallRule["purpose"];
+  readonly by: ContainerName | "sshd";
+}
+
+export interface BackendServer {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface LbBackend {
+  /** HAProxy backend name: stable, derived from stack, server and port. */
+  readonly name: string;
+  readonly servers: readonly BackendServer[];
+  /** The L7 check talks TLS with this SNI and GETs this path on the server's nginx. */
+  readonly check: { readonly sni: string; readonly path: string };
+}
+
+export interface Route {
+  readonly hostname: string;
+  readonly backend: string;
+}
+
+/** What one stack registers on the LB. Attached stacks push theirs to another stack's LB. */
+export interface RouteFragment {
+  readonly stack: string;
+  readonly backends: readonly LbBackend[];
+  readonly routes: readonly Route[];
+}
+
+export interface SitePlan {
+  readonly site: SiteConfig;
+  /** Certificate and key as nginx opens them (same path on host and in the container). */
+  readonly cert: string;
+  readonly key: string;
+  /** host: certificates already on the server; deploy: written from Pulumi secrets on deploy. */
+  readonly certDelivery: "host" | "deploy";
+}
+
+export interface WebPlan {
+  readonly sites: readonly SitePlan[];
+  /** LB private IPs that may send PROXY headers to this host (nginx set_real_ip_from). */
+  readonly realIpFrom: readonly string[];
+}
+
+export interface IngressPlan {
+  readonly engine: Engine;
+  readonly ports: OwnIngress["ports"];
+  readonly stats: OwnIngress["stats"];
+  readonly rateLimit: OwnIngress["rateLimit"];
+  readonly timeouts: OwnIngress["timeouts"];
+  readonly healthCheck: OwnIngress["healthCheck"];
+  /** This stack's own routes; attached stacks add theirs as separate fragments on the host. */
+  readonly fragment: RouteFragment;
+}
+
+export interface HostPlan {
+  readonly stack: string;
+  readonly name: string;
+  readonly role: "ingress" | "web";
+  readonly serverType: string;
+  readonly image: string;
+  readonly selinux: boolean;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly privateIps: readonly { readonly network: string; readonly ip: string }[];
+  readonly containers: readonly ContainerPlan[];
+  readonly listens: readonly ListenPlan[];
+  readonly firewall: readonly FirewallRule[];
+  readonly files: readonly FilePlan[];
+  readonly secretFiles: readonly SecretFilePlan[];
+  readonly web?: WebPlan;
+  readonly ingress?: IngressPlan;
+}
+
+export interface AttachPlan {
+  /** StackReference name of the stack that owns the LB. */
+  readonly stack: string;
+  readonly network: string;
+  readonly ip: string;
+  readonly fragment: RouteFragment;
+}
+
+export interface StackPlan {
+  readonly stack: string;
+  readonly hosts: readonly HostPlan[];
+  /** Present when this stack's routes go to another stack's LB. */
+  readonly attach?: AttachPlan;
+}

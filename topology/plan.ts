@@ -1,0 +1,282 @@
+// From a validated topology to one plan per host. Pure: the same plan feeds the renderers,
+// the Pulumi components, the sandbox and the tests.
+import { KNOWN_IMAGES } from "./images";
+import * as paths from "./paths";
+import type {
+  AttachPlan,
+  ContainerPlan,
+  FilePlan,
+  FirewallRule,
+  HostPlan,
+  LbBackend,
+  ListenPlan,
+  Route,
+  RouteFragment,
+  SecretFilePlan,
+  SitePlan,
+  StackPlan,
+} from "./plan-types";
+import type { OwnIngress, ServerConfig, SiteConfig, Topology } from "./types";
+
+const ANYWHERE = ["0.0.0.0/0", "::/0"] as const;
+const SSH_PORT = 22;
+
+export function planStack(topo: Topology): StackPlan {
+  const lbIps = lbPrivateIps(topo);
+  const fragment = routeFragment(topo, lbIps);
+  const hosts: HostPlan[] = [];
+  if (topo.ingress.mode === "own") hosts.push(planIngressHost(topo, topo.ingress, fragment));
+  for (const server of topo.servers) hosts.push(planWebHost(topo, server, lbIps));
+  const attach: AttachPlan | undefined =
+    topo.ingress.mode === "attach" ? { stack: topo.ingress.stack, network: topo.ingress.network, ip: topo.ingress.ip, fragment } : undefined;
+  return attach ? { stack: topo.stack, hosts, attach } : { stack: topo.stack, hosts };
+}
+
+/** The LB's address in each network of this stack. */
+function lbPrivateIps(topo: Topology): ReadonlyMap<string, string> {
+  if (topo.ingress.mode === "attach") return new Map([[topo.ingress.network, topo.ingress.ip]]);
+  return new Map(Object.entries(topo.ingress.server.networks));
+}
+
+/** The address the LB uses to reach a server: the first network they share. */
+function addressFromLb(server: ServerConfig, lbIps: ReadonlyMap<string, string>): string {
+  const shared = [...lbIps.keys()].find((net) => server.networks[net] !== undefined);
+  if (!shared) throw new Error(`server ${server.name} shares no network with the LB (validation should have caught this)`);
+  return server.networks[shared]!;
+}
+
+export function backendName(stack: string, server: string, port: number): string {
+  return `${stack}_${server}_${port}`.replace(/[^A-Za-z0-9_.-]/g, "_");
+}
+
+function routeFragment(topo: Topology, lbIps: ReadonlyMap<string, string>): RouteFragment {
+  const servers = new Map(topo.servers.map((s) => [s.name, s]));
+  const backends = new Map<string, LbBackend>();
+  const routes: Route[] = [];
+  for (const site of topo.sites) {
+    const server = servers.get(site.server)!;
+    const name = backendName(topo.stack, site.server, site.port);
+    if (!backends.has(name)) {
+      backends.set(name, {
+        name,
+        servers: [{ name: site.server, address: addressFromLb(server, lbIps), port: site.port }],
+        // The first site on a listener names the check; any name it serves proves the listener works.
+        check: { sni: site.hostname, path: site.healthPath },
+      });
+    }
+    routes.push({ hostname: site.hostname, backend: name });
+  }
+  return { stack: topo.stack, backends: [...backends.values()], routes };
+}
+
+function sshRule(topo: Topology): FirewallRule {
+  return { port: SSH_PORT, sources: topo.ssh.adminCidrs, purpose: "ssh", scope: "public" };
+}
+
+function quadletFile(name: string): FilePlan {
+  return { path: `${paths.QUADLET_DIR}/${name}.container`, kind: "quadlet", mode: 0o644 };
+}
+
+const NFTABLES: FilePlan = { path: paths.NFTABLES_FILE, kind: "nftables", mode: 0o644 };
+const ROOT_MOUNT = { host: paths.INGRESS_ROOT, container: paths.INGRESS_ROOT };
+
+function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFragment): HostPlan {
+  const server = ingress.server;
+  const { ports, stats } = ingress;
+  const firewall: FirewallRule[] = [
+    { port: ports.http, sources: ANYWHERE, purpose: "http", scope: "public" },
+    { port: ports.https, sources: ANYWHERE, purpose: "https", scope: "public" },
+  ];
+  if (stats.enabled) firewall.push({ port: stats.port, sources: stats.allowedCidrs, purpose: "stats", scope: "public" });
+  firewall.push(sshRule(topo));
+
+  const secretFiles: SecretFilePlan[] = [];
+  if (stats.enabled && stats.passwordSecret) {
+    secretFiles.push({ path: paths.STATS_ENV, from: { kind: "stats-env", user: stats.user, secretKey: stats.passwordSecret } });
+  }
+
+  let container: ContainerPlan;
+  let files: FilePlan[];
+  if (ingress.engine === "haproxy") {
+    container = {
+      name: "haproxy",
+      image: topo.containerImages.haproxy,
+      reloadSignal: "USR2",
+      // -W master-worker so USR2 reloads without dropping connections; -db stays in the foreground for systemd.
+      command: ["haproxy", "-W", "-db", "-f", paths.HAPROXY_CFG, "-f", paths.HAPROXY_ROUTES_D],
+      mounts: [ROOT_MOUNT],
+      ...(stats.enabled ? { envFile: paths.STATS_ENV } : {}),
+    };
+    files = [
+      { path: paths.HAPROXY_CFG, kind: "haproxy-config", mode: 0o644 },
+      { path: `${paths.HAPROXY_ROUTES_D}/${topo.stack}.cfg`, kind: "haproxy-routes", mode: 0o644 },
+      { path: `${paths.HAPROXY_ROUTES_D}/${topo.stack}.map`, kind: "haproxy-map", mode: 0o644 },
+      { path: paths.HAPROXY_ERRORFILE_503, kind: "haproxy-errorfile", mode: 0o644 },
+    ];
+  } else {
+    container = {
+      name: "proxy",
+      image: topo.containerImages.node,
+      reloadSignal: "HUP",
+      command: ["node", paths.PROXY_BUNDLE, "--config", paths.PROXY_CONFIG, "--routes-dir", paths.PROXY_ROUTES_D],
+      mounts: [ROOT_MOUNT],
+      ...(stats.enabled ? { envFile: paths.STATS_ENV } : {}),
+    };
+    files = [
+      { path: paths.PROXY_CONFIG, kind: "proxy-config", mode: 0o644 },
+      { path: `${paths.PROXY_ROUTES_D}/${topo.stack}.json`, kind: "proxy-routes", mode: 0o644 },
+    ];
+  }
+  files.push(quadletFile(container.name), NFTABLES);
+
+  const listens: ListenPlan[] = [
+    { port: ports.http, purpose: "http", by: container.name },
+    { port: ports.https, purpose: "https", by: container.name },
+  ];
+  if (stats.enabled) listens.push({ port: stats.port, purpose: "stats", by: container.name });
+  listens.push({ port: SSH_PORT, purpose: "ssh", by: "sshd" });
+
+  return {
+    stack: topo.stack,
+    name: server.name,
+    role: "ingress",
+    serverType: server.serverType,
+    image: server.image,
+    selinux: KNOWN_IMAGES[server.image]?.selinux ?? false,
+    labels: server.labels,
+    privateIps: Object.entries(server.networks).map(([network, ip]) => ({ network, ip })),
+    containers: [container],
+    listens,
+    firewall,
+    files,
+    secretFiles,
+    ingress: {
+      engine: ingress.engine,
+      ports,
+      stats,
+      rateLimit: ingress.rateLimit,
+      timeouts: ingress.timeouts,
+      healthCheck: ingress.healthCheck,
+      fragment,
+    },
+  };
+}
+
+function sitePlan(site: SiteConfig): SitePlan {
+  if (site.tls.source === "host") {
+    const dir = site.tls.path.replace(/\/+$/, "");
+    return { site, cert: `${dir}/fullchain.pem`, key: `${dir}/privkey.pem`, certDelivery: "host" };
+  }
+  const { cert, key } = paths.tlsPaths(site.port);
+  return { site, cert, key, certDelivery: "deploy" };
+}
+
+/** certbot's live/ holds symlinks into archive/, so mount the whole letsencrypt tree. */
+function hostCertMount(certPath: string): string {
+  const le = certPath.indexOf("/letsencrypt/");
+  if (le >= 0) return certPath.slice(0, le + "/letsencrypt".length);
+  return certPath.slice(0, certPath.lastIndexOf("/"));
+}
+
+function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<string, string>): HostPlan {
+  const sites = topo.sites.filter((s) => s.server === server.name).map(sitePlan);
+  const realIpFrom = [...lbIps.entries()].filter(([net]) => server.networks[net] !== undefined).map(([, ip]) => ip);
+  const ports = [...new Set(sites.map((s) => s.site.port))].sort((a, b) => a - b);
+
+  const mounts = [ROOT_MOUNT, { host: paths.ACME_WEBROOT, container: paths.ACME_WEBROOT }];
+  for (const dir of new Set(sites.filter((s) => s.certDelivery === "host").map((s) => hostCertMount(s.cert)))) {
+    mounts.push({ host: dir, container: dir });
+  }
+  const nginx: ContainerPlan = {
+    name: "nginx",
+    image: topo.containerImages.nginx,
+    reloadSignal: "HUP",
+    command: ["nginx", "-c", paths.NGINX_CONF, "-g", "daemon off;"],
+    mounts,
+  };
+
+  const secretFiles: SecretFilePlan[] = [];
+  for (const port of ports) {
+    const onPort = sites.filter((s) => s.site.port === port);
+    const first = onPort[0]!;
+    const tls = first.site.tls;
+    if (tls.source === "host") continue;
+    const hostnames = onPort.map((s) => s.site.hostname);
+    secretFiles.push(
+      { path: first.cert, from: { kind: "tls-cert", hostnames, source: tls.source, ...(tls.source === "provided" ? { secretKey: tls.certSecret } : {}) } },
+      { path: first.key, from: { kind: "tls-key", hostnames, source: tls.source, ...(tls.source === "provided" ? { secretKey: tls.keySecret } : {}) } },
+    );
+  }
+
+  return {
+    stack: topo.stack,
+    name: server.name,
+    role: "web",
+    serverType: server.serverType,
+    image: server.image,
+    selinux: KNOWN_IMAGES[server.image]?.selinux ?? false,
+    labels: server.labels,
+    privateIps: Object.entries(server.networks).map(([network, ip]) => ({ network, ip })),
+    containers: [nginx],
+    listens: [
+      ...ports.map((port): ListenPlan => ({ port, purpose: "site", by: "nginx" })),
+      { port: SSH_PORT, purpose: "ssh", by: "sshd" },
+    ],
+    firewall: [
+      // Only the LB may reach a PROXY listener: anyone else could forge a client address.
+      ...ports.map((port): FirewallRule => ({ port, sources: realIpFrom.map((ip) => `${ip}/32`), purpose: "site", scope: "private" })),
+      sshRule(topo),
+    ],
+    files: [
+      { path: paths.NGINX_CONF, kind: "nginx-config", mode: 0o644 },
+      ...sites.map((s): FilePlan => ({ path: `${paths.NGINX_SITES_D}/${s.site.hostname}.conf`, kind: "nginx-site", mode: 0o644 })),
+      quadletFile("nginx"),
+      NFTABLES,
+    ],
+    secretFiles,
+    web: { sites, realIpFrom },
+  };
+}
+
+export interface RoutingRow {
+  readonly hostname: string;
+  readonly stack: string;
+  readonly backend: string;
+  readonly server: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * Joins the fragments that meet on one LB into its routing table. A hostname claimed by two
+ * stacks is an error naming both: a silent override would send one stack's users to another's servers.
+ */
+export function assembleRoutingTable(fragments: readonly RouteFragment[]): RoutingRow[] {
+  const rows = new Map<string, RoutingRow>();
+  const errors: string[] = [];
+  const seenBackends = new Map<string, string>();
+  for (const fragment of fragments) {
+    const backends = new Map(fragment.backends.map((b) => [b.name, b]));
+    for (const b of fragment.backends) {
+      const owner = seenBackends.get(b.name);
+      if (owner && owner !== fragment.stack) errors.push(`backend "${b.name}" is defined by stacks "${owner}" and "${fragment.stack}"`);
+      seenBackends.set(b.name, fragment.stack);
+    }
+    for (const route of fragment.routes) {
+      const earlier = rows.get(route.hostname);
+      if (earlier) {
+        errors.push(`hostname "${route.hostname}" is claimed by stack "${earlier.stack}" and stack "${fragment.stack}"; remove it from one of them`);
+        continue;
+      }
+      const backend = backends.get(route.backend);
+      const target = backend?.servers[0];
+      if (!target) {
+        errors.push(`route "${route.hostname}" of stack "${fragment.stack}" names backend "${route.backend}", which it does not define`);
+        continue;
+      }
+      rows.set(route.hostname, { hostname: route.hostname, stack: fragment.stack, backend: route.backend, server: target.name, address: target.address, port: target.port });
+    }
+  }
+  if (errors.length > 0) throw new Error(`routes cannot be assembled:\n  - ${errors.join("\n  - ")}`);
+  return [...rows.values()];
+}

@@ -1,0 +1,184 @@
+// The shape of a stack's config (Pulumi.<stack>.yaml, keys in the project namespace).
+// zod checks shape and fills defaults; cross-field rules live in validate.ts so that every
+// error is collected at once, with a message that names the field and the fix.
+import { z } from "zod";
+import { parseDuration } from "./duration";
+
+const durationMs = z.string().transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms === 0) {
+    ctx.addIssue({ code: "custom", message: `"${text}" is not a duration; write e.g. 500ms, 5s, 1m or 1h` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const name = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,61}[a-z0-9]$/, "use 2-63 lowercase letters, digits and hyphens, starting with a letter");
+
+const port = z
+  .number({ error: "must be a port number" })
+  .int("must be a whole number")
+  .min(1, "must be between 1 and 65535")
+  .max(65535, "must be between 1 and 65535");
+
+const labels = z.record(z.string(), z.string()).default({});
+
+export const LOCATIONS = ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"] as const;
+export const NETWORK_ZONES = ["eu-central", "us-east", "us-west", "ap-southeast"] as const;
+export const ENGINES = ["haproxy", "ts"] as const;
+
+export const subnetSchema = z.object({ ipRange: z.string() }).strict();
+
+export const networkSchema = z
+  .object({
+    name,
+    ipRange: z.string(),
+    subnets: z.array(subnetSchema).min(1, "a network needs at least one subnet for its servers"),
+    labels,
+  })
+  .strict();
+
+export const serverSchema = z
+  .object({
+    name,
+    serverType: z.string().min(1),
+    image: z.string().min(1),
+    /** network name -> this server's fixed private IP in it */
+    networks: z.record(z.string(), z.string()),
+    labels,
+  })
+  .strict();
+
+const tlsSchema = z.discriminatedUnion("source", [
+  /** Certificates already on the server, e.g. certbot's /etc/letsencrypt/live/<domain>. */
+  z.object({ source: z.literal("host"), path: z.string().startsWith("/", "must be an absolute path on the server") }).strict(),
+  /** PEM from secret stack config: the names of the two secret keys. */
+  z.object({ source: z.literal("provided"), certSecret: z.string().min(1), keySecret: z.string().min(1) }).strict(),
+  z.object({ source: z.literal("self-signed") }).strict(),
+]);
+
+const appSchema = z.union([
+  z.object({ upstream: z.string().regex(/^https?:\/\/[^\s;{}]+$/, "must be an http:// or https:// URL") }).strict(),
+  z.object({ body: z.string().regex(/^[^'\\\n\r]*$/, "must be one line without quotes or backslashes") }).strict(),
+]);
+
+export const siteSchema = z
+  .object({
+    hostname: z.string(),
+    server: z.string(),
+    port,
+    tls: tlsSchema,
+    app: appSchema.default({ body: "Hello from nginx, real client IP is $remote_addr\n" }),
+    healthPath: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "must be an absolute URL path").default("/healthz"),
+    tlsProtocols: z.array(z.enum(["TLSv1.2", "TLSv1.3"])).min(1).default(["TLSv1.2", "TLSv1.3"]),
+  })
+  .strict();
+
+const statsSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    port: port.default(8404),
+    user: z.string().regex(/^[A-Za-z0-9._-]+$/, "letters, digits, dot, dash, underscore").default("admin"),
+    /** Name of the secret stack config key that holds the password. */
+    passwordSecret: z.string().min(1).optional(),
+    allowedCidrs: z.array(z.string()).default([]),
+  })
+  .strict();
+
+const rateLimitSchema = z
+  .object({
+    window: durationMs.default(3000),
+    threshold: z.number().int().positive().default(50),
+    tableSize: z.number().int().positive().max(10_000_000).default(500_000),
+    expire: durationMs.default(60_000),
+    httpSessionsPerSecond: z.number().int().positive().default(128),
+  })
+  .strict();
+
+const timeoutsSchema = z
+  .object({
+    connect: durationMs.default(5000),
+    client: durationMs.default(30_000),
+    server: durationMs.default(30_000),
+    tunnel: durationMs.default(300_000),
+    inspect: durationMs.default(5000),
+  })
+  .strict();
+
+const healthCheckSchema = z
+  .object({
+    interval: durationMs.default(5000),
+    timeout: durationMs.default(2000),
+    fall: z.number().int().min(1).max(100).default(3),
+    rise: z.number().int().min(1).max(100).default(2),
+  })
+  .strict();
+
+const ownIngressSchema = z
+  .object({
+    mode: z.literal("own"),
+    server: serverSchema,
+    engine: z.string().default("haproxy"),
+    ports: z.object({ http: port.default(80), https: port.default(443) }).strict().prefault({}),
+    stats: statsSchema.prefault({}),
+    rateLimit: rateLimitSchema.prefault({}),
+    timeouts: timeoutsSchema.prefault({}),
+    healthCheck: healthCheckSchema.prefault({}),
+  })
+  .strict();
+
+const attachIngressSchema = z
+  .object({
+    mode: z.literal("attach"),
+    /** The owning stack, as a StackReference name: "<org>/<project>/<stack>". */
+    stack: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'write it as "<org>/<project>/<stack>", e.g. "organization/hetzner-ingress/prod"'),
+    /** This stack's network that the LB joins, and its fixed IP there. */
+    network: z.string(),
+    ip: z.string(),
+  })
+  .strict();
+
+export const ingressSchema = z.discriminatedUnion("mode", [ownIngressSchema, attachIngressSchema], {
+  error: 'ingress.mode must be "own" (this stack runs the LB) or "attach" (routes go to another stack\'s LB)',
+});
+
+const imagesSchema = z
+  .object({
+    haproxy: z.string().default("docker.io/library/haproxy:3.2.8-alpine"),
+    nginx: z.string().default("docker.io/library/nginx:1.28-alpine"),
+    node: z.string().default("docker.io/library/node:24-alpine"),
+  })
+  .strict();
+
+export const stackConfigSchema = z
+  .object({
+    location: z.enum(LOCATIONS),
+    networkZone: z.enum(NETWORK_ZONES),
+    networks: z.array(networkSchema).min(1),
+    servers: z.array(serverSchema).default([]),
+    sites: z.array(siteSchema).default([]),
+    ingress: ingressSchema,
+    ssh: z
+      .object({
+        adminCidrs: z.array(z.string()).min(1, "name at least one CIDR that may reach SSH, e.g. your office's /32"),
+        /** Explicit override for SSH open to the whole internet. */
+        allowFromAnywhere: z.boolean().default(false),
+      })
+      .strict(),
+    /** Delete and rebuild protection on servers and networks (Hetzner and Pulumi `protect`). */
+    protect: z.boolean().default(false),
+    containerImages: imagesSchema.prefault({}),
+  })
+  .strict();
+
+export type StackConfigInput = z.input<typeof stackConfigSchema>;
+export type StackConfig = z.output<typeof stackConfigSchema>;
+export type ServerConfig = z.output<typeof serverSchema>;
+export type SiteConfig = z.output<typeof siteSchema>;
+export type NetworkConfig = z.output<typeof networkSchema>;
+export type IngressConfig = z.output<typeof ingressSchema>;
+export type OwnIngressConfig = z.output<typeof ownIngressSchema>;
+export type AttachIngressConfig = z.output<typeof attachIngressSchema>;
+export type TlsSource = z.output<typeof tlsSchema>;

@@ -1,0 +1,249 @@
+// Cross-field validation of a stack config. Every rule runs and every error is collected,
+// so one `pulumi preview` shows the whole list. Pure: no I/O, no Pulumi.
+import { ConfigIssue, ConfigValidationError, formatPath } from "./errors";
+import { normaliseHostname } from "./hostname";
+import { KNOWN_IMAGES, quadletImages } from "./images";
+import { Cidr, Ipv4Cidr, cidrContainsIpv4, cidrSize, cidrsOverlap, intToIpv4, ipv4ToInt, isWholeInternet, parseCidr } from "./ip";
+import { ENGINES, ServerConfig, StackConfig, stackConfigSchema } from "./schema";
+import type { Engine, Topology } from "./types";
+
+/** Hetzner attaches a server to at most this many private networks. */
+export const MAX_NETWORKS_PER_SERVER = 3;
+
+const ZONE_OF_LOCATION: Readonly<Record<StackConfig["location"], StackConfig["networkZone"]>> = {
+  fsn1: "eu-central",
+  nbg1: "eu-central",
+  hel1: "eu-central",
+  ash: "us-east",
+  hil: "us-west",
+  sin: "ap-southeast",
+};
+
+const PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].map((c) => parseCidr(c) as Ipv4Cidr);
+
+interface ParsedNetwork {
+  readonly name: string;
+  readonly range: Ipv4Cidr;
+  readonly subnets: readonly Ipv4Cidr[];
+}
+
+/** Validates raw stack config (the values of Pulumi.<stack>.yaml without the namespace). */
+export function validateStackConfig(stack: string, raw: unknown): Topology {
+  const parsed = stackConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigValidationError(
+      stack,
+      parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })),
+    );
+  }
+  const issues: ConfigIssue[] = [];
+  const topology = checkTopology(stack, parsed.data, (path, message) => issues.push({ path, message }));
+  if (issues.length > 0) throw new ConfigValidationError(stack, issues);
+  return topology;
+}
+
+type Report = (path: string, message: string) => void;
+
+function checkTopology(stack: string, cfg: StackConfig, report: Report): Topology {
+  if (ZONE_OF_LOCATION[cfg.location] !== cfg.networkZone) {
+    report("networkZone", `location ${cfg.location} is in network zone ${ZONE_OF_LOCATION[cfg.location]}, not ${cfg.networkZone}; set networkZone: ${ZONE_OF_LOCATION[cfg.location]}`);
+  }
+  const networks = checkNetworks(cfg, report);
+  const ipOwners = new Map<string, string>(); // "net/ip" -> path that claimed it
+
+  const lbServer = cfg.ingress.mode === "own" ? cfg.ingress.server : undefined;
+  const allServers: Array<{ server: ServerConfig; path: string }> = cfg.servers.map((server, i) => ({ server, path: `servers[${i}]` }));
+  if (lbServer) allServers.push({ server: lbServer, path: "ingress.server" });
+
+  const seenNames = new Map<string, string>();
+  for (const { server, path } of allServers) {
+    const earlier = seenNames.get(server.name);
+    if (earlier) report(`${path}.name`, `server name "${server.name}" is already used by ${earlier}; give each server its own name`);
+    else seenNames.set(server.name, path);
+    checkServer(server, path, networks, ipOwners, report);
+  }
+
+  if (cfg.ingress.mode === "attach") {
+    const net = networks.get(cfg.ingress.network);
+    if (!net) {
+      report("ingress.network", `unknown network "${cfg.ingress.network}"; the LB joins one of this stack's networks: ${[...networks.keys()].join(", ")}`);
+    } else {
+      checkPrivateIp(cfg.ingress.ip, net, "ingress.ip", ipOwners, report);
+    }
+  } else {
+    if (!(ENGINES as readonly string[]).includes(cfg.ingress.engine)) {
+      report("ingress.engine", `unknown engine "${cfg.ingress.engine}"; use "haproxy" or "ts"`);
+    }
+    const stats = cfg.ingress.stats;
+    if (stats.enabled && !stats.passwordSecret) {
+      report("ingress.stats.passwordSecret", "stats is enabled without a password; name a secret config key (pulumi config set --secret statsPassword ...) or set stats.enabled: false");
+    }
+    if (stats.enabled && stats.allowedCidrs.length === 0) {
+      report("ingress.stats.allowedCidrs", "stats is enabled but no source may reach it; list the CIDRs allowed to see the stats page");
+    }
+    stats.allowedCidrs.forEach((c, i) => checkCidr(c, `ingress.stats.allowedCidrs[${i}]`, report));
+    const ports = cfg.ingress.ports;
+    if (ports.http === ports.https) report("ingress.ports.http", `http and https both use port ${ports.http}; give them different ports`);
+    if (stats.enabled && (stats.port === ports.http || stats.port === ports.https)) {
+      report("ingress.stats.port", `stats port ${stats.port} collides with a public port; choose another (8404 is HAProxy's usual)`);
+    }
+    if (cfg.ingress.healthCheck.timeout > cfg.ingress.healthCheck.interval) {
+      report("ingress.healthCheck.timeout", "the check timeout is longer than the check interval; make it shorter");
+    }
+  }
+
+  const sites = checkSites(cfg, networks, report);
+  checkSsh(cfg, report);
+
+  const ingress = cfg.ingress.mode === "own" ? { ...cfg.ingress, engine: cfg.ingress.engine as Engine } : cfg.ingress;
+  return {
+    stack,
+    location: cfg.location,
+    networkZone: cfg.networkZone,
+    networks: cfg.networks,
+    servers: cfg.servers,
+    sites,
+    ingress,
+    ssh: cfg.ssh,
+    protect: cfg.protect,
+    containerImages: cfg.containerImages,
+  };
+}
+
+function checkCidr(text: string, path: string, report: Report): Cidr | undefined {
+  const c = parseCidr(text);
+  if (typeof c === "string") {
+    report(path, c);
+    return undefined;
+  }
+  return c;
+}
+
+function checkNetworks(cfg: StackConfig, report: Report): Map<string, ParsedNetwork> {
+  const out = new Map<string, ParsedNetwork>();
+  const ranges: Array<{ range: Ipv4Cidr; path: string; name: string }> = [];
+  cfg.networks.forEach((net, i) => {
+    const path = `networks[${i}]`;
+    if (out.has(net.name)) report(`${path}.name`, `network name "${net.name}" is used twice; give each network its own name`);
+    const range = checkCidr(net.ipRange, `${path}.ipRange`, report);
+    if (!range) return;
+    if (range.family !== 4) return report(`${path}.ipRange`, "Hetzner private networks are IPv4; use a range such as 172.24.0.0/16");
+    if (!PRIVATE_RANGES.some((p) => p.prefix <= range.prefix && cidrContainsIpv4(p, range.base))) {
+      return report(`${path}.ipRange`, `${net.ipRange} is not in a private range; use one inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16`);
+    }
+    for (const other of ranges) {
+      if (cidrsOverlap(range, other.range)) {
+        report(`${path}.ipRange`, `${net.ipRange} overlaps network "${other.name}" (${other.range.text}); private networks must not overlap, or the LB cannot route to both`);
+      }
+    }
+    ranges.push({ range, path, name: net.name });
+    const subnets: Ipv4Cidr[] = [];
+    net.subnets.forEach((s, j) => {
+      const sp = `${path}.subnets[${j}].ipRange`;
+      const sub = checkCidr(s.ipRange, sp, report);
+      if (!sub) return;
+      if (sub.family !== 4 || sub.prefix < range.prefix || !cidrContainsIpv4(range, sub.base)) {
+        return report(sp, `subnet ${s.ipRange} is not inside network "${net.name}" (${net.ipRange}); pick a subnet of it`);
+      }
+      if (sub.prefix > 29) return report(sp, `subnet ${s.ipRange} is too small for servers; use /29 or larger`);
+      for (const o of subnets) {
+        if (cidrsOverlap(sub, o)) report(sp, `subnet ${s.ipRange} overlaps subnet ${o.text}; subnets of a network must not overlap`);
+      }
+      subnets.push(sub);
+    });
+    out.set(net.name, { name: net.name, range, subnets });
+  });
+  return out;
+}
+
+function checkServer(server: ServerConfig, path: string, networks: Map<string, ParsedNetwork>, ipOwners: Map<string, string>, report: Report): void {
+  const facts = KNOWN_IMAGES[server.image];
+  if (!facts) {
+    report(`${path}.image`, `unknown image "${server.image}"; use one whose podman has Quadlet: ${quadletImages().join(", ")}`);
+  } else if (!facts.quadlet) {
+    report(`${path}.image`, `image "${server.image}" ships podman ${facts.podman}, which lacks Quadlet (needs podman >= 4.4) so the rendered units cannot run; use one of ${quadletImages().join(", ")}`);
+  }
+  const nets = Object.entries(server.networks);
+  if (nets.length === 0) report(`${path}.networks`, "a server needs a fixed private IP in at least one network");
+  if (nets.length > MAX_NETWORKS_PER_SERVER) {
+    report(`${path}.networks`, `server "${server.name}" is in ${nets.length} networks; Hetzner allows at most ${MAX_NETWORKS_PER_SERVER} per server`);
+  }
+  for (const [netName, ip] of nets) {
+    const net = networks.get(netName);
+    if (!net) {
+      report(`${path}.networks.${netName}`, `unknown network "${netName}"; declared networks are: ${[...networks.keys()].join(", ") || "(none)"}`);
+      continue;
+    }
+    checkPrivateIp(ip, net, `${path}.networks.${netName}`, ipOwners, report);
+  }
+}
+
+function checkPrivateIp(ip: string, net: ParsedNetwork, path: string, ipOwners: Map<string, string>, report: Report): void {
+  const n = ipv4ToInt(ip);
+  if (n === undefined) return report(path, `"${ip}" is not an IPv4 address`);
+  if (!cidrContainsIpv4(net.range, n)) {
+    return report(path, `${ip} is outside network "${net.name}" (${net.range.text}); choose an address inside it`);
+  }
+  const sub = net.subnets.find((s) => cidrContainsIpv4(s, n));
+  if (!sub) {
+    return report(path, `${ip} is not in any subnet of network "${net.name}" (${net.subnets.map((s) => s.text).join(", ")}); add a subnet that holds it or choose an address in one`);
+  }
+  // Hetzner reserves a subnet's network address and its first host (the gateway, .1).
+  const offset = n - sub.base;
+  if (offset === 0 || offset === 1 || offset === cidrSize(sub) - 1) {
+    return report(path, `${ip} is reserved in subnet ${sub.text} (network, gateway or broadcast address); use ${intToIpv4(sub.base + 2)} or above`);
+  }
+  const key = `${net.name}/${ip}`;
+  const owner = ipOwners.get(key);
+  if (owner) return report(path, `${ip} in network "${net.name}" is already taken by ${owner}; give each server its own address`);
+  ipOwners.set(key, path);
+}
+
+function checkSites(cfg: StackConfig, networks: Map<string, ParsedNetwork>, report: Report): StackConfig["sites"] {
+  const servers = new Map(cfg.servers.map((s) => [s.name, s]));
+  const lbNetworks = cfg.ingress.mode === "own" ? Object.keys(cfg.ingress.server.networks) : [cfg.ingress.network];
+  const hostnames = new Map<string, string>();
+  const listeners = new Map<string, { path: string; tls: string }>();
+  const out: StackConfig["sites"] = [];
+  cfg.sites.forEach((site, i) => {
+    const path = `sites[${i}]`;
+    const h = normaliseHostname(site.hostname);
+    let hostname = site.hostname;
+    if (!h.ok) report(`${path}.hostname`, `"${site.hostname}" is not a valid SNI hostname: ${h.reason}`);
+    else {
+      hostname = h.hostname;
+      const earlier = hostnames.get(hostname);
+      if (earlier) report(`${path}.hostname`, `hostname "${hostname}" is already routed by ${earlier}; each hostname goes to exactly one server:port`);
+      else hostnames.set(hostname, path);
+    }
+    const server = servers.get(site.server);
+    if (!server) {
+      const isLb = cfg.ingress.mode === "own" && cfg.ingress.server.name === site.server;
+      report(`${path}.server`, isLb
+        ? `"${site.server}" is the load balancer; sites run on backend servers listed under servers`
+        : `unknown server "${site.server}"; declared servers are: ${cfg.servers.map((s) => s.name).join(", ") || "(none)"}`);
+    } else {
+      const shared = Object.keys(server.networks).filter((n) => lbNetworks.includes(n) && networks.has(n));
+      if (shared.length === 0) {
+        report(`${path}.server`, `server "${site.server}" shares no network with the load balancer (${lbNetworks.join(", ")}); put it in one of them so the LB can reach it`);
+      }
+      const key = `${site.server}:${site.port}`;
+      const tls = JSON.stringify(site.tls);
+      const other = listeners.get(key);
+      if (other && other.tls !== tls) {
+        report(`${path}.tls`, `${key} is also served by ${other.path} with a different certificate; one listener has one certificate here, so give this site its own port or use one certificate (e.g. with both names as SANs) for both`);
+      } else if (!other) listeners.set(key, { path, tls });
+    }
+    out.push({ ...site, hostname });
+  });
+  return out;
+}
+
+function checkSsh(cfg: StackConfig, report: Report): void {
+  cfg.ssh.adminCidrs.forEach((text, i) => {
+    const c = checkCidr(text, `ssh.adminCidrs[${i}]`, report);
+    if (c && isWholeInternet(c) && !cfg.ssh.allowFromAnywhere) {
+      report(`ssh.adminCidrs[${i}]`, `${text} opens SSH to the whole internet; list your admin addresses instead, or set ssh.allowFromAnywhere: true to accept that risk explicitly`);
+    }
+  });
+}
