@@ -33,13 +33,22 @@ export function validateStackConfig(stack: string, raw: unknown): Topology {
   if (!parsed.success) {
     throw new ConfigValidationError(
       stack,
-      parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })),
+      parsed.error.issues.flatMap((i): ConfigIssue[] =>
+        i.code === "unrecognized_keys"
+          ? i.keys.map((key) => ({ path: formatPath(i.path), message: unknownKeyMessage(key, i.path.length === 0) }))
+          : [{ path: formatPath(i.path), message: i.message }],
+      ),
     );
   }
   const issues: ConfigIssue[] = [];
   const topology = checkTopology(stack, parsed.data, (path, message) => issues.push({ path, message }));
   if (issues.length > 0) throw new ConfigValidationError(stack, issues);
   return topology;
+}
+
+function unknownKeyMessage(key: string, topLevel: boolean): string {
+  if (topLevel) return `unknown key "${key}"; if it holds a secret, set it with \`pulumi config set --secret ${key} ...\` so it is stored encrypted`;
+  return `unknown key "${key}"; check its spelling against docs/config.md`;
 }
 
 type Report = (path: string, message: string) => void;
@@ -49,6 +58,7 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
     report("networkZone", `location ${cfg.location} is in network zone ${ZONE_OF_LOCATION[cfg.location]}, not ${cfg.networkZone}; set networkZone: ${ZONE_OF_LOCATION[cfg.location]}`);
   }
   const networks = checkNetworks(cfg, report);
+  const declared = new Set(cfg.networks.map((n) => n.name));
   const ipOwners = new Map<string, string>(); // "net/ip" -> path that claimed it
 
   const lbServer = cfg.ingress.mode === "own" ? cfg.ingress.server : undefined;
@@ -60,14 +70,14 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
     const earlier = seenNames.get(server.name);
     if (earlier) report(`${path}.name`, `server name "${server.name}" is already used by ${earlier}; give each server its own name`);
     else seenNames.set(server.name, path);
-    checkServer(server, path, networks, ipOwners, report);
+    checkServer(server, path, networks, declared, ipOwners, report);
   }
 
   if (cfg.ingress.mode === "attach") {
     const net = networks.get(cfg.ingress.network);
-    if (!net) {
-      report("ingress.network", `unknown network "${cfg.ingress.network}"; the LB joins one of this stack's networks: ${[...networks.keys()].join(", ")}`);
-    } else {
+    if (!declared.has(cfg.ingress.network)) {
+      report("ingress.network", `unknown network "${cfg.ingress.network}"; the LB joins one of this stack's networks: ${[...declared].join(", ")}`);
+    } else if (net) {
       checkPrivateIp(cfg.ingress.ip, net, "ingress.ip", ipOwners, report);
     }
   } else {
@@ -92,7 +102,7 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
     }
   }
 
-  const sites = checkSites(cfg, networks, report);
+  const sites = checkSites(cfg, declared, report);
   checkSsh(cfg, report);
 
   const ingress = cfg.ingress.mode === "own" ? { ...cfg.ingress, engine: cfg.ingress.engine as Engine } : cfg.ingress;
@@ -156,7 +166,7 @@ function checkNetworks(cfg: StackConfig, report: Report): Map<string, ParsedNetw
   return out;
 }
 
-function checkServer(server: ServerConfig, path: string, networks: Map<string, ParsedNetwork>, ipOwners: Map<string, string>, report: Report): void {
+function checkServer(server: ServerConfig, path: string, networks: Map<string, ParsedNetwork>, declared: ReadonlySet<string>, ipOwners: Map<string, string>, report: Report): void {
   const facts = KNOWN_IMAGES[server.image];
   if (!facts) {
     report(`${path}.image`, `unknown image "${server.image}"; use one whose podman has Quadlet: ${quadletImages().join(", ")}`);
@@ -171,8 +181,10 @@ function checkServer(server: ServerConfig, path: string, networks: Map<string, P
   for (const [netName, ip] of nets) {
     const net = networks.get(netName);
     if (!net) {
-      report(`${path}.networks.${netName}`, `unknown network "${netName}"; declared networks are: ${[...networks.keys()].join(", ") || "(none)"}`);
-      continue;
+      if (!declared.has(netName)) {
+        report(`${path}.networks.${netName}`, `unknown network "${netName}"; declared networks are: ${[...declared].join(", ") || "(none)"}`);
+      }
+      continue; // a declared network with a bad range was reported already; its addresses cannot be checked
     }
     checkPrivateIp(ip, net, `${path}.networks.${netName}`, ipOwners, report);
   }
@@ -199,7 +211,7 @@ function checkPrivateIp(ip: string, net: ParsedNetwork, path: string, ipOwners: 
   ipOwners.set(key, path);
 }
 
-function checkSites(cfg: StackConfig, networks: Map<string, ParsedNetwork>, report: Report): StackConfig["sites"] {
+function checkSites(cfg: StackConfig, declared: ReadonlySet<string>, report: Report): StackConfig["sites"] {
   const servers = new Map(cfg.servers.map((s) => [s.name, s]));
   const lbNetworks = cfg.ingress.mode === "own" ? Object.keys(cfg.ingress.server.networks) : [cfg.ingress.network];
   const hostnames = new Map<string, string>();
@@ -223,7 +235,7 @@ function checkSites(cfg: StackConfig, networks: Map<string, ParsedNetwork>, repo
         ? `"${site.server}" is the load balancer; sites run on backend servers listed under servers`
         : `unknown server "${site.server}"; declared servers are: ${cfg.servers.map((s) => s.name).join(", ") || "(none)"}`);
     } else {
-      const shared = Object.keys(server.networks).filter((n) => lbNetworks.includes(n) && networks.has(n));
+      const shared = Object.keys(server.networks).filter((n) => lbNetworks.includes(n) && declared.has(n));
       if (shared.length === 0) {
         report(`${path}.server`, `server "${site.server}" shares no network with the load balancer (${lbNetworks.join(", ")}); put it in one of them so the LB can reach it`);
       }

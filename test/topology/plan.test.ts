@@ -1,0 +1,135 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
+import { assembleRoutingTable, HostPlan, planStack, RouteFragment, validateStackConfig } from "../../topology";
+import { validConfig } from "./fixtures";
+
+const prod = planStack(loadTopology("prod"));
+const demo = planStack(loadTopology("demo"));
+
+function host(plan: { hosts: readonly HostPlan[] }, name: string): HostPlan {
+  const h = plan.hosts.find((x) => x.name === name);
+  assert.ok(h, `no host ${name}`);
+  return h;
+}
+
+test("the plans of prod and demo together reproduce the original routing table", () => {
+  const lb = host(prod, "loadbalancer");
+  assert.ok(demo.attach, "demo attaches to prod's LB");
+  const table = assembleRoutingTable([lb.ingress!.fragment, demo.attach.fragment]).map((r) => [r.hostname, r.server, `${r.address}:${r.port}`]);
+  // The table in DESIGN.md, row for row.
+  assert.deepEqual(table, [
+    ["monitoring.fiscalismia.com", "monitoring", "172.24.0.2:443"],
+    ["fiscalismia.com", "frontend", "172.24.0.3:443"],
+    ["backend.fiscalismia.com", "backend", "172.24.0.4:443"],
+    ["demo.fiscalismia.com", "demo", "172.20.0.2:443"],
+    ["backend.demo.fiscalismia.com", "demo", "172.20.0.2:8443"],
+  ]);
+});
+
+test("prod owns one LB at 172.24.1.3 and three web servers; demo owns one web server", () => {
+  assert.deepEqual(prod.hosts.map((h) => [h.name, h.role, h.privateIps]), [
+    ["loadbalancer", "ingress", [{ network: "prod", ip: "172.24.1.3" }]],
+    ["monitoring", "web", [{ network: "prod", ip: "172.24.0.2" }]],
+    ["frontend", "web", [{ network: "prod", ip: "172.24.0.3" }]],
+    ["backend", "web", [{ network: "prod", ip: "172.24.0.4" }]],
+  ]);
+  assert.equal(prod.attach, undefined);
+  assert.deepEqual(demo.hosts.map((h) => [h.name, h.role, h.privateIps]), [["demo", "web", [{ network: "demo", ip: "172.20.0.2" }]]]);
+  assert.deepEqual({ stack: demo.attach!.stack, network: demo.attach!.network, ip: demo.attach!.ip }, { stack: "organization/hetzner-ingress/prod", network: "demo", ip: "172.20.1.3" });
+});
+
+test("the LB accepts 80 and 443 from anywhere, stats and SSH only from their CIDRs", () => {
+  assert.deepEqual(host(prod, "loadbalancer").firewall, [
+    { port: 80, sources: ["0.0.0.0/0", "::/0"], purpose: "http", scope: "public" },
+    { port: 443, sources: ["0.0.0.0/0", "::/0"], purpose: "https", scope: "public" },
+    { port: 8404, sources: ["198.51.100.7/32"], purpose: "stats", scope: "public" },
+    { port: 22, sources: ["198.51.100.7/32"], purpose: "ssh", scope: "public" },
+  ]);
+});
+
+test("a web server accepts its site ports only from the LB's private IP in its network", () => {
+  assert.deepEqual(host(demo, "demo").firewall, [
+    { port: 443, sources: ["172.20.1.3/32"], purpose: "site", scope: "private" },
+    { port: 8443, sources: ["172.20.1.3/32"], purpose: "site", scope: "private" },
+    { port: 22, sources: ["198.51.100.7/32"], purpose: "ssh", scope: "public" },
+  ]);
+  for (const name of ["monitoring", "frontend", "backend"]) {
+    const h = host(prod, name);
+    assert.deepEqual(h.web!.realIpFrom, ["172.24.1.3"]);
+    assert.deepEqual(h.firewall[0], { port: 443, sources: ["172.24.1.3/32"], purpose: "site", scope: "private" });
+  }
+  assert.deepEqual(host(demo, "demo").web!.realIpFrom, ["172.20.1.3"]);
+});
+
+test("every LB backend checks its own site's health path with that site's SNI", () => {
+  const fragment = demo.attach!.fragment;
+  assert.deepEqual(fragment.backends, [
+    { name: "demo_demo_443", servers: [{ name: "demo", address: "172.20.0.2", port: 443 }], check: { sni: "demo.fiscalismia.com", path: "/healthz" } },
+    { name: "demo_demo_8443", servers: [{ name: "demo", address: "172.20.0.2", port: 8443 }], check: { sni: "backend.demo.fiscalismia.com", path: "/healthz" } },
+  ]);
+});
+
+test("the LB runs haproxy with host networking friendly mounts and the stats env file as a secret file", () => {
+  const lb = host(prod, "loadbalancer");
+  assert.deepEqual(lb.containers.map((c) => [c.name, c.reloadSignal, c.envFile]), [["haproxy", "USR2", "/srv/ingress/secrets/stats.env"]]);
+  assert.deepEqual(lb.secretFiles, [{ path: "/srv/ingress/secrets/stats.env", from: { kind: "stats-env", user: "admin", secretKey: "statsPassword" } }]);
+  assert.deepEqual(lb.files.map((f) => f.path), [
+    "/srv/ingress/current/haproxy/haproxy.cfg",
+    "/srv/ingress/current/haproxy/routes.d/prod.cfg",
+    "/srv/ingress/current/haproxy/routes.d/prod.map",
+    "/srv/ingress/current/haproxy/errors/503.http",
+    "/etc/containers/systemd/haproxy.container",
+    "/srv/ingress/current/nftables/ingress.nft",
+  ]);
+});
+
+test("certificates from the host are mounted from certbot's tree and never copied", () => {
+  const d = host(demo, "demo");
+  assert.deepEqual(d.secretFiles, []);
+  assert.deepEqual(d.web!.sites.map((s) => [s.cert, s.key, s.certDelivery]), [
+    ["/etc/letsencrypt/live/demo.fiscalismia.com/fullchain.pem", "/etc/letsencrypt/live/demo.fiscalismia.com/privkey.pem", "host"],
+    ["/etc/letsencrypt/live/backend.demo.fiscalismia.com/fullchain.pem", "/etc/letsencrypt/live/backend.demo.fiscalismia.com/privkey.pem", "host"],
+  ]);
+  assert.ok(d.containers[0]!.mounts.some((m) => m.host === "/etc/letsencrypt"));
+});
+
+test("the standalone example owns a ts-engine LB with self-signed listener certificates", () => {
+  const ex = planStack(loadTopology("standalone-demo", join(REPO_ROOT, "examples", "Pulumi.standalone-demo.yaml")));
+  const lb = host(ex, "lb");
+  assert.equal(lb.ingress!.engine, "ts");
+  assert.equal(lb.containers[0]!.name, "proxy");
+  const web = host(ex, "web");
+  assert.deepEqual(web.secretFiles.map((f) => [f.path, f.from.kind]), [
+    ["/srv/ingress/secrets/tls/port-443/fullchain.pem", "tls-cert"],
+    ["/srv/ingress/secrets/tls/port-443/privkey.pem", "tls-key"],
+    ["/srv/ingress/secrets/tls/port-8443/fullchain.pem", "tls-cert"],
+    ["/srv/ingress/secrets/tls/port-8443/privkey.pem", "tls-key"],
+  ]);
+});
+
+test("a listener shared by two sites gets one self-signed certificate naming both", () => {
+  const c = validConfig();
+  c.sites.push({ hostname: "www.fiscalismia.com", server: "frontend", port: 443, tls: { source: "self-signed" } });
+  const frontend = host(planStack(validateStackConfig("t", c)), "frontend");
+  const cert = frontend.secretFiles.find((f) => f.from.kind === "tls-cert")!;
+  assert.ok(cert.from.kind === "tls-cert");
+  assert.deepEqual(cert.from.hostnames, ["fiscalismia.com", "www.fiscalismia.com"]);
+});
+
+test("two stacks claiming one hostname cannot be assembled", () => {
+  const clash: RouteFragment = {
+    stack: "demo2",
+    backends: [{ name: "demo2_x_443", servers: [{ name: "x", address: "172.20.0.9", port: 443 }], check: { sni: "fiscalismia.com", path: "/healthz" } }],
+    routes: [{ hostname: "fiscalismia.com", backend: "demo2_x_443" }],
+  };
+  assert.throws(
+    () => assembleRoutingTable([host(prod, "loadbalancer").ingress!.fragment, clash]),
+    { message: 'routes cannot be assembled:\n  - hostname "fiscalismia.com" is claimed by stack "prod" and stack "demo2"; remove it from one of them' },
+  );
+});
+
+test("planning is deterministic", () => {
+  assert.deepEqual(planStack(loadTopology("prod")), prod);
+});

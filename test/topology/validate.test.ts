@@ -1,0 +1,208 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigValidationError, validateStackConfig } from "../../topology";
+import { validConfig } from "./fixtures";
+
+function issuesOf(cfg: unknown): Array<{ path: string; message: string }> {
+  try {
+    validateStackConfig("t", cfg);
+  } catch (e) {
+    assert.ok(e instanceof ConfigValidationError, `expected ConfigValidationError, got ${String(e)}`);
+    return e.issues.map((i) => ({ path: i.path, message: i.message }));
+  }
+  return [];
+}
+
+/** Asserts exactly one issue, at `path`, whose message matches. */
+function rejects(mutate: (c: ReturnType<typeof validConfig>) => void, path: string, message: RegExp | string): void {
+  const cfg = validConfig();
+  mutate(cfg);
+  const issues = issuesOf(cfg);
+  assert.equal(issues.length, 1, `expected one issue, got ${JSON.stringify(issues, null, 2)}`);
+  assert.equal(issues[0]!.path, path);
+  if (typeof message === "string") assert.equal(issues[0]!.message, message);
+  else assert.match(issues[0]!.message, message);
+}
+
+test("the fixture is valid", () => {
+  assert.deepEqual(issuesOf(validConfig()), []);
+});
+
+test("an IP outside its network", () => {
+  rejects((c) => (c.servers[0].networks.prod = "172.25.0.3"), "servers[0].networks.prod", '172.25.0.3 is outside network "prod" (172.24.0.0/16); choose an address inside it');
+});
+
+test("an IP inside the network but in no subnet", () => {
+  rejects((c) => (c.servers[0].networks.prod = "172.24.9.3"), "servers[0].networks.prod", '172.24.9.3 is not in any subnet of network "prod" (172.24.0.0/24, 172.24.1.0/24); add a subnet that holds it or choose an address in one');
+});
+
+test("the subnet gateway address is reserved", () => {
+  rejects((c) => (c.servers[0].networks.prod = "172.24.0.1"), "servers[0].networks.prod", "172.24.0.1 is reserved in subnet 172.24.0.0/24 (network, gateway or broadcast address); use 172.24.0.2 or above");
+});
+
+test("two servers with the same IP", () => {
+  rejects((c) => (c.servers[1].networks.prod = "172.24.0.3"), "servers[1].networks.prod", '172.24.0.3 in network "prod" is already taken by servers[0].networks.prod; give each server its own address');
+});
+
+test("the LB's IP colliding with a server's", () => {
+  rejects((c) => (c.ingress.server.networks.prod = "172.24.0.4"), "ingress.server.networks.prod", '172.24.0.4 in network "prod" is already taken by servers[1].networks.prod; give each server its own address');
+});
+
+test("an attached LB's IP colliding with a server's", () => {
+  rejects(
+    (c) => (c.ingress = { mode: "attach", stack: "organization/hetzner-ingress/prod", network: "prod", ip: "172.24.0.3" }),
+    "ingress.ip",
+    '172.24.0.3 in network "prod" is already taken by servers[0].networks.prod; give each server its own address',
+  );
+});
+
+test("overlapping network ranges", () => {
+  rejects(
+    (c) => c.networks.push({ name: "demo", ipRange: "172.24.128.0/17", subnets: [{ ipRange: "172.24.128.0/24" }] }),
+    "networks[1].ipRange",
+    '172.24.128.0/17 overlaps network "prod" (172.24.0.0/16); private networks must not overlap, or the LB cannot route to both',
+  );
+});
+
+test("a subnet outside its network", () => {
+  rejects((c) => c.networks[0].subnets.push({ ipRange: "172.25.0.0/24" }), "networks[0].subnets[2].ipRange", 'subnet 172.25.0.0/24 is not inside network "prod" (172.24.0.0/16); pick a subnet of it');
+});
+
+test("a public network range", () => {
+  rejects((c) => (c.networks[0].ipRange = "8.8.0.0/16"), "networks[0].ipRange", /is not in a private range/);
+});
+
+test("a site naming an unknown server", () => {
+  rejects((c) => (c.sites[0].server = "frontend2"), "sites[0].server", 'unknown server "frontend2"; declared servers are: frontend, backend');
+});
+
+test("a site on the load balancer itself", () => {
+  rejects((c) => (c.sites[0].server = "loadbalancer"), "sites[0].server", '"loadbalancer" is the load balancer; sites run on backend servers listed under servers');
+});
+
+test("a duplicate SNI hostname, also after normalisation", () => {
+  rejects((c) => (c.sites[1].hostname = "Fiscalismia.COM."), "sites[1].hostname", 'hostname "fiscalismia.com" is already routed by sites[0]; each hostname goes to exactly one server:port');
+});
+
+test("hostnames are lowercased and one trailing dot is stripped", () => {
+  const c = validConfig();
+  c.sites[0].hostname = "FISCALISMIA.com.";
+  assert.equal(validateStackConfig("t", c).sites[0]!.hostname, "fiscalismia.com");
+});
+
+for (const [hostname, reason] of [
+  ["172.24.0.3", 'it is an IP literal; TLS clients never send an address as SNI, use a DNS name'],
+  ["[2001:db8::1]", "it is an IP literal; TLS clients never send an address as SNI, use a DNS name"],
+  ["my_host.fiscalismia.com", 'label "my_host" contains an underscore, which is not valid in a hostname'],
+  ["a..fiscalismia.com", 'it has an empty label (".." or a leading dot)'],
+  ["bücher.fiscalismia.com", "it contains non-ASCII characters; write internationalised names as A-labels (xn--...)"],
+  ["", "it is empty"],
+  ["fiscalismia.com..", 'it has an empty label (".." or a leading dot)'],
+] as const) {
+  test(`an invalid hostname: ${JSON.stringify(hostname)}`, () => {
+    rejects((c) => (c.sites[0].hostname = hostname), "sites[0].hostname", `"${hostname}" is not a valid SNI hostname: ${reason}`);
+  });
+}
+
+test("a port out of range", () => {
+  rejects((c) => (c.sites[0].port = 70000), "sites[0].port", "must be between 1 and 65535");
+  rejects((c) => (c.sites[0].port = 0), "sites[0].port", "must be between 1 and 65535");
+});
+
+test("two sites on one server:port with different certificates", () => {
+  rejects(
+    (c) => c.sites.push({ hostname: "www.fiscalismia.com", server: "frontend", port: 443, tls: { source: "host", path: "/etc/letsencrypt/live/www.fiscalismia.com" } }),
+    "sites[2].tls",
+    "frontend:443 is also served by sites[0] with a different certificate; one listener has one certificate here, so give this site its own port or use one certificate (e.g. with both names as SANs) for both",
+  );
+});
+
+test("two sites on one server:port with the same certificate are fine", () => {
+  const c = validConfig();
+  c.sites.push({ hostname: "www.fiscalismia.com", server: "frontend", port: 443, tls: { source: "self-signed" } });
+  assert.deepEqual(issuesOf(c), []);
+});
+
+test("more than 3 networks on one server", () => {
+  rejects(
+    (c) => {
+      for (const n of [20, 21, 22]) c.networks.push({ name: `n${n}`, ipRange: `10.${n}.0.0/16`, subnets: [{ ipRange: `10.${n}.0.0/24` }] });
+      c.servers[0].networks = { prod: "172.24.0.3", n20: "10.20.0.3", n21: "10.21.0.3", n22: "10.22.0.3" };
+    },
+    "servers[0].networks",
+    'server "frontend" is in 4 networks; Hetzner allows at most 3 per server',
+  );
+});
+
+test("an engine other than haproxy or ts", () => {
+  rejects((c) => (c.ingress.engine = "nginx"), "ingress.engine", 'unknown engine "nginx"; use "haproxy" or "ts"');
+});
+
+test("stats enabled without a password secret", () => {
+  rejects(
+    (c) => delete c.ingress.stats.passwordSecret,
+    "ingress.stats.passwordSecret",
+    "stats is enabled without a password; name a secret config key (pulumi config set --secret statsPassword ...) or set stats.enabled: false",
+  );
+});
+
+for (const cidr of ["0.0.0.0/0", "::/0"]) {
+  test(`SSH open to ${cidr} without an explicit override`, () => {
+    rejects(
+      (c) => c.ssh.adminCidrs.push(cidr),
+      "ssh.adminCidrs[1]",
+      `${cidr} opens SSH to the whole internet; list your admin addresses instead, or set ssh.allowFromAnywhere: true to accept that risk explicitly`,
+    );
+  });
+}
+
+test("SSH open to the world is accepted with the override", () => {
+  const c = validConfig();
+  c.ssh = { adminCidrs: ["0.0.0.0/0", "::/0"], allowFromAnywhere: true };
+  assert.deepEqual(issuesOf(c), []);
+});
+
+test("an image whose podman lacks Quadlet", () => {
+  rejects(
+    (c) => (c.servers[1].image = "debian-12"),
+    "servers[1].image",
+    'image "debian-12" ships podman 4.3, which lacks Quadlet (needs podman >= 4.4) so the rendered units cannot run; use one of ubuntu-24.04, debian-13, fedora-41, fedora-42, centos-stream-9, centos-stream-10, rocky-9, rocky-10, alma-9, alma-10',
+  );
+});
+
+test("a location outside the network zone", () => {
+  rejects((c) => (c.location = "ash"), "networkZone", "location ash is in network zone us-east, not eu-central; set networkZone: us-east");
+});
+
+test("an unknown ingress mode names both choices", () => {
+  rejects((c) => (c.ingress.mode = "share"), "ingress.mode", 'ingress.mode must be "own" (this stack runs the LB) or "attach" (routes go to another stack\'s LB)');
+});
+
+test("a plaintext secret key in the project namespace is refused by name", () => {
+  const issues = issuesOf({ ...validConfig(), statsPassword: "hunter2" });
+  assert.deepEqual(issues, [
+    {
+      path: "(root)",
+      message: 'unknown key "statsPassword"; if it holds a secret, set it with `pulumi config set --secret statsPassword ...` so it is stored encrypted',
+    },
+  ]);
+});
+
+test("every error is reported at once", () => {
+  const c = validConfig();
+  c.servers[0].networks.prod = "172.25.0.3";
+  c.sites[1].server = "nope";
+  c.ingress.engine = "nginx";
+  c.ssh.adminCidrs = ["0.0.0.0/0"];
+  const issues = issuesOf(c);
+  assert.deepEqual(issues.map((i) => i.path).sort(), ["ingress.engine", "servers[0].networks.prod", "sites[1].server", "ssh.adminCidrs[0]"]);
+});
+
+test("the error message lists every issue with its path", () => {
+  const c = validConfig();
+  c.sites[0].server = "nope";
+  assert.throws(() => validateStackConfig("prod", c), (e: Error) => {
+    assert.match(e.message, /^stack "prod" config has 1 error:\n  - sites\[0\]\.server: unknown server "nope"/);
+    return true;
+  });
+});
