@@ -1,0 +1,216 @@
+// HAProxy as a layer-4 SNI router: haproxy.cfg (global, defaults, frontends, stats), one
+// routes.d/<stack>.cfg of backend sections per stack, and one routes.d/<stack>.map per stack.
+// Pure: the same plan gives byte-identical text. Syntax is what both HAProxy 2.6 (Debian 12,
+// the tests) and 3.2 (the production image) accept; see docs/haproxy.md.
+import { formatDuration } from "../topology/duration";
+import * as paths from "../topology/paths";
+import type { HostPlan, IngressPlan, LbBackend, RouteFragment } from "../topology";
+
+export interface HaproxyRouteSettings {
+  readonly healthCheck: IngressPlan["healthCheck"];
+  readonly timeouts: IngressPlan["timeouts"];
+}
+
+/** The original setup's log line, kept so operators' greps and dashboards still work. */
+export const HAPROXY_LOG_FORMAT = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
+
+const MAXCONN = 4096;
+const STATS_URI = "/stats";
+
+const d = formatDuration;
+
+function section(header: string, lines: readonly string[]): string {
+  return [header, ...lines.map((l) => (l === "" ? "" : `    ${l}`))].join("\n") + "\n";
+}
+
+/** Listen on IPv4 and IPv6 with separate sockets: a dual-stack socket would report IPv4
+ * clients as ::ffff:a.b.c.d, and that form would travel on in the PROXY header to nginx. */
+function binds(port: number): string[] {
+  return [`bind :${port}`, `bind :::${port} v6only`];
+}
+
+function ingressOf(host: HostPlan): IngressPlan {
+  const ingress = host.ingress;
+  if (host.role !== "ingress" || !ingress) throw new Error(`host ${host.name} of stack ${host.stack} is not an ingress host`);
+  if (ingress.engine !== "haproxy") throw new Error(`host ${host.name} of stack ${host.stack} runs engine "${ingress.engine}", not haproxy`);
+  return ingress;
+}
+
+export function renderHaproxyConfig(host: HostPlan): string {
+  const ingress = ingressOf(host);
+  const { ports, rateLimit, timeouts } = ingress;
+  const map = paths.HAPROXY_ROUTES_MAP;
+  const sni = `req.ssl_sni,lower,map(${map})`;
+
+  const header = [
+    `# haproxy.cfg for ${host.name} (stack ${host.stack}), generated from Pulumi.${host.stack}.yaml: edit that, not this file.`,
+    "#",
+    "# Layer-4 TLS passthrough. HAProxy reads the SNI from the ClientHello, looks the lowercased",
+    `# name up in ${map} and forwards the untouched TLS stream to the nginx`,
+    "# that owns the name, prefixed with a PROXY v2 header that carries the client's address.",
+    "# Backends and map lines come from routes.d/, one <stack>.cfg and <stack>.map per stack; the",
+    "# deploy assembles the maps into routes.map, so an attached stack adds routes without",
+    "# touching this file.",
+    "",
+  ].join("\n");
+
+  const global = section("global", [
+    "# No user/group lines: the official image already runs as user haproxy, and setting",
+    '# them anyway is what printed "Failed to drop supplementary groups".',
+    "# No daemon line either: the container runs haproxy -W -db (master-worker, foreground),",
+    "# and USR2 to the master reloads without dropping established connections.",
+    `maxconn ${MAXCONN}`,
+    "# Logs to stdout, where podman and journald collect them.",
+    "log stdout format raw local0 info",
+    "# Old workers keep serving their connections after a reload; a tunnel older than this",
+    "# is cut so that repeated deploys cannot pile up old processes forever.",
+    `hard-stop-after ${d(timeouts.tunnel)}`,
+  ]);
+
+  const defaults = section("defaults", [
+    "log global",
+    "mode tcp",
+    `log-format "${HAPROXY_LOG_FORMAT}"`,
+    "retries 3",
+    `timeout connect ${d(timeouts.connect)}`,
+    `timeout client ${d(timeouts.client)}`,
+    `timeout server ${d(timeouts.server)}`,
+    "# Once both sides talk, the tunnel timeout replaces client/server for long-lived TLS streams.",
+    `timeout tunnel ${d(timeouts.tunnel)}`,
+  ]);
+
+  const http = section("frontend http_ingress", [
+    "mode http",
+    ...binds(ports.http),
+    "# Plain HTTP only ever redirects, so a low session rate is plenty.",
+    `rate-limit sessions ${rateLimit.httpSessionsPerSecond}`,
+    `timeout http-request ${d(timeouts.inspect)}`,
+    `errorfile 503 ${paths.HAPROXY_ERRORFILE_503}`,
+    "# Same host and path on https. ACME http-01 follows this redirect and is answered by the",
+    "# site's nginx on the TLS port (webroot /.well-known/acme-challenge/).",
+    ...(ports.https === 443
+      ? ["http-request redirect scheme https code 301"]
+      : [`http-request redirect location https://%[req.hdr(host),field(1,:)]:${ports.https}%[capture.req.uri] code 301`]),
+  ]);
+
+  const https = section("frontend https_ingress", [
+    "mode tcp",
+    ...binds(ports.https),
+    "",
+    "# Per-source connection rate. Over the threshold the connection is dropped silently:",
+    "# the attacker waits for timeouts instead of getting a fast refusal to retry on.",
+    `stick-table type ipv6 size ${rateLimit.tableSize} expire ${d(rateLimit.expire)} store conn_rate(${d(rateLimit.window)})`,
+    "tcp-request connection track-sc0 src",
+    `tcp-request connection silent-drop if { sc0_conn_rate ge ${rateLimit.threshold} }`,
+    "",
+    "# Wait for a complete ClientHello, at most this long.",
+    `tcp-request inspect-delay ${d(timeouts.inspect)}`,
+    "acl client_hello req.ssl_hello_type 1",
+    `acl known_sni ${sni} -m found`,
+    "# Unknown or missing SNI: dropped silently, never sent to some default backend.",
+    "tcp-request content silent-drop if client_hello !known_sni",
+    "tcp-request content accept if client_hello",
+    "# Not TLS, or no hello before the inspect delay ran out.",
+    "tcp-request content silent-drop",
+    "",
+    "# The map names the backend, so routes of attached stacks need no edit here.",
+    `use_backend %[${sni}]`,
+  ]);
+
+  const parts = [header, global, defaults, http, https];
+  if (ingress.stats.enabled) parts.push(renderStats(ingress.stats));
+  return parts.join("\n");
+}
+
+function renderStats(stats: IngressPlan["stats"]): string {
+  return section("listen stats", [
+    "mode http",
+    ...binds(stats.port),
+    "# The cloud firewall and nftables already limit who reaches this port; refuse anyone",
+    "# else here too, in case either is ever misconfigured.",
+    `acl stats_allowed src ${stats.allowedCidrs.join(" ")}`,
+    "http-request deny if !stats_allowed",
+    "stats enable",
+    `stats uri ${STATS_URI}`,
+    "stats refresh 10s",
+    "stats show-legends",
+    "# Credentials come from the environment (stats.env, written on deploy from a Pulumi",
+    "# secret): this file is in every PR diff and must never hold a password.",
+    'stats auth "${STATS_USER}":"${STATS_PASSWORD}"',
+  ]);
+}
+
+function renderBackend(backend: LbBackend, settings: HaproxyRouteSettings): string {
+  const { healthCheck: hc, timeouts } = settings;
+  const { sni, path } = backend.check;
+  const servers = backend.servers.map(
+    (s) =>
+      `server ${s.name} ${s.address}:${s.port} send-proxy-v2 check check-send-proxy check-ssl verify none check-sni ${sni} ` +
+      `inter ${d(hc.interval)} fall ${hc.fall} rise ${hc.rise}`,
+  );
+  return section(`backend ${backend.name}`, [
+    "mode tcp",
+    "balance roundrobin",
+    `timeout connect ${d(timeouts.connect)}`,
+    `timeout server ${d(timeouts.server)}`,
+    `timeout tunnel ${d(timeouts.tunnel)}`,
+    `timeout check ${d(hc.timeout)}`,
+    "option httpchk",
+    `http-check send meth GET uri ${path} hdr Host ${sni}`,
+    "http-check expect status 200",
+    ...servers,
+  ]);
+}
+
+export function renderHaproxyRoutes(fragment: RouteFragment, ingress: HaproxyRouteSettings): string {
+  const header = [
+    `# routes.d/${fragment.stack}.cfg: backends of stack ${fragment.stack}, generated from Pulumi.${fragment.stack}.yaml.`,
+    `# Hostnames reach them through routes.d/${fragment.stack}.map. Timeouts are set per backend so this`,
+    "# fragment does not depend on the defaults of whichever file HAProxy loaded before it.",
+    "#",
+    "# Every server line:",
+    "# - send-proxy-v2: nginx learns the client's address from the PROXY v2 header.",
+    "# - check ... check-ssl verify none check-sni <site> + option httpchk: a real check. It sends",
+    "#   the PROXY header, does TLS with the site's SNI and GETs the health path that nginx answers",
+    "#   itself; a bare TCP connect would call a listener healthy that cannot serve the site.",
+    "#   verify none: the check proves the listener serves TLS, not whose certificate it holds.",
+    "# - check-send-proxy: with send-proxy-v2 the checks already send PROXY v2 (command LOCAL),",
+    '#   but only while no "port"/"addr" is set; stating it keeps the nginx PROXY listener',
+    "#   answering checks if one is ever added.",
+    "",
+  ].join("\n");
+  return [header, ...fragment.backends.map((b) => renderBackend(b, ingress))].join("\n");
+}
+
+function byHostname(a: { readonly hostname: string }, b: { readonly hostname: string }): number {
+  return a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0;
+}
+
+export function renderHaproxyMap(fragment: RouteFragment): string {
+  return [...fragment.routes].sort(byHostname).map((r) => `${r.hostname} ${r.backend}\n`).join("");
+}
+
+/**
+ * What the on-host apply does with routes.d/*.map: one routes.map. A hostname in two maps is an
+ * error naming it; HAProxy would silently use whichever line came first.
+ */
+export function assembleHaproxyMap(maps: readonly string[]): string {
+  const seen = new Map<string, string>();
+  const out: string[] = [];
+  maps.forEach((text, index) => {
+    for (const raw of text.split("\n")) {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) continue;
+      const fields = line.split(/\s+/);
+      if (fields.length !== 2) throw new Error(`route map #${index + 1} has a malformed line "${line}"; expected "<hostname> <backend>"`);
+      const [hostname, backend] = fields as [string, string];
+      const earlier = seen.get(hostname);
+      if (earlier !== undefined) {
+        throw new Error(`hostname "${hostname}" is routed twice (to backends "${earlier}" and "${backend}"); remove it from one stack`);
+      }
+      seen.set(hostname, backend);
+      out.push(`${hostname} ${backend}\n`);
+    }
+  });
+  return out.join("");
+}

@@ -1,0 +1,278 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { assembleHaproxyMap, renderHaproxyConfig, renderHaproxyMap, renderHaproxyRoutes } from "../../render/haproxy";
+import { renderErrorFile503 } from "../../render/errorfile";
+import { planStack, type HostPlan, type RouteFragment } from "../../topology";
+import { haproxyCheck, STATS_ENV } from "./validators/binaries";
+import { haveBinary, isRoot } from "./validators/exec";
+import { assertGolden } from "./validators/golden";
+import { eventually, LiveChain } from "./validators/live";
+import { demoPlan, exampleOnHaproxy, examplePlan, ingressHost, prodPlan, prodTopology, withIngress } from "./validators/plans";
+import { haproxyFiles, stageHaproxy } from "./validators/stage";
+
+const prod = prodPlan();
+const demo = demoPlan();
+const lb = ingressHost(prod);
+const settings = lb.ingress!;
+const demoFragment = demo.attach!.fragment;
+
+function withTmp<T>(fn: (dir: string) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), "render-haproxy-"));
+  try {
+    return fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function serverLines(routes: string): string[] {
+  return routes.split("\n").filter((l) => /^\s+server\s/.test(l)).map((l) => l.trim());
+}
+
+describe("golden files", () => {
+  it("prod LB: haproxy.cfg, its routes and map, the error file and the assembled routes.map", () => {
+    for (const [rel, text] of haproxyFiles(lb)) assertGolden(`prod/loadbalancer/${rel}`, text);
+  });
+
+  it("demo: the route fragment it pushes to the prod LB", () => {
+    assertGolden("demo/lb-fragment/haproxy/routes.d/demo.cfg", renderHaproxyRoutes(demoFragment, settings));
+    assertGolden("demo/lb-fragment/haproxy/routes.d/demo.map", renderHaproxyMap(demoFragment));
+  });
+
+  it("is deterministic", () => {
+    assert.equal(renderHaproxyConfig(ingressHost(prodPlan())), renderHaproxyConfig(lb));
+    assert.equal(renderHaproxyRoutes(demoPlan().attach!.fragment, settings), renderHaproxyRoutes(demoFragment, settings));
+  });
+});
+
+describe("haproxy.cfg", () => {
+  const cfg = renderHaproxyConfig(lb);
+  const mapFetch = "req.ssl_sni,lower,map(/srv/ingress/current/haproxy/routes.map)";
+
+  it("routes on the lowercased SNI through the assembled map", () => {
+    assert.match(cfg, new RegExp(`^    use_backend %\\[${mapFetch.replace(/[.()[\]]/g, "\\$&")}\\]$`, "m"));
+    assert.doesNotMatch(cfg, /default_backend/);
+  });
+
+  it("drops unknown or missing SNI and anything that is not a ClientHello", () => {
+    const rules = cfg.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("tcp-request content") || l.startsWith("acl "));
+    assert.deepEqual(rules, [
+      "acl client_hello req.ssl_hello_type 1",
+      `acl known_sni ${mapFetch} -m found`,
+      "tcp-request content silent-drop if client_hello !known_sni",
+      "tcp-request content accept if client_hello",
+      "tcp-request content silent-drop",
+      "acl stats_allowed src 198.51.100.7/32",
+    ]);
+    assert.match(cfg, /^    tcp-request inspect-delay 5s$/m);
+  });
+
+  it("rate-limits per source with the configured table", () => {
+    assert.match(cfg, /^    stick-table type ipv6 size 500000 expire 1m store conn_rate\(3s\)$/m);
+    assert.match(cfg, /^    tcp-request connection track-sc0 src$/m);
+    assert.match(cfg, /^    tcp-request connection silent-drop if \{ sc0_conn_rate ge 50 \}$/m);
+    assert.match(cfg, /^    rate-limit sessions 128$/m);
+  });
+
+  it("has no user or group line (the image already runs as haproxy)", () => {
+    assert.doesNotMatch(cfg, /^\s*(user|group|uid|gid|daemon)\b/m);
+  });
+
+  it("logs to stdout in the original format", () => {
+    assert.match(cfg, /^    log stdout format raw local0 info$/m);
+    assert.ok(cfg.includes('log-format "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"'));
+  });
+
+  it("redirects http to https and uses the 503 error file", () => {
+    assert.match(cfg, /^    http-request redirect scheme https code 301$/m);
+    assert.match(cfg, /^    errorfile 503 \/srv\/ingress\/current\/haproxy\/errors\/503\.http$/m);
+  });
+
+  it("keeps the port in the redirect when https is not on 443", () => {
+    const topo = withIngress(prodTopology(), (i) => ({ ...i, ports: { http: 8080, https: 8443 } }));
+    const other = renderHaproxyConfig(ingressHost(planStack(topo)));
+    assert.match(other, /redirect location https:\/\/%\[req\.hdr\(host\),field\(1,:\)\]:8443%\[capture\.req\.uri\] code 301$/m);
+    assert.match(other, /^    bind :8080$/m);
+  });
+
+  it("takes stats credentials from the environment and never holds a secret", () => {
+    const auth = cfg.split("\n").filter((l) => l.includes("stats auth"));
+    assert.deepEqual(auth, ['    stats auth "${STATS_USER}":"${STATS_PASSWORD}"']);
+    assert.ok(!cfg.includes(STATS_ENV.STATS_PASSWORD));
+    assert.match(cfg, /^    bind :8404$/m);
+    assert.match(cfg, /^    http-request deny if !stats_allowed$/m);
+  });
+
+  it("has no stats section when stats are disabled", () => {
+    const topo = withIngress(prodTopology(), (i) => ({ ...i, stats: { ...i.stats, enabled: false } }));
+    assert.doesNotMatch(renderHaproxyConfig(ingressHost(planStack(topo))), /stats/);
+  });
+
+  it("refuses hosts that do not run haproxy", () => {
+    assert.throws(() => renderHaproxyConfig(ingressHost(examplePlan())), /runs engine "ts", not haproxy/);
+    assert.throws(() => renderHaproxyConfig(prod.hosts.find((h) => h.role === "web")!), /is not an ingress host/);
+  });
+});
+
+describe("routes.d fragments", () => {
+  const cases: [string, RouteFragment][] = [
+    ["prod", settings.fragment],
+    ["demo", demoFragment],
+  ];
+  for (const [name, fragment] of cases) {
+    it(`${name}: every server sends PROXY v2 and is checked over TLS with its site's SNI`, () => {
+      const routes = renderHaproxyRoutes(fragment, settings);
+      for (const backend of fragment.backends) {
+        const section = routes.split(/\n(?=backend )/).find((s) => s.startsWith(`backend ${backend.name}\n`));
+        assert.ok(section, `backend ${backend.name} is rendered`);
+        assert.match(section, /^    option httpchk$/m);
+        assert.ok(section.includes(`    http-check send meth GET uri ${backend.check.path} hdr Host ${backend.check.sni}\n`));
+        assert.match(section, /^    http-check expect status 200$/m);
+        assert.match(section, /^    timeout check 2s$/m);
+        const lines = serverLines(section);
+        assert.equal(lines.length, backend.servers.length);
+        backend.servers.forEach((s, i) => {
+          const words = lines[i]!.split(" ");
+          assert.deepEqual(words.slice(0, 3), ["server", s.name, `${s.address}:${s.port}`]);
+          for (const w of ["send-proxy-v2", "check", "check-send-proxy", "check-ssl"]) assert.ok(words.includes(w), `${lines[i]} has ${w}`);
+          assert.equal(words[words.indexOf("check-sni") + 1], backend.check.sni);
+          assert.equal(words[words.indexOf("verify") + 1], "none");
+          assert.deepEqual(words.slice(-6), ["inter", "5s", "fall", "3", "rise", "2"]);
+        });
+      }
+    });
+  }
+
+  it("map: one sorted line per hostname naming its backend", () => {
+    assert.equal(
+      renderHaproxyMap(settings.fragment),
+      "backend.fiscalismia.com prod_backend_443\nfiscalismia.com prod_frontend_443\nmonitoring.fiscalismia.com prod_monitoring_443\n",
+    );
+    assert.equal(renderHaproxyMap(demoFragment), "backend.demo.fiscalismia.com demo_demo_8443\ndemo.fiscalismia.com demo_demo_443\n");
+  });
+});
+
+describe("assembleHaproxyMap", () => {
+  it("concatenates the maps of every stack", () => {
+    const maps = [renderHaproxyMap(settings.fragment), renderHaproxyMap(demoFragment)];
+    assert.equal(assembleHaproxyMap(maps), maps.join(""));
+  });
+
+  it("rejects a hostname routed by two stacks, naming it", () => {
+    const clash = "fiscalismia.com demo_demo_443\n";
+    assert.throws(() => assembleHaproxyMap([renderHaproxyMap(settings.fragment), clash]), /hostname "fiscalismia\.com" is routed twice/);
+  });
+
+  it("rejects a malformed line", () => {
+    assert.throws(() => assembleHaproxyMap(["a.example b c\n"]), /malformed line "a\.example b c"/);
+  });
+});
+
+describe("503 error file", () => {
+  const text = renderErrorFile503();
+  it("is a complete HTTP/1.0 response with CRLF line ends and a matching Content-Length", () => {
+    const [head, body] = text.split("\r\n\r\n") as [string, string];
+    assert.ok(head.startsWith("HTTP/1.0 503 Service Unavailable\r\n"));
+    assert.ok(!head.replace(/\r\n/g, "").includes("\n"), "every header line ends in CRLF");
+    assert.equal(Number(/Content-Length: (\d+)/.exec(head)![1]), Buffer.byteLength(body));
+  });
+});
+
+const haproxy32 = process.env.HAPROXY_32_BINARY;
+describe("haproxy -c (Debian's 2.6; also HAPROXY_32_BINARY if set)", { skip: !haveBinary("haproxy") && "haproxy is not installed" }, () => {
+  const cases: [string, HostPlan, RouteFragment[]][] = [
+    ["prod alone", lb, []],
+    ["prod with the demo fragment attached", lb, [demoFragment]],
+    ["the standalone example with engine haproxy", ingressHost(exampleOnHaproxy()), []],
+  ];
+  for (const [name, host, attached] of cases) {
+    for (const binary of ["haproxy", ...(haproxy32 ? [haproxy32] : [])]) {
+      it(`${name}: valid with zero warnings (${binary})`, () => {
+        withTmp((dir) => {
+          const staged = stageHaproxy(dir, host, attached);
+          const r = haproxyCheck(staged.cfg, staged.routesDir, binary);
+          assert.equal(r.status, 0, r.stdout + r.stderr);
+          assert.doesNotMatch(r.stdout + r.stderr, /WARNING|ALERT/);
+        });
+      });
+    }
+  }
+});
+
+describe(
+  "live: client -> rendered haproxy -> rendered nginx, in network namespaces",
+  { skip: (!isRoot || !haveBinary("haproxy") || !haveBinary("nginx") || !haveBinary("curl")) && "needs root, haproxy, nginx and curl" },
+  () => {
+    // The prod plan with a faster check interval so the first check lands quickly; the stats
+    // page's allowed CIDR (198.51.100.7/32) is the client's address.
+    const plan = planStack(withIngress(prodTopology(), (i) => ({ ...i, healthCheck: { ...i.healthCheck, interval: 300 } })));
+    const liveLb = ingressHost(plan);
+    const frontend = plan.hosts.find((h) => h.name === "frontend")!;
+    const CLIENT = "198.51.100.7";
+    const LB_PUBLIC = "198.51.100.1";
+    const resolve = (port: number, name = "fiscalismia.com") => ["--resolve", `${name}:${port}:${LB_PUBLIC}`];
+    let dir = "";
+    let chain: LiveChain | undefined;
+
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), "render-live-"));
+      chain = new LiveChain(dir, { client: `${CLIENT}/24`, lbPublic: `${LB_PUBLIC}/24`, lbPrivate: "172.24.1.3/16", web: "172.24.0.3/16" });
+      chain.startNginx(frontend);
+      chain.startHaproxy(liveLb);
+    });
+
+    after(async () => {
+      await chain?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const stats = () =>
+      chain!.client.run("curl", "-sS", "--max-time", "2", "-u", `${STATS_ENV.STATS_USER}:${STATS_ENV.STATS_PASSWORD}`, `http://${LB_PUBLIC}:8404/stats;csv`);
+
+    it("haproxy's L7 check (PROXY v2 + TLS + GET /healthz) marks the nginx server UP", async () => {
+      const row = await eventually("an L7OK check of prod_frontend_443/frontend in the stats CSV", () => {
+        const line = stats().stdout.split("\n").find((l) => l.startsWith("prod_frontend_443,frontend,"));
+        return line && line.includes(",UP,") && line.includes("L7OK") ? line : undefined;
+      });
+      assert.match(row, /,200,/);
+    });
+
+    it("the site answers 200 through haproxy, and nginx sees the client's address", async () => {
+      const r = chain!.client.run("curl", "-sS", "-k", "--max-time", "5", ...resolve(443), "https://fiscalismia.com/");
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, `Hello from nginx, real client IP is ${CLIENT}\n`);
+      const access = await eventually("the request in nginx's access log", () =>
+        chain!.read(chain!.nginxLog).split("\n").find((l) => l.includes('"GET / HTTP/1.1" 200')),
+      );
+      assert.ok(access.startsWith(`${CLIENT} `), access);
+      assert.ok(access.includes(`proxy=${CLIENT}:`), access);
+      assert.ok(access.includes("lb=172.24.1.3"), access);
+      assert.ok(access.includes("sni=fiscalismia.com"), access);
+      const logged = await eventually("the connection in haproxy's log", () =>
+        chain!.read(chain!.haproxyLog).split("\n").find((l) => l.startsWith(`${CLIENT}:`) && l.includes("prod_frontend_443/frontend")),
+      );
+      assert.match(logged, /https_ingress prod_frontend_443\/frontend/);
+    });
+
+    it("an unknown SNI is dropped, not answered", () => {
+      const r = chain!.client.run("curl", "-sS", "-k", "--max-time", "2", ...resolve(443, "unknown.example.com"), "https://unknown.example.com/");
+      assert.notEqual(r.status, 0);
+      assert.doesNotMatch(r.stdout, /Hello/);
+    });
+
+    it("port 80 redirects to https with the same host and path", () => {
+      const r = chain!.client.run("curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", ...resolve(80), "http://fiscalismia.com/a/b?c=1");
+      assert.equal(r.stdout, "301 https://fiscalismia.com/a/b?c=1");
+    });
+
+    it("the stats page wants the env credentials and refuses sources outside allowedCidrs", () => {
+      const anonymous = chain!.client.run("curl", "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", `http://${LB_PUBLIC}:8404/stats`);
+      assert.equal(anonymous.stdout, "401");
+      const local = chain!.lb.run("curl", "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", "-u", `${STATS_ENV.STATS_USER}:${STATS_ENV.STATS_PASSWORD}`, "http://127.0.0.1:8404/stats");
+      assert.equal(local.stdout, "403");
+    });
+  },
+);
