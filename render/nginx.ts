@@ -123,7 +123,8 @@ function appLocation(site: SitePlan["site"]): string[] {
       "}",
     ];
   }
-  return ["location / {", "    default_type text/plain;", `    return 200 ${quote(app.body)};`, "}"];
+  // A trailing newline keeps a shell prompt off the reply line when someone curls it.
+  return ["location / {", "    default_type text/plain;", `    return 200 ${quote(`${app.body}\n`)};`, "}"];
 }
 
 export function renderNginxSite(host: HostPlan, site: SitePlan): string {

@@ -70,7 +70,7 @@ export const siteSchema = z
     server: z.string(),
     port,
     tls: tlsSchema,
-    app: appSchema.default({ body: "Hello from nginx, real client IP is $remote_addr\n" }),
+    app: appSchema.default({ body: "Hello from nginx, real client IP is $remote_addr" }),
     healthPath: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "must be an absolute URL path").default("/healthz"),
     tlsProtocols: z.array(z.enum(["TLSv1.2", "TLSv1.3"])).min(1).default(["TLSv1.2", "TLSv1.3"]),
   })

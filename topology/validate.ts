@@ -215,7 +215,7 @@ function checkSites(cfg: StackConfig, declared: ReadonlySet<string>, report: Rep
   const servers = new Map(cfg.servers.map((s) => [s.name, s]));
   const lbNetworks = cfg.ingress.mode === "own" ? Object.keys(cfg.ingress.server.networks) : [cfg.ingress.network];
   const hostnames = new Map<string, string>();
-  const listeners = new Map<string, { path: string; tls: string }>();
+  const listeners = new Map<string, { path: string; tls: string; protocols: string }>();
   const out: StackConfig["sites"] = [];
   cfg.sites.forEach((site, i) => {
     const path = `sites[${i}]`;
@@ -241,10 +241,14 @@ function checkSites(cfg: StackConfig, declared: ReadonlySet<string>, report: Rep
       }
       const key = `${site.server}:${site.port}`;
       const tls = JSON.stringify(site.tls);
+      const protocols = [...site.tlsProtocols].sort().join(" ");
       const other = listeners.get(key);
       if (other && other.tls !== tls) {
         report(`${path}.tls`, `${key} is also served by ${other.path} with a different certificate; one listener has one certificate here, so give this site its own port or use one certificate (e.g. with both names as SANs) for both`);
-      } else if (!other) listeners.set(key, { path, tls });
+      } else if (other && other.protocols !== protocols) {
+        // nginx settles the TLS version before SNI picks a server block, so one listener has one set.
+        report(`${path}.tlsProtocols`, `${key} is also served by ${other.path} with TLS protocols ${other.protocols}; sites on one listener share their TLS versions, so use the same list or another port`);
+      } else if (!other) listeners.set(key, { path, tls, protocols });
     }
     out.push({ ...site, hostname });
   });

@@ -91,7 +91,7 @@ describe("site server blocks", () => {
     assert.match(renderNginxSite(h, site(h, "fiscalismia.com")), /^    set_real_ip_from 172\.24\.1\.3;$/m);
   });
 
-  it("a body site returns the original demo body, newline escaped", () => {
+  it("a body site returns the original demo body with a newline", () => {
     const h = host("demo", "demo");
     assert.ok(renderNginxSite(h, site(h, "demo.fiscalismia.com")).includes("return 200 'Hello from nginx, real client IP is $remote_addr\\n';"));
   });

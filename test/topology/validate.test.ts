@@ -117,6 +117,14 @@ test("two sites on one server:port with different certificates", () => {
   );
 });
 
+test("two sites on one server:port with different TLS protocols", () => {
+  rejects(
+    (c) => c.sites.push({ hostname: "www.fiscalismia.com", server: "frontend", port: 443, tls: { source: "self-signed" }, tlsProtocols: ["TLSv1.3"] }),
+    "sites[2].tlsProtocols",
+    "frontend:443 is also served by sites[0] with TLS protocols TLSv1.2 TLSv1.3; sites on one listener share their TLS versions, so use the same list or another port",
+  );
+});
+
 test("two sites on one server:port with the same certificate are fine", () => {
   const c = validConfig();
   c.sites.push({ hostname: "www.fiscalismia.com", server: "frontend", port: 443, tls: { source: "self-signed" } });
