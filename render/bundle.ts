@@ -1,0 +1,200 @@
+// From a stack's plan to every file each host receives: one bundle per server (its files at
+// their on-host paths, plus its cloud-init user data), and for a stack attached to another
+// stack's LB, the route fragment that goes to that LB. Pure: the CLI and the Pulumi deploy
+// only write or copy what this returns.
+import { createHash } from "node:crypto";
+import * as paths from "../topology/paths";
+import { ingressSchema } from "../topology/schema";
+import type { Engine, FilePlan, HostPlan, IngressPlan, RouteFragment, StackPlan, Topology } from "../topology";
+import { renderCloudInit } from "./cloud-init";
+import { renderErrorFile503 } from "./errorfile";
+import { renderHaproxyConfig, renderHaproxyMap, renderHaproxyRoutes } from "./haproxy";
+import { renderNftables } from "./nftables";
+import { renderNginxConfig, renderNginxSite } from "./nginx";
+import { renderProxyConfig, renderProxyRoutes } from "./proxy-config";
+import { quadletContainerOf, renderQuadletUnit } from "./quadlet";
+
+export interface RenderedFile {
+  /** Absolute path on the host. */
+  readonly path: string;
+  readonly mode: number;
+  readonly content: string;
+}
+
+export interface RenderedHost {
+  /** The server's name, or `_routes-for-<stack>` for routes pushed to another stack's LB. */
+  readonly host: string;
+  /** Sorted by path. */
+  readonly files: readonly RenderedFile[];
+  /** cloud-init user data; only servers this stack creates have one. */
+  readonly userData?: string;
+}
+
+/** The settings of the LB that an attached stack's routes run on. */
+export interface LbSettings {
+  readonly engine: Engine;
+  readonly healthCheck: IngressPlan["healthCheck"];
+  readonly timeouts: IngressPlan["timeouts"];
+}
+
+export interface RenderOptions {
+  /** Required when the stack attaches to another stack's LB; see lbSettingsOf. */
+  readonly attachedLb?: LbSettings;
+  /** The bundled proxy (dist/proxy.js) for ts-engine hosts; it runs from the release like any config. */
+  readonly proxyBundle?: string;
+}
+
+/**
+ * The owning stack's LB settings, or the schema defaults with engine haproxy when its config
+ * is not at hand (the LB side of an attachment is checked again when it deploys).
+ */
+export function lbSettingsOf(owner: Topology | undefined): LbSettings {
+  if (owner && owner.ingress.mode !== "own") throw new Error(`stack ${owner.stack} does not own an ingress, so no stack can attach to it`);
+  const ingress =
+    owner?.ingress.mode === "own"
+      ? owner.ingress
+      : ingressSchema.parse({ mode: "own", server: { name: "lb", serverType: "-", image: "-", networks: {} } });
+  if (ingress.mode !== "own") throw new Error("unreachable: the default ingress is an own ingress");
+  const engine: Engine = ingress.engine === "ts" ? "ts" : "haproxy";
+  return { engine, healthCheck: ingress.healthCheck, timeouts: ingress.timeouts };
+}
+
+/** The stack name at the end of a StackReference name ("organization/hetzner-ingress/prod"). */
+export function stackOfReference(reference: string): string {
+  return reference.slice(reference.lastIndexOf("/") + 1);
+}
+
+/** The directory of a stack's route fragment on another stack's LB; it mirrors a release's layout. */
+export function attachedRoutesDir(stack: string): string {
+  return `${paths.ROUTES_DIR}/${stack}`;
+}
+
+function ingressOf(host: HostPlan): IngressPlan {
+  if (!host.ingress) throw new Error(`host ${host.name} of stack ${host.stack} is not an ingress host`);
+  return host.ingress;
+}
+
+function renderFile(host: HostPlan, file: FilePlan): string {
+  switch (file.kind) {
+    case "haproxy-config":
+      return renderHaproxyConfig(host);
+    case "haproxy-routes":
+      return renderHaproxyRoutes(ingressOf(host).fragment, ingressOf(host));
+    case "haproxy-map":
+      return renderHaproxyMap(ingressOf(host).fragment);
+    case "haproxy-errorfile":
+      return renderErrorFile503();
+    case "nginx-config":
+      return renderNginxConfig(host);
+    case "nginx-site": {
+      const site = host.web?.sites.find((s) => file.path === `${paths.NGINX_SITES_D}/${s.site.hostname}.conf`);
+      if (!site) throw new Error(`host ${host.name}: no site for ${file.path}`);
+      return renderNginxSite(host, site);
+    }
+    case "proxy-config":
+      return renderProxyConfig(host);
+    case "proxy-routes":
+      return renderProxyRoutes(ingressOf(host).fragment, ingressOf(host));
+    case "quadlet":
+      return renderQuadletUnit(host, quadletContainerOf(host, file.path));
+    case "nftables":
+      return renderNftables(host);
+    default: {
+      const never: never = file.kind;
+      throw new Error(`no renderer for file kind ${String(never)}`);
+    }
+  }
+}
+
+function byPath(a: RenderedFile, b: RenderedFile): number {
+  return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+}
+
+function sorted(files: RenderedFile[]): RenderedFile[] {
+  const seen = new Set<string>();
+  for (const f of files) {
+    if (seen.has(f.path)) throw new Error(`two files for ${f.path}`);
+    seen.add(f.path);
+  }
+  return files.sort(byPath);
+}
+
+function renderHost(host: HostPlan, opts: RenderOptions, userData: string): RenderedHost {
+  const files: RenderedFile[] = host.files.map((file) => ({ path: file.path, mode: file.mode, content: renderFile(host, file) }));
+  if (opts.proxyBundle !== undefined && host.containers.some((c) => c.name === "proxy")) {
+    files.push({ path: paths.PROXY_BUNDLE, mode: 0o644, content: opts.proxyBundle });
+  }
+  return { host: host.name, files: sorted(files), userData };
+}
+
+/** The files an attached stack pushes to the owning stack's LB, laid out like a release. */
+export function renderAttachedRoutes(fragment: RouteFragment, lb: LbSettings): RenderedFile[] {
+  const dir = attachedRoutesDir(fragment.stack);
+  const rel = (p: string) => `${dir}${p.slice(paths.CURRENT.length)}`;
+  const s = fragment.stack;
+  switch (lb.engine) {
+    case "haproxy":
+      return sorted([
+        { path: rel(`${paths.HAPROXY_ROUTES_D}/${s}.cfg`), mode: 0o644, content: renderHaproxyRoutes(fragment, lb) },
+        { path: rel(`${paths.HAPROXY_ROUTES_D}/${s}.map`), mode: 0o644, content: renderHaproxyMap(fragment) },
+      ]);
+    case "ts":
+      return [{ path: rel(`${paths.PROXY_ROUTES_D}/${s}.json`), mode: 0o644, content: renderProxyRoutes(fragment, lb) }];
+    default: {
+      const never: never = lb.engine;
+      throw new Error(`unknown engine ${String(never)}`);
+    }
+  }
+}
+
+export function renderStack(plan: StackPlan, opts: RenderOptions = {}): RenderedHost[] {
+  const userData = renderCloudInit();
+  const hosts = plan.hosts.map((h) => renderHost(h, opts, userData));
+  if (plan.attach) {
+    if (!opts.attachedLb) throw new Error(`stack ${plan.stack} attaches to ${plan.attach.stack}: pass the LB's settings (lbSettingsOf)`);
+    hosts.push({ host: `_routes-for-${stackOfReference(plan.attach.stack)}`, files: renderAttachedRoutes(plan.attach.fragment, opts.attachedLb) });
+  }
+  return hosts;
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("hex");
+}
+
+/** Mode as the four octal digits chmod takes. */
+export function modeText(mode: number): string {
+  return mode.toString(8).padStart(4, "0");
+}
+
+/**
+ * One hash over a host's bundle: the deploy runs again exactly when it changes. Each file adds
+ * "<path>\0<mode>\0<sha256 of content>\n" in path order, so no two bundles share a preimage.
+ */
+export function bundleHash(files: readonly RenderedFile[]): string {
+  const lines = [...files].sort(byPath).map((f) => `${f.path}\0${modeText(f.mode)}\0${sha256(f.content)}\n`);
+  return sha256(lines.join(""));
+}
+
+export interface ManifestEntry {
+  readonly path: string;
+  readonly mode: string;
+  readonly sha256: string;
+}
+
+export interface Manifest {
+  readonly host: string;
+  readonly bundleHash: string;
+  readonly files: readonly ManifestEntry[];
+  /** sha256 of the user data; it is not part of the bundle, since a change to it replaces the server. */
+  readonly userDataSha256?: string;
+}
+
+export function manifestOf(rendered: RenderedHost): Manifest {
+  const files = [...rendered.files].sort(byPath).map((f) => ({ path: f.path, mode: modeText(f.mode), sha256: sha256(f.content) }));
+  const manifest: Manifest = { host: rendered.host, bundleHash: bundleHash(rendered.files), files };
+  return rendered.userData === undefined ? manifest : { ...manifest, userDataSha256: sha256(rendered.userData) };
+}
+
+export function renderManifest(rendered: RenderedHost): string {
+  return JSON.stringify(manifestOf(rendered), null, 2) + "\n";
+}

@@ -1,0 +1,89 @@
+// cloud-init user data for every server. Hetzner replaces a server when its user data changes,
+// so this holds only what never changes with sites or routes: packages, one sysctl, the
+// directory layout and the unit that loads the host firewall at boot. Everything else arrives
+// over SSH with each deploy. It does not even depend on the host: every server gets the same text.
+import * as paths from "../topology/paths";
+import { FIREWALL_UNIT } from "./quadlet";
+
+/** Hetzner Cloud rejects user data above 32 KiB. */
+export const USER_DATA_LIMIT = 32 * 1024;
+
+/** The boot-time firewall entry point; it includes whatever the current release ships. */
+export const FIREWALL_ENTRY = "/etc/ingress/firewall.nft";
+
+function indent(text: string, by: string): string {
+  // The block scalar (|) puts the one final newline back.
+  return text
+    .replace(/\n$/, "")
+    .split("\n")
+    .map((l) => (l === "" ? "" : by + l))
+    .join("\n");
+}
+
+function writeFile(path: string, permissions: string, content: string): string {
+  return [`  - path: ${path}`, `    permissions: "${permissions}"`, "    content: |", indent(content, "      ")].join("\n");
+}
+
+const SYSCTL = [
+  "# Longer accept queues for bursts of new connections. Nothing here touches forwarding: the",
+  "# containers use the host's network, so no packet of ours is ever forwarded.",
+  "net.core.somaxconn = 4096",
+  "",
+].join("\n");
+
+// A glob include that matches nothing is not an error to nft, while a missing plain include
+// is: before the first deploy there is no release, and the boot must not fail for it.
+const FIREWALL_NFT = [
+  "#!/usr/sbin/nft -f",
+  "# Loaded at boot by ingress-firewall.service; each deploy ships the rules in its release.",
+  `include "${paths.CURRENT}/nftables/*.nft"`,
+  "",
+].join("\n");
+
+// Our own unit rather than the distribution's nftables.service: Debian's /etc/nftables.conf
+// starts with `flush ruleset`, which would also wipe podman's tables, and RHEL-like systems
+// read another file. No ExecStop: stopping the unit must not open the host.
+const FIREWALL_SERVICE = [
+  "[Unit]",
+  "Description=Host firewall of the ingress (nftables table inet ingress)",
+  "DefaultDependencies=no",
+  "After=local-fs.target",
+  "Wants=network-pre.target",
+  "Before=network-pre.target shutdown.target",
+  "Conflicts=shutdown.target",
+  "",
+  "[Service]",
+  "Type=oneshot",
+  "RemainAfterExit=yes",
+  `ExecStart=/usr/sbin/nft -f ${FIREWALL_ENTRY}`,
+  `ExecReload=/usr/sbin/nft -f ${FIREWALL_ENTRY}`,
+  "",
+  "[Install]",
+  "WantedBy=sysinit.target",
+  "",
+].join("\n");
+
+export function renderCloudInit(): string {
+  const dirs = [paths.INGRESS_ROOT, `${paths.INGRESS_ROOT}/releases`, paths.ROUTES_DIR, paths.ACME_WEBROOT, paths.QUADLET_DIR];
+  return [
+    "#cloud-config",
+    "# Minimal and stable on purpose: changing this text replaces the server. Configs, units and",
+    "# firewall rules arrive over SSH with each deploy, which waits for `cloud-init status --wait`.",
+    "package_update: true",
+    "packages:",
+    "  - podman",
+    "  - nftables",
+    "write_files:",
+    writeFile("/etc/sysctl.d/90-ingress.conf", "0644", SYSCTL),
+    writeFile(FIREWALL_ENTRY, "0644", FIREWALL_NFT),
+    writeFile(`/etc/systemd/system/${FIREWALL_UNIT}`, "0644", FIREWALL_SERVICE),
+    "runcmd:",
+    `  - [install, -d, -m, "0755", ${dirs.join(", ")}]`,
+    "  # Secret files (stats.env, TLS keys) are written here on deploy, readable by root only.",
+    `  - [install, -d, -m, "0700", ${paths.SECRETS_DIR}]`,
+    "  - [sysctl, --system]",
+    "  - [systemctl, daemon-reload]",
+    `  - [systemctl, enable, --now, ${FIREWALL_UNIT}]`,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,9 @@
+// The renderers: pure functions from the plan to file text. renderStack is the entry point.
+export * from "./bundle";
+export * from "./cloud-init";
+export * from "./errorfile";
+export * from "./haproxy";
+export * from "./nftables";
+export * from "./nginx";
+export * from "./proxy-config";
+export * from "./quadlet";

@@ -1,0 +1,126 @@
+// The ts engine's files: proxy/proxy.json (listeners, timeouts, stats) and one
+// proxy/routes.d/<stack>.json per stack (its routes and backends), the counterpart of HAProxy's
+// routes.d/<stack>.cfg + .map. Both are checked against the proxy's own schema, so a file that
+// renders is a file the proxy accepts. Pure: the same plan gives byte-identical text.
+import { z } from "zod";
+import { proxyConfigSchema } from "../proxy/config/schema";
+import type { ProxyConfig, ProxyConfigInput } from "../proxy/config/schema";
+import type { HostPlan, IngressPlan, RouteFragment } from "../topology";
+
+/** The variable of stats.env that holds the stats password (STATS_USER holds the user). */
+export const STATS_PASSWORD_ENV = "STATS_PASSWORD";
+
+/** HAProxy's `retries 3` in the haproxy engine: the same connect attempts in both engines. */
+const CONNECT_RETRIES = 3;
+
+/** What the owning LB's settings contribute to a stack's backends. */
+export interface ProxyRouteSettings {
+  readonly healthCheck: IngressPlan["healthCheck"];
+  readonly timeouts: IngressPlan["timeouts"];
+}
+
+/** proxy/routes.d/<stack>.json: the file the proxy merges into its config, one per stack. */
+export interface ProxyRoutesFile {
+  readonly kind: "proxy-routes";
+  readonly stack: string;
+  readonly routes: ProxyConfig["routes"];
+  readonly backends: ProxyConfig["backends"];
+}
+
+const ANY_V4 = "0.0.0.0";
+const ANY_V6 = "::";
+
+function ingressOf(host: HostPlan): IngressPlan {
+  const ingress = host.ingress;
+  if (host.role !== "ingress" || !ingress) throw new Error(`host ${host.name} of stack ${host.stack} is not an ingress host`);
+  if (ingress.engine !== "ts") throw new Error(`host ${host.name} of stack ${host.stack} runs engine "${ingress.engine}", not ts`);
+  return ingress;
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) + "\n";
+}
+
+function check(input: ProxyConfigInput, what: string): ProxyConfig {
+  const result = proxyConfigSchema.safeParse(input);
+  if (!result.success) throw new Error(`${what} does not satisfy the proxy's config schema:\n${z.prettifyError(result.error)}`);
+  return result.data;
+}
+
+/** Both families on separate sockets, so an IPv4 client is never seen as ::ffff:a.b.c.d. */
+function dualStack(port: number): { address: string; port: number }[] {
+  return [
+    { address: ANY_V4, port },
+    { address: ANY_V6, port },
+  ];
+}
+
+/** The proxy.json document before defaults, from the ingress host's plan. */
+export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
+  const { ports, rateLimit, timeouts, stats } = ingressOf(host);
+  const config: ProxyConfigInput = {
+    version: 1,
+    timeouts: { clientMs: timeouts.client, serverMs: timeouts.server, tunnelMs: timeouts.tunnel },
+    listeners: [
+      {
+        name: "https",
+        mode: "tls-passthrough",
+        binds: dualStack(ports.https),
+        inspectTimeoutMs: timeouts.inspect,
+        // An unknown or missing SNI never falls through to a default backend.
+        onNoMatch: { action: "drop" },
+        rateLimit: {
+          maxConnectionsPerWindow: rateLimit.threshold,
+          windowMs: rateLimit.window,
+          action: "drop",
+          tableSize: rateLimit.tableSize,
+          expireMs: rateLimit.expire,
+        },
+      },
+      { name: "http", mode: "http-redirect", binds: dualStack(ports.http), code: 301 },
+    ],
+    // Every stack's routes, this one's included, come from routes.d/: one mechanism for all.
+    routes: [],
+    backends: [],
+  };
+  if (stats.enabled) {
+    return { ...config, stats: { bind: { address: ANY_V4, port: stats.port }, path: "/stats", auth: { username: stats.user, passwordEnv: STATS_PASSWORD_ENV } } };
+  }
+  return config;
+}
+
+/** proxy/proxy.json, validated and with every default written out. */
+export function renderProxyConfig(host: HostPlan): string {
+  return json(check(proxyConfigOf(host), `proxy.json for ${host.name}`));
+}
+
+/** The routes file of one stack, validated as part of a minimal proxy config. */
+export function proxyRoutesOf(fragment: RouteFragment, settings: ProxyRouteSettings): ProxyRoutesFile {
+  const { healthCheck, timeouts } = settings;
+  const input: ProxyConfigInput = {
+    listeners: [{ name: "https", mode: "tls-passthrough", binds: [{ address: ANY_V4, port: 443 }] }],
+    routes: fragment.routes.map((r) => ({ host: r.hostname, backend: r.backend })),
+    backends: fragment.backends.map((b) => ({
+      name: b.name,
+      servers: b.servers.map((s) => ({ name: s.name, address: s.address, port: s.port })),
+      connectTimeoutMs: timeouts.connect,
+      retries: CONNECT_RETRIES,
+      sendProxyV2: true,
+      healthCheck: {
+        type: "tls",
+        intervalMs: healthCheck.interval,
+        timeoutMs: healthCheck.timeout,
+        fall: healthCheck.fall,
+        rise: healthCheck.rise,
+        sni: b.check.sni,
+      },
+    })),
+  };
+  const parsed = check(input, `routes of stack ${fragment.stack}`);
+  return { kind: "proxy-routes", stack: fragment.stack, routes: parsed.routes, backends: parsed.backends };
+}
+
+/** proxy/routes.d/<stack>.json. */
+export function renderProxyRoutes(fragment: RouteFragment, settings: ProxyRouteSettings): string {
+  return json(proxyRoutesOf(fragment, settings));
+}

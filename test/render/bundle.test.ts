@@ -1,0 +1,179 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { loadTopology, readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
+import { planStack, StackPlan, validateStackConfig } from "../../topology";
+import { bundleHash, lbSettingsOf, manifestOf, RenderedHost, renderStack } from "../../render";
+
+const STANDALONE = join(REPO_ROOT, "examples/Pulumi.standalone-demo.yaml");
+const prodLb = lbSettingsOf(loadTopology("prod"));
+
+function renderAll(): Record<string, RenderedHost[]> {
+  return {
+    prod: renderStack(planStack(loadTopology("prod"))),
+    demo: renderStack(planStack(loadTopology("demo")), { attachedLb: prodLb }),
+    "standalone-demo": renderStack(planStack(loadTopology("standalone-demo", STANDALONE))),
+  };
+}
+
+/** Files of this module's renderers; haproxy and nginx text has its own golden tests. */
+const OWN = /\.container$|\/nftables\/|\/proxy\//;
+const GOLDEN = join(REPO_ROOT, "test/golden");
+const UPDATE = process.env.UPDATE_GOLDEN === "1";
+
+function golden(file: string, actual: string): void {
+  const path = join(GOLDEN, file);
+  if (UPDATE) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, actual);
+    return;
+  }
+  assert.ok(existsSync(path), `no golden file ${relative(REPO_ROOT, path)}; run with UPDATE_GOLDEN=1 and review the diff`);
+  assert.equal(actual, readFileSync(path, "utf8"), `${relative(REPO_ROOT, path)} differs; run with UPDATE_GOLDEN=1 and review the diff`);
+}
+
+test("golden files: quadlet units, nftables rules, proxy configs, user data and every bundle's layout", () => {
+  const all = renderAll();
+  for (const [stack, hosts] of Object.entries(all)) {
+    const layout = hosts.flatMap((h) => h.files.map((f) => `${h.host}\t${f.mode.toString(8).padStart(4, "0")}\t${f.path}\n`)).join("");
+    golden(`${stack}/LAYOUT.tsv`, layout);
+    for (const h of hosts) for (const f of h.files) if (OWN.test(f.path)) golden(join(stack, h.host, f.path), f.content);
+  }
+  golden("user-data.yaml", all.prod![0]!.userData!);
+});
+
+test("the same input renders byte-identical output", () => {
+  assert.deepEqual(renderAll(), renderAll());
+});
+
+test("each stack renders the hosts and on-host paths its plan names, plus the routes for another LB", () => {
+  const all = renderAll();
+  assert.deepEqual(all.prod!.map((h) => h.host), ["loadbalancer", "monitoring", "frontend", "backend"]);
+  assert.deepEqual(all.demo!.map((h) => h.host), ["demo", "_routes-for-prod"]);
+  assert.deepEqual(all["standalone-demo"]!.map((h) => h.host), ["lb", "web"]);
+  assert.deepEqual(all.prod![0]!.files.map((f) => f.path), [
+    "/etc/containers/systemd/haproxy.container",
+    "/srv/ingress/current/haproxy/errors/503.http",
+    "/srv/ingress/current/haproxy/haproxy.cfg",
+    "/srv/ingress/current/haproxy/routes.d/prod.cfg",
+    "/srv/ingress/current/haproxy/routes.d/prod.map",
+    "/srv/ingress/current/nftables/ingress.nft",
+  ]);
+  const routes = all.demo![1]!;
+  assert.equal(routes.userData, undefined);
+  assert.deepEqual(routes.files.map((f) => f.path), ["/srv/ingress/routes/demo/haproxy/routes.d/demo.cfg", "/srv/ingress/routes/demo/haproxy/routes.d/demo.map"]);
+  for (const h of Object.values(all).flat()) {
+    for (const f of h.files) {
+      assert.match(f.path, /^\/(etc\/containers\/systemd|srv\/ingress\/(current|routes))\//, `${h.host}: ${f.path}`);
+      assert.ok(!f.path.startsWith("/srv/ingress/secrets"), "secret files are never rendered");
+    }
+  }
+});
+
+test("an attached stack needs its LB's settings; without the owner's config it defaults to haproxy", () => {
+  const demo = planStack(loadTopology("demo"));
+  assert.throws(() => renderStack(demo), /attaches to organization\/hetzner-ingress\/prod: pass the LB's settings/);
+  const defaults = lbSettingsOf(undefined);
+  assert.equal(defaults.engine, "haproxy");
+  assert.deepEqual(defaults.healthCheck, { interval: 5000, timeout: 2000, fall: 3, rise: 2 });
+  assert.throws(() => lbSettingsOf(loadTopology("demo")), /does not own an ingress/);
+});
+
+function changedFiles(a: RenderedHost[], b: RenderedHost[]): string[] {
+  const index = (hosts: RenderedHost[]) => new Map(hosts.flatMap((h) => h.files.map((f) => [`${h.host} ${f.path}`, `${f.mode} ${f.content}`] as const)));
+  const [ia, ib] = [index(a), index(b)];
+  return [...new Set([...ia.keys(), ...ib.keys()])].filter((k) => ia.get(k) !== ib.get(k)).sort();
+}
+
+function prodWith(change: (raw: { sites: { hostname: string; port: number }[] }) => void): StackPlan {
+  const raw = structuredClone(readStackConfig(stackFile("prod"))) as { sites: { hostname: string; port: number }[] };
+  change(raw);
+  return planStack(validateStackConfig("prod", raw));
+}
+
+test("moving one site to another port changes only the LB's routes and that one server's files", () => {
+  const before = renderStack(planStack(loadTopology("prod")));
+  const after = renderStack(prodWith((raw) => (raw.sites.find((s) => s.hostname === "fiscalismia.com")!.port = 8443)));
+  assert.deepEqual(changedFiles(before, after), [
+    "frontend /srv/ingress/current/nftables/ingress.nft",
+    "frontend /srv/ingress/current/nginx/nginx.conf",
+    "frontend /srv/ingress/current/nginx/sites/fiscalismia.com.conf",
+    "loadbalancer /srv/ingress/current/haproxy/routes.d/prod.cfg",
+    "loadbalancer /srv/ingress/current/haproxy/routes.d/prod.map",
+  ]);
+  // The deploy keys on bundleHash: exactly those two hosts redeploy.
+  const hashes = (hosts: RenderedHost[]) => new Map(hosts.map((h) => [h.host, bundleHash(h.files)]));
+  const [hb, ha] = [hashes(before), hashes(after)];
+  assert.deepEqual([...hb.keys()].filter((h) => hb.get(h) !== ha.get(h)), ["loadbalancer", "frontend"]);
+});
+
+test("bundleHash covers path, mode and content, and ignores order", () => {
+  const files = [
+    { path: "/a", mode: 0o644, content: "x" },
+    { path: "/b", mode: 0o644, content: "y" },
+  ];
+  const h = bundleHash(files);
+  assert.match(h, /^[0-9a-f]{64}$/);
+  assert.equal(bundleHash([...files].reverse()), h);
+  assert.notEqual(bundleHash([{ ...files[0]!, mode: 0o600 }, files[1]!]), h);
+  assert.notEqual(bundleHash([{ ...files[0]!, path: "/c" }, files[1]!]), h);
+  assert.notEqual(bundleHash([{ ...files[0]!, content: "x\n" }, files[1]!]), h);
+  assert.notEqual(bundleHash([{ path: "/a", mode: 0o644, content: "xy" }]), bundleHash([{ path: "/a", mode: 0o644, content: "x" }, { path: "/b", mode: 0o644, content: "y" }]));
+});
+
+test("the manifest lists path, mode and sha256 of each file and the bundle hash", () => {
+  const host = renderAll().prod![1]!;
+  const m = manifestOf(host);
+  assert.equal(m.host, "monitoring");
+  assert.equal(m.bundleHash, bundleHash(host.files));
+  assert.deepEqual(m.files.map((f) => f.path), host.files.map((f) => f.path));
+  const nft = host.files.find((f) => f.path.endsWith("ingress.nft"))!;
+  assert.deepEqual(m.files.find((f) => f.path === nft.path), { path: nft.path, mode: "0644", sha256: createHash("sha256").update(nft.content).digest("hex") });
+  assert.equal(m.userDataSha256, createHash("sha256").update(host.userData!).digest("hex"));
+});
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+test("npm run render writes the overlay, manifest and user data, byte-identical on a second run", () => {
+  const out = mkdtempSync(join(tmpdir(), "render-"));
+  const tsx = join(REPO_ROOT, "node_modules/tsx/dist/cli.mjs");
+  const run = (dir: string, stack: string, ...extra: string[]) =>
+    execFileSync(process.execPath, [tsx, join(REPO_ROOT, "scripts/render.ts"), "--stack", stack, "--out", dir, ...extra], { encoding: "utf8" });
+  try {
+    assert.ok(existsSync(tsx));
+    run(join(out, "1"), "demo");
+    const log = run(join(out, "2"), "demo");
+    assert.match(log, /routes go to the LB of organization\/hetzner-ingress\/prod: engine haproxy, settings from .*Pulumi\.prod\.yaml/);
+    const files = walk(join(out, "1")).map((p) => relative(join(out, "1"), p)).sort();
+    assert.deepEqual(files, [
+      "_routes-for-prod/MANIFEST.json",
+      "_routes-for-prod/srv/ingress/routes/demo/haproxy/routes.d/demo.cfg",
+      "_routes-for-prod/srv/ingress/routes/demo/haproxy/routes.d/demo.map",
+      "demo/MANIFEST.json",
+      "demo/etc/containers/systemd/nginx.container",
+      "demo/srv/ingress/current/nftables/ingress.nft",
+      "demo/srv/ingress/current/nginx/nginx.conf",
+      "demo/srv/ingress/current/nginx/sites/backend.demo.fiscalismia.com.conf",
+      "demo/srv/ingress/current/nginx/sites/demo.fiscalismia.com.conf",
+      "demo/user-data.yaml",
+    ]);
+    for (const f of files) assert.equal(readFileSync(join(out, "1", f), "utf8"), readFileSync(join(out, "2", f), "utf8"), f);
+    const manifest = JSON.parse(readFileSync(join(out, "1/demo/MANIFEST.json"), "utf8")) as { files: { path: string; mode: string; sha256: string }[] };
+    for (const entry of manifest.files) {
+      const onDisk = join(out, "1/demo", entry.path);
+      assert.equal(createHash("sha256").update(readFileSync(onDisk)).digest("hex"), entry.sha256, entry.path);
+      assert.equal((statSync(onDisk).mode & 0o7777).toString(8).padStart(4, "0"), entry.mode, entry.path);
+    }
+    // A standalone stack from another directory: no attachment, two hosts.
+    run(join(out, "3"), "standalone-demo", "--config", STANDALONE);
+    assert.deepEqual(readdirSync(join(out, "3")).sort(), ["lb", "web"]);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,68 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { parse } from "yaml";
+import { loadTopology, readStackConfig, stackFile } from "../../scripts/stack-files";
+import { planStack, validateStackConfig } from "../../topology";
+import { renderCloudInit, USER_DATA_LIMIT } from "../../render/cloud-init";
+import { renderStack } from "../../render/bundle";
+
+interface CloudConfig {
+  package_update: boolean;
+  packages: string[];
+  write_files: { path: string; permissions: string; content: string }[];
+  runcmd: (string | string[])[];
+}
+
+const text = renderCloudInit();
+const doc = parse(text) as CloudConfig;
+
+test("user data is a #cloud-config YAML document well under Hetzner's 32 KiB", () => {
+  assert.ok(text.startsWith("#cloud-config\n"));
+  assert.ok(Buffer.byteLength(text) < USER_DATA_LIMIT / 4, `${Buffer.byteLength(text)} bytes`);
+  assert.equal(USER_DATA_LIMIT, 32768);
+  assert.deepEqual(doc.packages, ["podman", "nftables"]);
+  assert.equal(doc.package_update, true);
+});
+
+test("it lays out /srv/ingress with a root-only secrets directory and enables the firewall unit", () => {
+  const cmds = doc.runcmd.map((c) => (Array.isArray(c) ? c.join(" ") : c));
+  assert.ok(cmds.includes("install -d -m 0755 /srv/ingress /srv/ingress/releases /srv/ingress/routes /var/www/acme /etc/containers/systemd"));
+  assert.ok(cmds.includes("install -d -m 0700 /srv/ingress/secrets"));
+  assert.ok(cmds.includes("systemctl enable --now ingress-firewall.service"));
+  const files = new Map(doc.write_files.map((f) => [f.path, f]));
+  assert.deepEqual([...files.keys()], ["/etc/sysctl.d/90-ingress.conf", "/etc/ingress/firewall.nft", "/etc/systemd/system/ingress-firewall.service"]);
+  assert.match(files.get("/etc/ingress/firewall.nft")!.content, /^include "\/srv\/ingress\/current\/nftables\/\*\.nft"$/m);
+  assert.match(files.get("/etc/systemd/system/ingress-firewall.service")!.content, /^ExecStart=\/usr\/sbin\/nft -f \/etc\/ingress\/firewall\.nft$/m);
+});
+
+test("no sysctl touches forwarding: host networking needs none", () => {
+  const sysctl = doc.write_files.find((f) => f.path.startsWith("/etc/sysctl.d/"))!.content;
+  const settings = sysctl.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+  assert.deepEqual(settings, ["net.core.somaxconn = 4096"]);
+  assert.ok(!/forward/.test(text.replace(/^\s*#.*$/gm, "")));
+});
+
+test("the firewall entry point loads even before the first deploy (a glob include matching nothing)", { skip: process.getuid?.() === 0 && existsSync("/usr/sbin/nft") ? false : "needs root and nft" }, () => {
+  const entry = doc.write_files.find((f) => f.path === "/etc/ingress/firewall.nft")!.content;
+  const ns = `rci-${process.pid}`;
+  spawnSync("ip", ["netns", "add", ns]);
+  try {
+    const r = spawnSync("ip", ["netns", "exec", ns, "nft", "-c", "-f", "-"], { input: entry, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  } finally {
+    spawnSync("ip", ["netns", "del", ns]);
+  }
+});
+
+test("user data does not change with sites, ports or routes, and is the same for every server", () => {
+  const raw = readStackConfig(stackFile("prod")) as { sites: { port: number; hostname: string }[] };
+  const changed = structuredClone(raw);
+  changed.sites[1]!.port = 8443;
+  changed.sites.pop();
+  const a = renderStack(planStack(loadTopology("prod")));
+  const b = renderStack(planStack(validateStackConfig("prod", changed)));
+  const userData = new Set([...a, ...b].map((h) => h.userData));
+  assert.deepEqual([...userData], [text]);
+});
