@@ -1,0 +1,788 @@
+#!/usr/bin/env bash
+# On-host apply. Stages a rendered bundle (or an attached stack's route fragments) as a
+# new release, validates it with the binaries that will run it, swaps `current`
+# atomically, reloads only what changed, probes, and rolls back to the last good release
+# on any failure. The CLI, environment, layout and exit codes are in docs/apply.md.
+set -euo pipefail
+shopt -s nullglob
+umask 022
+export LC_ALL=C
+# UTC for every timestamp; bash's printf %(...)T then needs no `date` process per line.
+export TZ=UTC
+
+readonly ROOT="${INGRESS_ROOT:-/srv/ingress}"
+readonly QUADLET_DIR="${QUADLET_DIR:-/etc/containers/systemd}"
+readonly SYSTEMCTL="${SYSTEMCTL:-systemctl}"
+readonly NFT="${INGRESS_NFT:-nft}"
+readonly KEEP="${INGRESS_KEEP_RELEASES:-5}"
+readonly PROBE_TIMEOUT="${INGRESS_PROBE_TIMEOUT:-10}"
+readonly LOCK_TIMEOUT="${INGRESS_LOCK_TIMEOUT:-300}"
+# Validators run the container's own image with the unit's mounts and env file. No :z/:Z
+# relabel (label=disable instead): relabelling a shared mount for a throwaway container
+# would take it away from the running service on SELinux hosts.
+# (Defaults are spelled apart from ${VAR:-...}: a "}" in a template would end the expansion.)
+readonly PODMAN_CHECK='podman run --rm --network none --security-opt label=disable {user} {envfile} {volumes} {image}'
+DEFAULT_HAPROXY="$PODMAN_CHECK"' haproxy -c -f {dir}/haproxy/haproxy.cfg -f {dir}/haproxy/routes.d'
+DEFAULT_NGINX="$PODMAN_CHECK"' nginx -t -c {dir}/nginx/nginx.conf'
+# The proxy's command line is its own: check with exactly the unit's Exec plus --check.
+DEFAULT_PROXY="$PODMAN_CHECK"' {exec} --check'
+readonly VALIDATE_HAPROXY="${INGRESS_VALIDATE_HAPROXY:-$DEFAULT_HAPROXY}"
+readonly VALIDATE_NGINX="${INGRESS_VALIDATE_NGINX:-$DEFAULT_NGINX}"
+readonly VALIDATE_PROXY="${INGRESS_VALIDATE_PROXY:-$DEFAULT_PROXY}"
+
+# Bundles always use the canonical on-host layout, whatever ROOT is here.
+readonly B_CURRENT="srv/ingress/current/"
+readonly B_QUADLET="etc/containers/systemd/"
+readonly NAME_RE='^[a-z0-9][a-z0-9_-]{0,62}$'
+
+# --- output -------------------------------------------------------------------------
+
+LOG="$ROOT/apply.log"
+log_line() {
+  printf '%(%FT%TZ)T %s\n' -1 "$*" >>"$LOG" 2>/dev/null || true
+}
+say() {
+  printf 'apply: %s\n' "$*" || true
+  log_line "$*"
+}
+warn() {
+  printf 'apply: warning: %s\n' "$*" >&2 || true
+  log_line "warning: $*"
+}
+# Detail lines (validator output) are indented under the message they belong to.
+say_block() {
+  printf '    %s\n' "${1//$'\n'/$'\n'    }" >&2 || true
+  log_line "$1"
+}
+
+usage() {
+  cat <<'EOF'
+usage: apply.sh --bundle DIR --role ingress|web
+       apply.sh --routes DIR --stack STACK
+       apply.sh --remove-routes STACK
+       apply.sh --help
+Applies a rendered bundle, or installs/removes an attached stack's route fragments,
+as a new validated release under $INGRESS_ROOT (default /srv/ingress). See docs/apply.md.
+EOF
+}
+
+usage_error() {
+  printf 'apply: usage error: %s\n' "$1" >&2
+  usage >&2
+  exit 2
+}
+
+# --- failure and rollback ------------------------------------------------------------
+
+PHASE=prepare   # prepare -> staged -> live -> committed
+FAIL_MSG=""
+FAIL_DETAIL=""
+PREV=""         # release id that was live before this run ("" on the first apply)
+NEW=""          # release id being applied
+WORK=""
+STAGE=""
+VDIR=""
+ROUTES_STACK=""      # stack whose routes dir this run replaced or removed
+ROUTES_BACKUP=""     # where its previous routes were kept ("" if it had none)
+declare -a UNITS_TOUCHED=()   # units reloaded or restarted, to undo
+declare -a UNITS_CHANGED=()   # unit files installed (added or replaced)
+declare -a UNITS_REMOVED=()   # unit files removed
+NFT_LOADED=0
+
+fail() {
+  FAIL_MSG="$1"
+  FAIL_DETAIL="${2:-}"
+  exit 1
+}
+
+ctl() {
+  # fd 9 holds the apply lock; nothing we start may inherit it.
+  "$SYSTEMCTL" "$@" 9>&-
+}
+
+restore_routes() {
+  [[ -n $ROUTES_STACK ]] || return 0
+  rm -rf "${ROOT:?}/routes/$ROUTES_STACK"
+  if [[ -n $ROUTES_BACKUP ]]; then
+    mv -T "$ROUTES_BACKUP" "$ROOT/routes/$ROUTES_STACK"
+    say "routes of stack $ROUTES_STACK restored to their previous state"
+  else
+    say "routes of stack $ROUTES_STACK not kept"
+  fi
+}
+
+rollback() {
+  local ok=1 u
+  say "rolling back to ${PREV:-no release}"
+  if [[ -n $PREV ]]; then
+    swap_to "$PREV" || ok=0
+  else
+    rm -f "$ROOT/current" || ok=0
+  fi
+  if ((${#UNITS_CHANGED[@]} + ${#UNITS_REMOVED[@]} > 0)); then
+    for u in "${UNITS_CHANGED[@]}"; do
+      if [[ -f $WORK/units-backup/$u.container ]]; then
+        install_unit_file "$WORK/units-backup/$u.container" "$u" || ok=0
+      else
+        ctl stop "$u.service" || ok=0
+        rm -f "$QUADLET_DIR/$u.container" || ok=0
+      fi
+    done
+    for u in "${UNITS_REMOVED[@]}"; do
+      install_unit_file "$WORK/units-backup/$u.container" "$u" || ok=0
+    done
+    ctl daemon-reload || ok=0
+  fi
+  if ((NFT_LOADED)) && [[ -n $PREV ]]; then
+    local f
+    for f in "$ROOT/releases/$PREV"/nftables/*.nft; do
+      "$NFT" -f "$f" 9>&- || ok=0
+    done
+  fi
+  for u in "${UNITS_REMOVED[@]}" "${UNITS_TOUCHED[@]}"; do
+    if [[ -f $QUADLET_DIR/$u.container ]]; then
+      if is_in "$u" "${UNITS_CHANGED[@]}" "${UNITS_REMOVED[@]}"; then
+        ctl restart "$u.service" || ok=0
+      else
+        ctl reload-or-restart "$u.service" || ok=0
+      fi
+    fi
+  done
+  rm -rf "${ROOT:?}/releases/$NEW"
+  restore_routes || ok=0
+  ((ok))
+}
+
+on_exit() {
+  local rc=$?
+  trap '' HUP INT TERM
+  set +e
+  if [[ $PHASE != committed ]]; then
+    ((rc != 0)) || rc=1
+    [[ -n $FAIL_MSG ]] || FAIL_MSG="unexpected error (exit $rc) while in phase $PHASE"
+    printf 'apply: error: %s\n' "$FAIL_MSG" >&2
+    log_line "error: $FAIL_MSG"
+    [[ -z $FAIL_DETAIL ]] || say_block "$FAIL_DETAIL"
+    case $PHASE in
+      prepare | staged)
+        [[ -z $NEW ]] || rm -rf "${ROOT:?}/releases/$NEW"
+        restore_routes
+        say "failed: nothing changed; ${PREV:-no release} is still live"
+        ;;
+      live)
+        if rollback; then
+          say "failed: rolled back; ${PREV:-no release} is live again"
+        else
+          say "FAILED AND ROLLBACK INCOMPLETE: check $ROOT/current, the units and the firewall by hand"
+          rc=3
+        fi
+        ;;
+    esac
+  fi
+  [[ -z $STAGE ]] || rm -rf "$STAGE"
+  [[ -z $VDIR ]] || rm -rf "$VDIR"
+  [[ -z $WORK ]] || rm -rf "$WORK"
+  exit "$rc"
+}
+
+# --- small helpers -------------------------------------------------------------------
+
+is_in() {
+  local x=$1 y
+  shift
+  for y in "$@"; do [[ $x == "$y" ]] && return 0; done
+  return 1
+}
+
+# sed needs the search text as a regex and the replacement with & and | escaped.
+sed_re() { printf '%s' "$1" | sed 's/[][\.*^$|/]/\\&/g'; }
+sed_repl() { printf '%s' "$1" | sed 's/[\&|]/\\&/g'; }
+
+swap_to() {
+  ln -sfn "releases/$1" "$ROOT/.current.tmp"
+  mv -Tf "$ROOT/.current.tmp" "$ROOT/current"
+}
+
+current_id() {
+  local t
+  t=$(readlink "$ROOT/current" 2>/dev/null) || return 0
+  t=${t%/}
+  [[ -d $ROOT/releases/${t##*/} ]] && printf '%s' "${t##*/}"
+  return 0
+}
+
+release_field() { sed -n "s/^$2=//p" "$ROOT/releases/$1/.release" 2>/dev/null | head -n1; }
+
+# Every file of a release as "path mode sha256", sorted; .release (metadata) excluded.
+tree_manifest() {
+  (
+    cd "$1"
+    find . -type f ! -path ./.release -printf '%P %m\n' | sort >"$WORK/tree.modes"
+    cut -d' ' -f1 "$WORK/tree.modes" | xargs -r -d '\n' sha256sum -- | cut -d' ' -f1 | paste -d' ' "$WORK/tree.modes" -
+  )
+}
+
+# The part of a tree manifest below one top-level directory, hashed.
+component_hash() { grep "^$2/" "$1" | sha256sum | cut -d' ' -f1 || true; }
+
+install_unit_file() {
+  local src=$1 name=$2
+  mkdir -p "$QUADLET_DIR"
+  install -m "$(stat -c %a "$src")" "$src" "$QUADLET_DIR/.$name.container.tmp"
+  mv -f "$QUADLET_DIR/.$name.container.tmp" "$QUADLET_DIR/$name.container"
+}
+
+# --- bundle --------------------------------------------------------------------------
+
+# Checks MANIFEST ("path mode sha256" per line) against the bundle and copies the files
+# into the staging directory: srv/ingress/current/X -> X, etc/containers/systemd/U -> .units/U.
+stage_bundle() {
+  local b=$1 line path mode sum extra rest
+  local -A want=() mode_of=()
+  local -a paths=()
+  [[ -d $b ]] || fail "bundle $b is not a directory"
+  [[ -f $b/MANIFEST ]] || fail "bundle $b has no MANIFEST"
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ -z $line || $line == \#* ]] && continue
+    read -r path mode sum extra <<<"$line"
+    [[ -n $sum && -z ${extra:-} ]] || fail "MANIFEST: malformed line: $line"
+    [[ $mode =~ ^0?[0-7]{3}$ ]] || fail "MANIFEST: bad mode $mode for $path"
+    [[ $sum =~ ^[0-9a-f]{64}$ ]] || fail "MANIFEST: bad sha256 for $path"
+    # No absolute paths, no "..", no dot-files (.units and .release are apply.sh's own).
+    [[ $path =~ ^[A-Za-z0-9_@+-][A-Za-z0-9._@+/-]*$ && ! $path =~ (^|/)\. && ! $path =~ //|/$ ]] ||
+      fail "MANIFEST: path not allowed: $path"
+    [[ -z ${want[$path]:-} ]] || fail "MANIFEST: $path is listed twice"
+    [[ -f $b/$path && ! -L $b/$path ]] || fail "bundle file missing or not a regular file: $path"
+    want[$path]=$sum
+    mode_of[$path]=$mode
+    paths+=("$path")
+  done <"$b/MANIFEST"
+  ((${#paths[@]} > 0)) || fail "MANIFEST of $b lists no files"
+  while read -r sum path; do
+    [[ $sum == "${want[$path]}" ]] || fail "bundle file does not match MANIFEST (sha256): $path"
+  done < <(cd "$b" && sha256sum -- "${paths[@]}")
+  while IFS= read -r path; do
+    [[ $path == MANIFEST || -n ${want[$path]:-} ]] || fail "bundle file not in MANIFEST: $path"
+  done < <(cd "$b" && find . \( -type f -o -type l \) -printf '%P\n')
+  for path in "${paths[@]}"; do
+    case $path in
+      apply.sh) continue ;;
+      "${B_CURRENT}haproxy/routes.map")
+        fail "bundle must not contain haproxy/routes.map: apply.sh assembles it from routes.d/*.map" ;;
+      "$B_CURRENT"*) rest=${path#"$B_CURRENT"} ;;
+      "$B_QUADLET"*)
+        rest=${path#"$B_QUADLET"}
+        [[ $rest =~ ^[a-z0-9][a-z0-9_-]*\.container$ ]] || fail "bundle: only <name>.container units are supported: $path"
+        rest=".units/$rest"
+        ;;
+      *) fail "bundle: path outside ${B_CURRENT} and ${B_QUADLET}: $path" ;;
+    esac
+    install -D -m "${mode_of[$path]}" "$b/$path" "$STAGE/$rest"
+  done
+}
+
+# The live release minus what was merged into it, as the base of a routes-only rebuild.
+stage_from_current() {
+  local cur=$ROOT/releases/$PREV stack path
+  cp -a "$cur/." "$STAGE/"
+  rm -f "$STAGE/.release" "$STAGE/haproxy/routes.map"
+  while read -r stack path; do
+    rm -f "${STAGE:?}/$path"
+  done < <(sed -n 's/^fragment=//p' "$cur/.release")
+}
+
+check_role() {
+  case $1 in
+    ingress)
+      [[ -f $STAGE/haproxy/haproxy.cfg || -f $STAGE/proxy/proxy.json ]] ||
+        fail "role ingress needs ${B_CURRENT}haproxy/haproxy.cfg or ${B_CURRENT}proxy/proxy.json in the bundle" ;;
+    web)
+      [[ -f $STAGE/nginx/nginx.conf ]] || fail "role web needs ${B_CURRENT}nginx/nginx.conf in the bundle" ;;
+  esac
+}
+
+# --- routes of attached stacks -------------------------------------------------------
+
+# Copies routes/<stack>/<stack>.{cfg,map} into haproxy/routes.d and <stack>.json into
+# proxy/routes.d, recording each as a fragment so a rebuild can take it out again.
+merge_fragments() {
+  local d f stack name target
+  for d in "$ROOT"/routes/*/; do
+    d=${d%/}
+    stack=${d##*/}
+    [[ $stack =~ $NAME_RE ]] || { warn "ignoring $d: not a stack name"; continue; }
+    for f in "$d"/*; do
+      name=${f##*/}
+      case $name in
+        "$stack".cfg | "$stack".map) target=haproxy/routes.d/$name ;;
+        "$stack".json) target=proxy/routes.d/$name ;;
+        *) fail "unexpected file in routes of stack $stack: $f" ;;
+      esac
+      if [[ ! -d $STAGE/${target%%/*} ]]; then
+        warn "routes of stack $stack not merged: $name needs ${target%%/*}/, which this release does not run"
+        continue
+      fi
+      [[ ! -e $STAGE/$target ]] || fail "route file $target of attached stack $stack collides with the bundle's own"
+      install -D -m 0644 "$f" "$STAGE/$target"
+      printf 'fragment=%s %s\n' "$stack" "$target" >>"$WORK/fragments"
+    done
+  done
+}
+
+# haproxy/routes.map = every routes.d/<stack>.map, in name order. A hostname claimed twice
+# is refused, naming both stacks: a silent override would send one stack's users elsewhere.
+assemble_map() {
+  [[ -d $STAGE/haproxy ]] || return 0
+  mkdir -p "$STAGE/haproxy/routes.d"
+  local maps=("$STAGE"/haproxy/routes.d/*.map) errors
+  if ((${#maps[@]} == 0)); then
+    : >"$STAGE/haproxy/routes.map"
+    return 0
+  fi
+  if ! errors=$(awk '
+    FNR == 1 { stack = FILENAME; sub(/^.*\//, "", stack); sub(/\.map$/, "", stack) }
+    { sub(/#.*/, "") }
+    NF == 0 { next }
+    NF != 2 { printf "routes.d/%s.map line %d: expected \"<hostname> <backend>\"\n", stack, FNR > "/dev/stderr"; bad = 1; next }
+    {
+      host = tolower($1)
+      if (host in owner) {
+        if (owner[host] == stack) printf "hostname \"%s\" is listed twice by stack \"%s\"\n", host, stack > "/dev/stderr"
+        else printf "hostname \"%s\" is claimed by stack \"%s\" and stack \"%s\"; remove it from one of them\n", host, owner[host], stack > "/dev/stderr"
+        bad = 1; next
+      }
+      owner[host] = stack
+      print host, $2 > OUT
+    }
+    END { exit bad }
+  ' OUT="$STAGE/haproxy/routes.map" "${maps[@]}" 2>&1 >/dev/null); then
+    fail "routes cannot be assembled" "$errors"
+  fi
+}
+
+# --- validation ----------------------------------------------------------------------
+
+unit_lines() { sed -n "s/^$2=//p" "$ROOT/releases/$NEW/.units/$1.container" 2>/dev/null || true; }
+
+# Expands {dir} {root} {image} {volumes} {envfile} {user} {exec} of a validator template
+# into CMD, every value shell-quoted except {exec}: the unit's Exec= line as it stands
+# (systemd's quoting of plain arguments reads the same in bash) with current/ -> {dir}. Sets a variable rather than printing: `fail` must not run in
+# a command substitution, where it would only end the subshell.
+CMD=""
+expand_template() {
+  local t=$1 unit=$2 image="" vols="" envs="" user="" v src dst opts o kept
+  if [[ $t == *"{image}"* ]]; then
+    image=$(unit_lines "$unit" Image | tail -n1)
+    [[ -n $image ]] || fail "cannot validate $unit: no Image= in ${B_QUADLET}$unit.container"
+  fi
+  while IFS= read -r v; do
+    [[ -n $v ]] || continue
+    IFS=: read -r src dst opts <<<"$v"
+    kept=ro
+    for o in ${opts//,/ }; do
+      case $o in z | Z | ro | rw) ;; *) kept+=",$o" ;; esac
+    done
+    vols+=" -v $(printf '%q' "$src:${dst:-$src}:$kept")"
+  done < <(unit_lines "$unit" Volume)
+  while IFS= read -r v; do
+    [[ -n $v ]] && envs+=" --env-file $(printf '%q' "$v")"
+  done < <(unit_lines "$unit" EnvironmentFile)
+  # The unit's User=/Group=, so a file the service could not read fails the check too.
+  v=$(unit_lines "$unit" User | tail -n1)
+  if [[ -n $v ]]; then
+    o=$(unit_lines "$unit" Group | tail -n1)
+    user=" --user $(printf '%q' "$v${o:+:$o}")"
+  fi
+  t=${t//\{dir\}/$(printf '%q' "$VDIR")}
+  t=${t//\{root\}/$(printf '%q' "$ROOT")}
+  t=${t//\{image\}/$(printf '%q' "$image")}
+  t=${t//\{volumes\}/$vols}
+  t=${t//\{envfile\}/$envs}
+  t=${t//\{user\}/$user}
+  if [[ $t == *"{exec}"* ]]; then
+    v=$(unit_lines "$unit" Exec | tail -n1)
+    [[ -n $v ]] || fail "cannot validate $unit: no Exec= in ${B_QUADLET}$unit.container"
+    t=${t//\{exec\}/${v//"$ROOT/current/"/"$VDIR/"}}
+  fi
+  CMD=$t
+}
+
+# Runs one check; on failure names the release file and shows the checker's output with
+# the validation copy's paths mapped back to the paths the configs use.
+run_check() {
+  local what=$1 file=$2 cmd=$3 out rc=0
+  out=$(bash -c "$cmd" 2>&1 9>&-) || rc=$?
+  if ((rc != 0)); then
+    out=${out//"$VDIR/"/"$ROOT/current/"}
+    fail "$what rejected release $NEW (${B_CURRENT}$file), exit $rc:" "$out"
+  fi
+  say "$what: $file ok"
+}
+
+# Configs name their files as $ROOT/current/...; `current` must not point at an unchecked
+# release even for a moment (a crash-restart or a dropped ssh session would leave it
+# live), so the release is checked as a copy whose paths say the copy's own place.
+validate_release() {
+  local rel=$ROOT/releases/$NEW f
+  VDIR=$ROOT/.validate/$NEW
+  rm -rf "$VDIR"
+  mkdir -p "$VDIR"
+  cp -a "$rel/." "$VDIR/"
+  find "$VDIR" -type f ! -path "$VDIR/.units/*" -print0 |
+    xargs -0 -r sed -i "s|$(sed_re "$ROOT/current/")|$(sed_repl "$VDIR/")|g"
+  if [[ -d $rel/haproxy ]]; then
+    expand_template "$VALIDATE_HAPROXY" haproxy
+    run_check haproxy haproxy/haproxy.cfg "$CMD"
+  fi
+  if [[ -d $rel/nginx ]]; then
+    expand_template "$VALIDATE_NGINX" nginx
+    run_check nginx nginx/nginx.conf "$CMD"
+  fi
+  if [[ -d $rel/proxy ]]; then
+    expand_template "$VALIDATE_PROXY" proxy
+    run_check proxy proxy/proxy.json "$CMD"
+  fi
+  for f in "$VDIR"/nftables/*.nft; do
+    run_check nftables "nftables/${f##*/}" "$(printf '%q -c -f %q' "$NFT" "$f")"
+  done
+  rm -rf "$VDIR"
+  VDIR=""
+}
+
+# --- going live ----------------------------------------------------------------------
+
+# Unit files: install changed ones, remove ones the previous release had and this one
+# drops; daemon-reload once if anything changed. Then restart changed units (a unit
+# change cannot be reloaded) and reload-or-restart units whose config directory changed.
+apply_units() {
+  local rel=$ROOT/releases/$NEW prev_m=$WORK/prev.manifest new_m=$WORK/new.manifest f u
+  local -a units=() restart=() reload=()
+  mkdir -p "$WORK/units-backup"
+  for f in "$rel"/.units/*.container; do
+    u=${f##*/}
+    u=${u%.container}
+    units+=("$u")
+    if ! cmp -s "$f" "$QUADLET_DIR/$u.container"; then
+      [[ ! -f $QUADLET_DIR/$u.container ]] || cp -p "$QUADLET_DIR/$u.container" "$WORK/units-backup/"
+      UNITS_CHANGED+=("$u")
+    fi
+  done
+  if [[ -n $PREV ]]; then
+    for f in "$ROOT/releases/$PREV"/.units/*.container; do
+      u=${f##*/}
+      u=${u%.container}
+      if ! is_in "$u" "${units[@]}" && [[ -f $QUADLET_DIR/$u.container ]]; then
+        cp -p "$QUADLET_DIR/$u.container" "$WORK/units-backup/"
+        UNITS_REMOVED+=("$u")
+      fi
+    done
+  fi
+  for u in "${UNITS_REMOVED[@]}"; do
+    say "stopping $u.service (unit dropped from the bundle)"
+    ctl stop "$u.service" || fail "systemctl stop $u.service failed"
+    rm -f "$QUADLET_DIR/$u.container"
+  done
+  for u in "${UNITS_CHANGED[@]}"; do
+    say "installing unit $u.container"
+    install_unit_file "$rel/.units/$u.container" "$u"
+  done
+  if ((${#UNITS_CHANGED[@]} + ${#UNITS_REMOVED[@]} > 0)); then
+    ctl daemon-reload || fail "systemctl daemon-reload failed"
+  fi
+  for u in "${units[@]}"; do
+    if is_in "$u" "${UNITS_CHANGED[@]}"; then
+      restart+=("$u")
+    elif [[ -z $PREV ]] || [[ $(component_hash "$prev_m" "$u") != "$(component_hash "$new_m" "$u")" ]]; then
+      reload+=("$u")
+    fi
+  done
+  for u in "${restart[@]}"; do
+    UNITS_TOUCHED+=("$u")
+    say "restarting $u.service (unit changed)"
+    ctl restart "$u.service" || fail "systemctl restart $u.service failed"
+  done
+  for u in "${reload[@]}"; do
+    UNITS_TOUCHED+=("$u")
+    say "reloading $u.service"
+    ctl reload-or-restart "$u.service" || fail "systemctl reload-or-restart $u.service failed"
+  done
+}
+
+apply_nftables() {
+  local rel=$ROOT/releases/$NEW f
+  local -a files=("$rel"/nftables/*.nft)
+  ((${#files[@]} > 0)) || return 0
+  if [[ -n $PREV ]] && [[ $(component_hash "$WORK/prev.manifest" nftables) == "$(component_hash "$WORK/new.manifest" nftables)" ]]; then
+    return 0
+  fi
+  NFT_LOADED=1
+  for f in "${files[@]}"; do
+    say "loading nftables/${f##*/}"
+    local out
+    out=$("$NFT" -f "$ROOT/current/nftables/${f##*/}" 2>&1 9>&-) || fail "nft -f nftables/${f##*/} failed" "$out"
+  done
+}
+
+# "address port" for each TCP listener the release's configs declare. Wildcards are
+# probed on loopback; unix sockets, env-substituted and ranged addresses are skipped.
+probe_targets() {
+  local rel=$ROOT/releases/$NEW spec addr port line
+  {
+    if [[ -d $rel/haproxy ]]; then
+      # haproxy: "bind <addr>:<port>[,<addr>:<port>...] [options]"
+      awk '$1 == "bind" { print $2, ($0 ~ /v6only/ ? "v6only" : "") }' "$rel"/haproxy/haproxy.cfg "$rel"/haproxy/routes.d/*.cfg |
+        while read -r line v6; do
+          for spec in ${line//,/ }; do
+            spec=${spec#ipv4@}
+            spec=${spec#ipv6@}
+            [[ $spec == *@* || $spec == /* || $spec == *'$'* ]] && continue
+            port=${spec##*:}
+            addr=${spec%:*}
+            [[ $port =~ ^[0-9]+$ ]] || continue
+            case $addr in
+              "" | "*" | 0.0.0.0) addr=127.0.0.1 ;;
+              "::" | ":") [[ -n ${v6:-} ]] && addr=::1 || addr=127.0.0.1 ;;
+            esac
+            printf '%s %s\n' "$addr" "$port"
+          done
+        done
+    fi
+    if [[ -d $rel/nginx ]]; then
+      # nginx: "listen <port> | <addr>:<port> | [<v6>]:<port> ...;"
+      find "$rel/nginx" -type f -name '*.conf' -exec awk '$1 == "listen" { sub(/;.*/, "", $2); print $2 }' {} + |
+        while read -r spec; do
+          case $spec in
+            unix:*) continue ;;
+            \[*\]:*) addr=${spec%%]*}; addr=${addr#\[}; port=${spec##*]:}; [[ $addr == "::" ]] && addr=::1 ;;
+            *:*) addr=${spec%:*}; port=${spec##*:} ;;
+            *) addr=127.0.0.1; port=$spec ;;
+          esac
+          [[ $addr == "*" || $addr == 0.0.0.0 ]] && addr=127.0.0.1
+          [[ $port =~ ^[0-9]+$ ]] && printf '%s %s\n' "$addr" "$port"
+        done
+    fi
+  } | sort -u
+}
+
+# A TCP connect to every listener, retried until INGRESS_PROBE_TIMEOUT: enough to see a
+# listener that did not come back after a reload. PROXY listeners would reject a bare TLS
+# hello, so a connect is the probe that fits every port.
+probe() {
+  local deadline=$((SECONDS + PROBE_TIMEOUT)) addr port
+  while read -r addr port; do
+    # shellcheck disable=SC2016 # $0 and $1 are the inner shell's arguments
+    until timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$addr" "$port" 2>/dev/null 9>&-; do
+      ((SECONDS < deadline)) || fail "health probe: nothing accepts connections on $addr port $port"
+      sleep 0.2
+    done
+  done < <(probe_targets)
+  say "health probe ok"
+}
+
+# Oldest first by when each release was made (its .release file), not by name: two
+# applies within one second share the timestamp part of their ids.
+prune_releases() {
+  local -a all=()
+  local cur i t d
+  cur=$(current_id)
+  while read -r t d; do
+    all+=("${d##*/}")
+  done < <(find "$ROOT"/releases/*/.release -maxdepth 0 -printf '%T@ %h\n' | sort -n)
+  for ((i = 0; i < ${#all[@]} - KEEP; i++)); do
+    [[ ${all[i]} == "$cur" ]] && continue
+    rm -rf "${ROOT:?}/releases/${all[i]}"
+    say "pruned release ${all[i]}"
+  done
+}
+
+# --- the build shared by every mode ---------------------------------------------------
+
+# STAGE holds the base tree; merges routes, hashes, validates, swaps, reloads, probes.
+build_and_apply() {
+  local role=$1 source=$2 hash id
+  check_role "$role"
+  : >"$WORK/fragments"
+  if [[ $role == ingress ]]; then
+    merge_fragments
+    assemble_map
+  fi
+  tree_manifest "$STAGE" >"$WORK/new.manifest"
+  hash=$(sha256sum <"$WORK/new.manifest" | cut -d' ' -f1)
+  if [[ -n $PREV && $(release_field "$PREV" hash) == "$hash" ]] && units_installed "$PREV"; then
+    PHASE=committed
+    say "unchanged: release $PREV is live with the same content"
+    return 0
+  fi
+  printf -v id '%(%Y%m%dT%H%M%SZ)T-%s' -1 "${hash:0:12}"
+  [[ ! -e $ROOT/releases/$id ]] || id="$id-$$"
+  {
+    printf 'id=%s\nhash=%s\nrole=%s\nsource=%s\ncreated=%(%FT%TZ)T\n' "$id" "$hash" "$role" "$source" -1
+    cat "$WORK/fragments"
+  } >"$STAGE/.release"
+  NEW=$id
+  mv -T "$STAGE" "$ROOT/releases/$id"
+  STAGE=""
+  PHASE=staged
+  say "staged release $id"
+  validate_release
+  if [[ -n $PREV ]]; then tree_manifest "$ROOT/releases/$PREV" >"$WORK/prev.manifest"; else : >"$WORK/prev.manifest"; fi
+  PHASE=live
+  swap_to "$id"
+  say "current -> releases/$id"
+  apply_nftables
+  apply_units
+  probe
+  PHASE=committed
+  [[ -z $ROUTES_BACKUP ]] || rm -rf "$ROUTES_BACKUP"
+  prune_releases
+  say "release $id is live"
+}
+
+# True when every unit of the release is installed exactly as the release has it.
+units_installed() {
+  local f
+  for f in "$ROOT/releases/$1"/.units/*.container; do
+    cmp -s "$f" "$QUADLET_DIR/${f##*/}" || return 1
+  done
+  return 0
+}
+
+# Replaces routes/<stack> with the new fragment files, keeping the old ones to restore.
+install_routes() {
+  local src=$1 stack=$2 f name n=0
+  [[ -d $src ]] || fail "routes directory $src does not exist"
+  for f in "$src"/* "$src"/.[!.]*; do
+    name=${f##*/}
+    [[ -f $f && ! -L $f ]] || fail "routes: not a regular file: $f"
+    case $name in "$stack".cfg | "$stack".map | "$stack".json) ;; *)
+      fail "routes: $name is not one of $stack.cfg, $stack.map, $stack.json" ;;
+    esac
+    n=$((n + 1))
+  done
+  ((n > 0)) || fail "routes directory $src is empty"
+  local tmp=$ROOT/routes/.$stack.new
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  for f in "$src"/*; do install -m 0644 "$f" "$tmp/"; done
+  ROUTES_STACK=$stack
+  if [[ -d $ROOT/routes/$stack ]]; then
+    ROUTES_BACKUP=$ROOT/routes/.$stack.prev
+    rm -rf "$ROUTES_BACKUP"
+    mv -T "$ROOT/routes/$stack" "$ROUTES_BACKUP"
+  fi
+  mv -T "$tmp" "$ROOT/routes/$stack"
+}
+
+wait_cloud_init() {
+  command -v cloud-init >/dev/null 2>&1 || return 0
+  say "waiting for cloud-init"
+  local rc=0
+  cloud-init status --wait >/dev/null 2>&1 || rc=$?
+  case $rc in
+    0) ;;
+    2) warn "cloud-init finished with recoverable errors (cloud-init status --long)" ;;
+    *) fail "cloud-init failed (status exit $rc); see cloud-init status --long" ;;
+  esac
+}
+
+main() {
+  local mode="" bundle="" role="" routes="" stack=""
+  while (($# > 0)); do
+    case $1 in
+      --bundle | --role | --routes | --stack | --remove-routes)
+        (($# >= 2)) || usage_error "$1 needs a value"
+        case $1 in
+          --bundle) bundle=$2 ;;
+          --role) role=$2 ;;
+          --routes) routes=$2 ;;
+          --stack) stack=$2 ;;
+          --remove-routes) stack=$2; mode=remove ;;
+        esac
+        shift 2
+        ;;
+      -h | --help) usage; exit 0 ;;
+      *) usage_error "unknown argument: $1" ;;
+    esac
+  done
+  if [[ -n $bundle ]]; then
+    [[ -z $mode && -z $routes && -z $stack ]] || usage_error "--bundle goes with --role only"
+    [[ $role == ingress || $role == web ]] || usage_error "--bundle needs --role ingress|web"
+    mode=bundle
+  elif [[ -n $routes ]]; then
+    [[ -z $mode && -z $role ]] || usage_error "--routes goes with --stack only"
+    [[ -n $stack ]] || usage_error "--routes needs --stack STACK"
+    mode=routes
+  elif [[ $mode == remove ]]; then
+    [[ -z $role ]] || usage_error "--remove-routes takes no other option"
+  else
+    usage_error "one of --bundle, --routes or --remove-routes is required"
+  fi
+  [[ -z $stack || $stack =~ $NAME_RE ]] || usage_error "invalid stack name '$stack'"
+  [[ $KEEP =~ ^[1-9][0-9]*$ ]] || usage_error "INGRESS_KEEP_RELEASES must be a positive number"
+
+  trap on_exit EXIT
+  # A dropped ssh session must not kill the run half-way: with PIPE caught (not ignored,
+  # so children keep the default), a write to the closed channel just fails and the run
+  # goes on to its end, or to its rollback, and apply.log has the account.
+  trap ':' PIPE
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+
+  mkdir -p "$ROOT/releases" "$ROOT/routes"
+  wait_cloud_init
+  exec 9>"$ROOT/.apply.lock"
+  flock -w "$LOCK_TIMEOUT" 9 || fail "another apply still holds $ROOT/.apply.lock after ${LOCK_TIMEOUT}s"
+  # Holding the lock: whatever is left from an interrupted run is stale.
+  rm -rf "$ROOT"/releases/.stage-* "$ROOT/.validate" "$ROOT"/routes/.*.new
+  local prev old
+  for prev in "$ROOT"/routes/.*.prev; do
+    old=${prev##*/.}
+    old=${old%.prev}
+    warn "an interrupted run left routes of stack $old uncommitted; restoring the previous ones"
+    rm -rf "${ROOT:?}/routes/$old"
+    mv -T "$prev" "$ROOT/routes/$old"
+  done
+  [[ ! -f $LOG || $(stat -c %s "$LOG") -lt 1048576 ]] || mv -f "$LOG" "$LOG.1"
+  WORK=$(mktemp -d)
+  STAGE=$ROOT/releases/.stage-$$
+  mkdir -p "$STAGE"
+  PREV=$(current_id)
+
+  case $mode in
+    bundle)
+      say "applying bundle $bundle (role $role) over ${PREV:-no release}"
+      stage_bundle "$bundle"
+      build_and_apply "$role" "$bundle"
+      ;;
+    routes | remove)
+      if [[ $mode == routes ]]; then
+        say "installing routes of stack $stack"
+        install_routes "$routes" "$stack"
+      else
+        if [[ ! -d $ROOT/routes/$stack ]]; then
+          PHASE=committed
+          say "unchanged: no routes of stack $stack are installed"
+          return 0
+        fi
+        say "removing routes of stack $stack"
+        ROUTES_STACK=$stack
+        ROUTES_BACKUP=$ROOT/routes/.$stack.prev
+        rm -rf "$ROUTES_BACKUP"
+        mv -T "$ROOT/routes/$stack" "$ROUTES_BACKUP"
+      fi
+      if [[ -z $PREV ]]; then
+        PHASE=committed
+        [[ -z $ROUTES_BACKUP ]] || rm -rf "$ROUTES_BACKUP"
+        say "no live release yet: routes are stored and merged by the next bundle apply"
+        return 0
+      fi
+      [[ $(release_field "$PREV" role) == ingress ]] || fail "routes can only be merged on an ingress host (release $PREV is role $(release_field "$PREV" role))"
+      stage_from_current
+      build_and_apply ingress "rebuild of $PREV for routes of stack $stack"
+      ;;
+  esac
+  [[ -z $ROUTES_BACKUP ]] || rm -rf "$ROUTES_BACKUP"
+}
+
+main "$@"

@@ -1,0 +1,186 @@
+// apply.sh on a web host, over real ssh, with real nginx: going live, refusing bad
+// configs, rolling back failed reloads, idempotence and pruning.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { APPLY_SH, CURRENT, nginxBundle, nginxUnit, writeBundle, type NginxBundleOptions } from "./support/bundle";
+import { HostRoot, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
+
+let lab: ApplyLab;
+before(async () => {
+  lab = await startLab(0);
+});
+after(async () => {
+  const sb = lab?.sb;
+  await sb?.teardown();
+  if (sb) assert.deepEqual(sb.leftovers(), { namespaces: [], processes: [], files: [] });
+});
+
+let nextPort = 8100;
+
+/** A web host with nginx as the unit "nginx", its first release (body v1) live and serving. */
+async function webHost(label: string): Promise<{ h: HostRoot; port: number; bundle: (o: Partial<NginxBundleOptions>) => ReturnType<typeof nginxBundle>; first: string }> {
+  const port = nextPort++;
+  const h = await HostRoot.create(lab, label, (r) => [
+    { name: "nginx", signal: "HUP", start: ["/usr/sbin/nginx", "-e", "stderr", "-c", `${r.root}/current/nginx/nginx.conf`, "-g", "daemon off;"] },
+  ]);
+  const bundle = (o: Partial<NginxBundleOptions>) => nginxBundle({ root: h.root, runDir: h.runDir, port, body: "v1", ...o });
+  const r = await h.applyBundle(bundle({}), "web");
+  assert.equal(r.code, 0, output(r));
+  await waitForBody(lab, port, "v1");
+  return { h, port, bundle, first: liveId(r) };
+}
+
+describe("apply.sh --bundle on a web host", () => {
+  test("a first bundle installs the unit and starts nginx; the next one is reloaded in", async () => {
+    const { h, port, bundle, first } = await webHost("live");
+    assert.deepEqual(await h.calls(), ["daemon-reload", "restart nginx.service"]);
+    assert.equal(releaseId(await h.current()), first);
+    assert.equal(await h.readFile("current/.release").then((t) => /^role=web$/m.test(t)), true);
+
+    const r = await h.applyBundle(bundle({ body: "v2" }), "web");
+    assert.equal(r.code, 0, output(r));
+    const second = liveId(r);
+    assert.notEqual(second, first);
+    assert.equal(await h.current(), `releases/${second}`);
+    await waitForBody(lab, port, "v2");
+    // A config-only change is a reload: no daemon-reload, no restart.
+    assert.deepEqual((await h.calls()).slice(2), ["reload-or-restart nginx.service"]);
+    assert.match(r.stdout, /nginx: nginx\/nginx\.conf ok/);
+    assert.match(r.stdout, /health probe ok/);
+  });
+
+  test("a changed Quadlet unit is installed and restarted, not reloaded", async () => {
+    const { h, port, bundle } = await webHost("unit-change");
+    const r = await h.applyBundle(bundle({ body: "v2", unitText: nginxUnit(undefined, "PodmanArgs=--log-level=info") }), "web");
+    assert.equal(r.code, 0, output(r));
+    assert.deepEqual((await h.calls()).slice(2), ["daemon-reload", "restart nginx.service"]);
+    assert.match(await h.readFile("../../etc/containers/systemd/nginx.container"), /PodmanArgs=--log-level=info/);
+    await waitForBody(lab, port, "v2");
+  });
+
+  test("the same bundle twice changes nothing", async () => {
+    const { h, port, bundle, first } = await webHost("twice");
+    const calls = await h.calls();
+    const releases = await h.releases();
+    const r = await h.applyBundle(bundle({}), "web");
+    assert.equal(r.code, 0, output(r));
+    assert.match(r.stdout, /unchanged: release \S+ is live with the same content/);
+    assert.deepEqual(await h.calls(), calls);
+    assert.deepEqual(await h.releases(), releases);
+    assert.equal(releaseId(await h.current()), first);
+    assert.equal(await httpGet(lab, port), "v1");
+  });
+
+  test("an invalid nginx config is rejected with nginx's own message and the old one keeps serving", async () => {
+    const { h, port, bundle, first } = await webHost("invalid");
+    const calls = await h.calls();
+    const broken = `server {\n  listen ${port};\n  bogus_directive on;\n}\n`;
+    const r = await h.applyBundle(bundle({ body: "v2", siteText: broken }), "web");
+    assert.equal(r.code, 1, output(r));
+    assert.match(r.stderr, /nginx rejected release \S+ \(srv\/ingress\/current\/nginx\/nginx\.conf\)/);
+    // nginx's output, with the paths the config uses (not the validation copy's).
+    assert.ok(r.stderr.includes(`unknown directive "bogus_directive" in ${h.root}/current/nginx/sites/site.conf:3`), output(r));
+    assert.match(r.stdout, /nothing changed; \S+ is still live/);
+    assert.equal(releaseId(await h.current()), first);
+    assert.deepEqual(await h.releases(), [first]);
+    assert.deepEqual(await h.calls(), calls);
+    assert.equal(await httpGet(lab, port), "v1");
+  });
+
+  test("a reload that fails is rolled back: the old release is current and serving again", async () => {
+    const { h, port, bundle, first } = await webHost("reload-fails");
+    await h.injectFailure("reload-or-restart");
+    const r = await h.applyBundle(bundle({ body: "v2" }), "web");
+    assert.equal(r.code, 1, output(r));
+    assert.match(r.stderr, /systemctl reload-or-restart nginx\.service failed/);
+    assert.match(r.stdout, new RegExp(`rolled back; ${first} is live again`));
+    assert.equal(releaseId(await h.current()), first);
+    assert.deepEqual(await h.releases(), [first]);
+    // The stand-in did send HUP before failing, so only the rollback's reload brings v1 back.
+    assert.deepEqual((await h.calls()).slice(2), ["reload-or-restart nginx.service", "reload-or-restart nginx.service"]);
+    await waitForBody(lab, port, "v1");
+  });
+
+  test("a failing health probe is rolled back", async () => {
+    const { h, port, bundle, first } = await webHost("probe-fails");
+    // nginx -t does not bind, so this passes validation; nginx serves the address from
+    // its wildcard socket, but nothing on the host can reach it: the probe fails.
+    const r = await h.applyBundle(bundle({ body: "v2", extraListen: [`10.203.250.1:${port}`] }), "web", { INGRESS_PROBE_TIMEOUT: "1" });
+    assert.equal(r.code, 1, output(r));
+    assert.match(r.stderr, new RegExp(`health probe: nothing accepts connections on 10\\.203\\.250\\.1 port ${port}`));
+    assert.equal(releaseId(await h.current()), first);
+    assert.deepEqual((await h.calls()).slice(2), ["reload-or-restart nginx.service", "reload-or-restart nginx.service"]);
+    await waitForBody(lab, port, "v1");
+  });
+
+  test("a bundle whose files do not match MANIFEST is refused before anything is staged", async () => {
+    const { h, bundle, first } = await webHost("manifest");
+    const files = bundle({ body: "v2" });
+    const dir = await writeBundle(h.incoming, files);
+    await writeFile(join(dir, CURRENT, "nginx", "sites", "site.conf"), "tampered\n");
+    const r = await h.run(join(dir, "apply.sh"), ["--bundle", dir, "--role", "web"]);
+    assert.equal(r.code, 1, output(r));
+    assert.match(r.stderr, /bundle file does not match MANIFEST \(sha256\): srv\/ingress\/current\/nginx\/sites\/site\.conf/);
+    assert.equal(releaseId(await h.current()), first);
+    assert.deepEqual(await h.releases(), [first]);
+  });
+
+  test("releases beyond five are pruned, oldest first", async () => {
+    const { h, port, bundle, first } = await webHost("prune");
+    const ids = [first];
+    for (let v = 2; v <= 7; v++) {
+      const r = await h.applyBundle(bundle({ body: `v${v}` }), "web");
+      assert.equal(r.code, 0, output(r));
+      ids.push(liveId(r));
+    }
+    assert.deepEqual(await h.releases(), ids.slice(2).sort());
+    assert.equal(releaseId(await h.current()), ids[6]);
+    await waitForBody(lab, port, "v7");
+  });
+
+  test("validator templates get the unit's image, mounts without relabel, env file, user and Exec", async () => {
+    const { h, bundle } = await webHost("template");
+    const seen = join(h.base, "validator-args");
+    const unit = nginxUnit("registry.example/nginx:1.27", "EnvironmentFile=/srv/ingress/secrets/stats.env\nUser=101\nGroup=101\nVolume=/etc/letsencrypt:/etc/letsencrypt:Z");
+    const r = await h.applyBundle(bundle({ body: "v2", unitText: unit }), "web", {
+      INGRESS_VALIDATE_NGINX: `printf '%s\\n' {image} {user} {envfile} {volumes} {exec} >${seen} && /usr/sbin/nginx -t -e stderr -c {dir}/nginx/nginx.conf`,
+    });
+    assert.equal(r.code, 0, output(r));
+    const { readFile } = await import("node:fs/promises");
+    assert.deepEqual((await readFile(seen, "utf8")).split("\n"), [
+      "registry.example/nginx:1.27",
+      "--user",
+      "101:101",
+      "--env-file",
+      "/srv/ingress/secrets/stats.env",
+      "-v",
+      "/srv/ingress:/srv/ingress:ro",
+      "-v",
+      "/etc/letsencrypt:/etc/letsencrypt:ro",
+      // The unit's Exec=, as bash reads systemd's quoting.
+      "nginx",
+      "-c",
+      "/srv/ingress/current/nginx/nginx.conf",
+      "-g",
+      "daemon off;",
+      "",
+    ]);
+  });
+
+  test("usage errors exit 2 and say what is wrong", async () => {
+    const h = await HostRoot.create(lab, "usage", () => []);
+    for (const [args, message] of [
+      [["--bundle", "/nonexistent"], "--bundle needs --role ingress|web"],
+      [["--bundle", "/nonexistent", "--role", "db"], "--bundle needs --role ingress|web"],
+      [["--routes", "/nonexistent"], "--routes needs --stack STACK"],
+      [["--remove-routes", "Bad Name"], "invalid stack name 'Bad Name'"],
+      [[], "one of --bundle, --routes or --remove-routes is required"],
+    ] as const) {
+      const r = await h.run(APPLY_SH, args);
+      assert.equal(r.code, 2, output(r));
+      assert.ok(r.stderr.includes(`apply: usage error: ${message}`), output(r));
+    }
+  });
+});

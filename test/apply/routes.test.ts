@@ -1,0 +1,173 @@
+// apply.sh on an ingress host, over real ssh, with real haproxy (-W master-worker):
+// attached stacks' route fragments merged into routes.map, conflicts refused, removal,
+// invalid haproxy/nftables configs refused, nftables loaded into the host namespace.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { join } from "node:path";
+import { haproxyBundle, nftRuleset, routeFragment, type HaproxyBundleOptions } from "./support/bundle";
+import { HostRoot, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
+
+let lab: ApplyLab;
+before(async () => {
+  lab = await startLab(1);
+});
+after(async () => {
+  const sb = lab?.sb;
+  await sb?.teardown();
+  if (sb) assert.deepEqual(sb.leftovers(), { namespaces: [], processes: [], files: [] });
+});
+
+let nextPort = 8300;
+
+/** An ingress host owned by stack "prod" with app.example.test routed; release v1 live. */
+async function ingressHost(label: string) {
+  const port = nextPort++;
+  const h = await HostRoot.create(lab, label, (r) => [
+    {
+      name: "haproxy",
+      signal: "USR2",
+      start: ["/usr/sbin/haproxy", "-W", "-db", "-f", `${r.root}/current/haproxy/haproxy.cfg`, "-f", `${r.root}/current/haproxy/routes.d`],
+    },
+  ]);
+  const bundle = (o: Partial<HaproxyBundleOptions>) =>
+    haproxyBundle({ root: h.root, stack: "prod", port, version: "v1", routes: { "app.example.test": "prod-app" }, nftElement: 1, ...o });
+  const r = await h.applyBundle(bundle({}), "ingress");
+  assert.equal(r.code, 0, output(r));
+  await waitForBody(lab, port, "v1", "/version");
+  await waitForBody(lab, port, "prod-app", "/", "app.example.test");
+  // An attached stack's push runs the copy of apply.sh inside the live release.
+  const script = join(h.root, "current", "apply.sh");
+  return { h, port, bundle, script, first: liveId(r) };
+}
+
+describe("apply.sh on an ingress host", () => {
+  test("the first bundle loads its nftables ruleset into the host", async () => {
+    const { h, bundle } = await ingressHost("nft");
+    const before = await lab.host.exec(["nft", "list", "set", "inet", "apply_test", "marks"]);
+    assert.match(before.stdout, /elements = \{ 1 \}/);
+    const r = await h.applyBundle(bundle({ nftElement: 2 }), "ingress");
+    assert.equal(r.code, 0, output(r));
+    assert.match(r.stdout, /loading nftables\/ingress\.nft/);
+    const after = await lab.host.exec(["nft", "list", "set", "inet", "apply_test", "marks"]);
+    assert.match(after.stdout, /elements = \{ 2 \}/);
+  });
+
+  test("an attached stack's routes are merged and served, kept across bundle applies, and removed", async () => {
+    const { h, port, bundle, script, first } = await ingressHost("attach");
+    const calls = (await h.calls()).length;
+
+    const pushed = await h.pushRoutes("demo", routeFragment("demo", { "demo.example.test": "demo-app" }), script);
+    assert.equal(pushed.code, 0, output(pushed));
+    assert.notEqual(liveId(pushed), first);
+    await waitForBody(lab, port, "demo-app", "/", "demo.example.test");
+    assert.equal(await h.readFile("current/haproxy/routes.map"), "demo.example.test demo_b0\napp.example.test prod_b0\n");
+    assert.deepEqual((await h.calls()).slice(calls), ["reload-or-restart haproxy.service"]);
+
+    // Pushing the same routes again is a no-op.
+    const again = await h.pushRoutes("demo", routeFragment("demo", { "demo.example.test": "demo-app" }), script);
+    assert.equal(again.code, 0, output(again));
+    assert.match(again.stdout, /unchanged/);
+
+    // A new bundle of the owning stack keeps the attached routes.
+    const v2 = await h.applyBundle(bundle({ version: "v2" }), "ingress");
+    assert.equal(v2.code, 0, output(v2));
+    await waitForBody(lab, port, "v2", "/version");
+    assert.equal(await httpGet(lab, port, "/", "demo.example.test"), "demo-app");
+
+    const removed = await h.run(script, ["--remove-routes", "demo"]);
+    assert.equal(removed.code, 0, output(removed));
+    await waitForBody(lab, port, "no route", "/", "demo.example.test");
+    assert.equal(await httpGet(lab, port, "/", "app.example.test"), "prod-app");
+    assert.deepEqual(await h.routesDirs(), []);
+
+    const twice = await h.run(script, ["--remove-routes", "demo"]);
+    assert.equal(twice.code, 0, output(twice));
+    assert.match(twice.stdout, /unchanged: no routes of stack demo are installed/);
+  });
+
+  test("a hostname claimed by two stacks is refused, naming it and both stacks; nothing changes", async () => {
+    const { h, port, script } = await ingressHost("conflict");
+    const ok = await h.pushRoutes("demo", routeFragment("demo", { "demo.example.test": "demo-app" }), script);
+    assert.equal(ok.code, 0, output(ok));
+    const live = await h.current();
+    const calls = await h.calls();
+
+    for (const [stack, host, message] of [
+      ["demo2", "demo.example.test", 'hostname "demo.example.test" is claimed by stack "demo" and stack "demo2"'],
+      // Map files merge in name order, so the bundle's own "prod" comes second here.
+      ["evil", "APP.example.test", 'hostname "app.example.test" is claimed by stack "evil" and stack "prod"'],
+    ] as const) {
+      const r = await h.pushRoutes(stack, routeFragment(stack, { [host]: `${stack}-app` }), script);
+      assert.equal(r.code, 1, output(r));
+      assert.ok(r.stderr.includes(message), output(r));
+      assert.match(r.stdout, /nothing changed/);
+      assert.equal(await h.current(), live);
+      // The refused fragment is not left behind to break the next bundle apply.
+      assert.deepEqual(await h.routesDirs(), ["demo"]);
+    }
+    assert.deepEqual(await h.calls(), calls);
+    assert.equal(await httpGet(lab, port, "/", "demo.example.test"), "demo-app");
+    assert.equal(await httpGet(lab, port, "/", "app.example.test"), "prod-app");
+  });
+
+  test("a fragment that breaks haproxy is refused and the previous routes of that stack are restored", async () => {
+    const { h, port, script } = await ingressHost("bad-fragment");
+    assert.equal((await h.pushRoutes("demo", routeFragment("demo", { "demo.example.test": "demo-app" }), script)).code, 0);
+    const live = await h.current();
+    const broken = { "demo.cfg": "backend demo_b0\n    no_such_keyword here\n", "demo.map": "demo.example.test demo_b0\n" };
+    const r = await h.pushRoutes("demo", broken, script);
+    assert.equal(r.code, 1, output(r));
+    assert.match(r.stderr, /haproxy rejected release/);
+    assert.ok(r.stderr.includes(`${h.root}/current/haproxy/routes.d/demo.cfg:2`), output(r));
+    assert.match(r.stdout, /routes of stack demo restored to their previous state/);
+    assert.equal(await h.current(), live);
+    assert.match(await h.readFile("routes/demo/demo.cfg"), /demo-app/);
+    assert.equal(await httpGet(lab, port, "/", "demo.example.test"), "demo-app");
+  });
+
+  test("invalid haproxy or nftables files in a bundle are refused by their own checkers", async () => {
+    const { h, port, bundle, first } = await ingressHost("invalid");
+    const calls = await h.calls();
+    const cases = [
+      { o: { version: "v2", haproxyText: "global\n    maxconn 256\nfrontend web\n    bind *:1\n    bogus_keyword\n" }, what: "haproxy", file: "haproxy/haproxy.cfg:5" },
+      { o: { version: "v2", nftText: nftRuleset(3).replace("type inet_service", "type no_such_type") }, what: "nftables", file: "nftables/ingress.nft" },
+    ];
+    for (const c of cases) {
+      const r = await h.applyBundle(bundle(c.o), "ingress");
+      assert.equal(r.code, 1, output(r));
+      assert.match(r.stderr, new RegExp(`${c.what} rejected release`));
+      assert.ok(r.stderr.includes(c.file), output(r));
+      assert.equal(releaseId(await h.current()), first);
+    }
+    assert.deepEqual(await h.releases(), [first]);
+    assert.deepEqual(await h.calls(), calls);
+    assert.equal(await httpGet(lab, port, "/version"), "v1");
+  });
+
+  test("a bundle apply and a routes push at the same time take turns and both land", async () => {
+    const { h, port, bundle, script } = await ingressHost("concurrent");
+    const [applied, pushed] = await Promise.all([
+      h.applyBundle(bundle({ version: "v2" }), "ingress"),
+      h.pushRoutes("demo", routeFragment("demo", { "demo.example.test": "demo-app" }), script),
+    ]);
+    assert.equal(applied.code, 0, output(applied));
+    assert.equal(pushed.code, 0, output(pushed));
+    await waitForBody(lab, port, "v2", "/version");
+    await waitForBody(lab, port, "demo-app", "/", "demo.example.test");
+    assert.match(await h.readFile("current/haproxy/routes.map"), /^demo\.example\.test demo_b0$/m);
+  });
+
+  test("routes pushed before the ingress host has a release are kept for its first bundle", async () => {
+    const port = nextPort++;
+    const h = await HostRoot.create(lab, "early", (r) => [
+      { name: "haproxy", signal: "USR2", start: ["/usr/sbin/haproxy", "-W", "-db", "-f", `${r.root}/current/haproxy/haproxy.cfg`, "-f", `${r.root}/current/haproxy/routes.d`] },
+    ]);
+    const { APPLY_SH } = await import("./support/bundle");
+    const early = await h.pushRoutes("demo", routeFragment("demo", { "demo.example.test": "demo-app" }), APPLY_SH);
+    assert.equal(early.code, 0, output(early));
+    assert.match(early.stdout, /no live release yet/);
+    const r = await h.applyBundle(haproxyBundle({ root: h.root, stack: "prod", port, version: "v1", routes: { "app.example.test": "prod-app" } }), "ingress");
+    assert.equal(r.code, 0, output(r));
+    await waitForBody(lab, port, "demo-app", "/", "demo.example.test");
+  });
+});
