@@ -1,0 +1,147 @@
+// Every shell command that Pulumi runs on a host, built in one place so that the interface
+// of the on-host apply script (files/apply.sh, docs/deploy.md) is one function to align.
+// Pure: no Pulumi import.
+import type { HostPlan } from "../topology";
+import { INGRESS_ROOT, SECRETS_DIR } from "../topology/paths";
+
+/** Bundles land here, one directory per bundle hash, before apply.sh stages them. */
+export const INCOMING_DIR = `${INGRESS_ROOT}/incoming`;
+export const APPLY_SCRIPT = "apply.sh";
+/** The copy of apply.sh that each release carries (bundle-dir.ts puts it there); route changes run it. */
+export const INSTALLED_APPLY = `${INGRESS_ROOT}/current/${APPLY_SCRIPT}`;
+
+export type HostRole = "ingress" | "web";
+
+/**
+ * Deploys log in as root (Hetzner installs the server's SSH keys for root), so no command
+ * needs sudo, which not every Hetzner image ships. A non-root deploy user gets it prefixed.
+ */
+export const DEPLOY_USER = "root";
+const AS_ROOT = DEPLOY_USER === "root" ? "" : "sudo ";
+
+function checkHash(hash: string): string {
+  if (!/^[0-9a-f]{16,64}$/.test(hash)) throw new Error(`bundle hash "${hash}" is not lowercase hex`);
+  return hash;
+}
+
+export function incomingDir(hash: string): string {
+  return `${INCOMING_DIR}/${checkHash(hash)}`;
+}
+
+export type ApplyAction =
+  /** Stage, validate, swap and reload a host's own bundle. */
+  | { readonly kind: "bundle"; readonly hash: string; readonly role: HostRole }
+  /** Put an attached stack's route files on the LB, then rebuild, validate, swap and reload it. */
+  | { readonly kind: "routes"; readonly hash: string; readonly stack: string }
+  /** Take an attached stack's routes off the LB and reload; run by the fragment's delete. */
+  | { readonly kind: "remove-routes"; readonly stack: string };
+
+/** Stack names travel as arguments; apply.sh accepts the same set. */
+function stackArg(stack: string): string {
+  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(stack)) throw new Error(`stack name "${stack}" cannot be passed to apply.sh (lowercase letters, digits, "-" and "_")`);
+  return stack;
+}
+
+/** The one place that knows apply.sh's command line (docs/deploy.md, docs/apply.md). */
+export function applyCommand(action: ApplyAction): string {
+  switch (action.kind) {
+    case "bundle": {
+      const dir = incomingDir(action.hash);
+      // The bundle's own script runs: a new release may ship a new apply.sh.
+      return `${AS_ROOT}/bin/bash ${dir}/${APPLY_SCRIPT} --bundle ${dir} --role ${action.role}`;
+    }
+    case "routes":
+      // The LB's installed script: the owner's version decides how its releases are built.
+      return `${AS_ROOT}/bin/bash ${INSTALLED_APPLY} --routes ${incomingDir(action.hash)} --stack ${stackArg(action.stack)}`;
+    case "remove-routes":
+      return `${AS_ROOT}/bin/bash ${INSTALLED_APPLY} --remove-routes ${stackArg(action.stack)}`;
+    default: {
+      const never: never = action;
+      throw new Error(`unknown apply action ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/**
+ * After secret files changed on a running host: a container that reads an env file
+ * (stats.env) must restart to see it; nginx re-reads key files on reload. `try-` leaves a
+ * unit that is not running alone, so this is harmless before the first deploy.
+ */
+export function secretsChangedCommand(host: Pick<HostPlan, "containers">): string {
+  const steps = host.containers.map((c) => `${AS_ROOT}systemctl ${c.envFile === undefined ? "try-reload-or-restart" : "try-restart"} ${c.name}.service`);
+  return steps.join(" && ");
+}
+
+/** Bundles of earlier deploys older than a day: a recent one may belong to a deploy still being retried. */
+export function pruneIncomingCommand(keepHash: string): string {
+  return `${AS_ROOT}find ${INCOMING_DIR} -mindepth 1 -maxdepth 1 ! -name ${checkHash(keepHash)} -mmin +1440 -exec rm -rf -- {} +`;
+}
+
+/**
+ * The first command on a new server. cloud-init exits 2 for "done with recoverable
+ * errors" (deprecation warnings, since 23.4), which still means boot is complete; any other
+ * non-zero status is a failed boot and stops the deploy with cloud-init's own account of it.
+ */
+export function waitForBootCommand(incoming: string = INCOMING_DIR): string {
+  const script = [
+    "set -u",
+    "if command -v cloud-init >/dev/null 2>&1; then",
+    "  rc=0; cloud-init status --wait >/dev/null || rc=$?",
+    '  if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then cloud-init status --long >&2; exit "$rc"; fi',
+    "fi",
+    `install -d -m 0755 ${incoming}`,
+  ].join("\n");
+  return bashC(script);
+}
+
+/** `bash -c '<script>'` with the script single-quoted, so no character of it is special to the login shell. */
+function bashC(script: string): string {
+  return `${AS_ROOT}/bin/bash -c '${script.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A secret file to write on the host: content arrives on stdin, never on the command line. */
+export interface SecretFileContent {
+  readonly path: string;
+  readonly content: string;
+}
+
+/**
+ * stdin of the secrets command: one line per file, `<path>\t<base64 of content>`. Base64
+ * keeps PEM newlines and any byte of a password out of the framing.
+ */
+export function secretPayload(files: readonly SecretFileContent[], root: string = SECRETS_DIR): string {
+  return files
+    .map((f) => {
+      if (!f.path.startsWith(`${root}/`) || f.path.includes("..") || /[\s']/.test(f.path)) {
+        throw new Error(`secret file ${f.path} must be a plain path under ${root}`);
+      }
+      return `${f.path}\t${Buffer.from(f.content, "utf8").toString("base64")}\n`;
+    })
+    .join("");
+}
+
+/**
+ * Writes the files of `secretPayload` from stdin: mode 0600 under a 0700 root, each file
+ * replaced atomically, and nothing outside `root`. No secret is ever an argument, so none
+ * shows in `ps` or in Pulumi's logs of the command.
+ */
+export function writeSecretsCommand(root: string = SECRETS_DIR): string {
+  const script = [
+    "set -eu",
+    "umask 077",
+    `root=${root}`,
+    'install -d -m 0700 "$root"',
+    "while IFS=\"$(printf '\\t')\" read -r path b64; do",
+    '  [ -n "$path" ] || continue',
+    '  case "$path" in "$root"/*) ;; *) echo "refusing $path: not under $root" >&2; exit 1 ;; esac',
+    '  case "$path" in *..*) echo "refusing $path" >&2; exit 1 ;; esac',
+    '  dir=${path%/*}',
+    '  install -d -m 0700 "$dir"',
+    '  tmp=$(mktemp "$dir/.secret.XXXXXX")',
+    '  printf %s "$b64" | base64 -d >"$tmp"',
+    '  chmod 0600 "$tmp"',
+    '  mv -f "$tmp" "$path"',
+    "done",
+  ].join("\n");
+  return bashC(script);
+}

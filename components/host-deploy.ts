@@ -1,0 +1,82 @@
+// Pushes one host's rendered bundle and secret files over SSH and runs the on-host apply.
+//
+//   boot     waits for cloud-init, once per server; after the private networks are attached
+//   bundle   copies .pulumi-bundles/<stack>/<host>/<hash>/ to /srv/ingress/incoming/<hash>/
+//   secrets  writes /srv/ingress/secrets/* from stdin (never logged, never an argument)
+//   apply    apply.sh --bundle ... --role ...: validate, swap, reload, roll back; then prunes
+//            bundles older than a day from incoming/
+//
+// `triggers: [hash]` replaces bundle and apply whenever the bundle's content changes, so a
+// host whose files did not change is not touched. Every step is deletedWith the server: its
+// teardown is the server's deletion, and an SSH delete against a gone host would fail.
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import type { HostPlan } from "../topology";
+import { applyCommand, DEPLOY_USER, INCOMING_DIR, pruneIncomingCommand, secretPayload, secretsChangedCommand, waitForBootCommand, writeSecretsCommand } from "./deploy-commands";
+import { childName } from "./names";
+import { deployStepOptions, secretStepOptions } from "./options";
+import { secretFileContents, type SecretLookup } from "./secret-files";
+import type { HostServer } from "./server";
+
+export interface HostDeployArgs {
+  readonly host: HostPlan;
+  readonly server: HostServer;
+  readonly privateKey: pulumi.Input<string>;
+  readonly bundle: { readonly hash: string; readonly localDir: string };
+  readonly lookupSecret: SecretLookup;
+}
+
+/** A fresh server answers SSH a minute or so after creation: retry for about five minutes. */
+export function sshConnection(host: pulumi.Input<string>, privateKey: pulumi.Input<string>): command.types.input.remote.ConnectionArgs {
+  return { host, user: DEPLOY_USER, privateKey, dialErrorLimit: 20, perDialTimeout: 15 };
+}
+
+export class HostDeploy extends pulumi.ComponentResource {
+  readonly boot: command.remote.Command;
+  readonly bundle: command.remote.CopyToRemote;
+  readonly secrets?: command.remote.Command;
+  readonly apply: command.remote.Command;
+
+  constructor(name: string, args: HostDeployArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ingress:hetzner:HostDeploy", name, {}, opts);
+    const { host, server, bundle } = args;
+    const connection = sshConnection(server.ipv4, args.privateKey);
+    const attached = [...server.attachments.values()];
+
+    this.boot = new command.remote.Command(
+      childName(name, "boot"),
+      { connection, create: waitForBootCommand() },
+      deployStepOptions(this, server.server, attached),
+    );
+
+    this.bundle = new command.remote.CopyToRemote(
+      childName(name, "bundle"),
+      { connection, source: new pulumi.asset.FileArchive(bundle.localDir), remotePath: INCOMING_DIR, triggers: [bundle.hash] },
+      deployStepOptions(this, server.server, [this.boot]),
+    );
+
+    const secretFiles = secretFileContents(name, host, args.lookupSecret, this);
+    if (secretFiles) {
+      const write = writeSecretsCommand();
+      this.secrets = new command.remote.Command(
+        childName(name, "secrets"),
+        {
+          connection,
+          create: write,
+          // A changed secret (stdin) runs update: rewrite, then let running services see it.
+          update: `${write} && ${secretsChangedCommand(host)}`,
+          stdin: pulumi.secret(secretFiles.apply((files) => secretPayload(files))),
+          logging: "none",
+        },
+        secretStepOptions(this, server.server, [this.boot]),
+      );
+    }
+
+    this.apply = new command.remote.Command(
+      childName(name, "apply"),
+      { connection, create: `${applyCommand({ kind: "bundle", hash: bundle.hash, role: host.role })} && ${pruneIncomingCommand(bundle.hash)}`, triggers: [bundle.hash] },
+      deployStepOptions(this, server.server, this.secrets ? [this.bundle, this.secrets] : [this.bundle]),
+    );
+    this.registerOutputs({ hash: bundle.hash });
+  }
+}

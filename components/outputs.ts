@@ -1,0 +1,57 @@
+// Stack outputs: what an operator needs after `pulumi up` (DNS records, stats URL, SSH
+// commands) and what an attached stack reads from the owning stack through a StackReference.
+// Pure: no Pulumi import.
+import { STATS_PASSWORD_ENV } from "../render/proxy-config";
+import { DEPLOY_USER } from "./deploy-commands";
+
+/**
+ * Output names the owning stack exports and attached stacks read. One table for both
+ * sides: a renamed output would otherwise break every attached stack at its next `up`.
+ */
+export const OWNER_OUTPUTS = {
+  serverId: "lbServerId",
+  ipv4: "lbIpv4",
+  ipv6: "lbIpv6",
+  engine: "engine",
+  /** The LB's health check and timeouts, which an attached stack's backends must use. */
+  routeSettings: "lbRouteSettings",
+  /** Secret: the key that may push route fragments to the LB. */
+  deployPrivateKey: "deployPrivateKey",
+  statsUrl: "statsUrl",
+} as const;
+
+/** Where `sshCommand` expects the deploy key; docs/deploy.md shows how to put it there. */
+export const DEPLOY_KEY_FILE = "./deploy-key";
+
+export interface DnsRecord {
+  readonly name: string;
+  readonly type: "A" | "AAAA";
+  readonly value: string;
+}
+
+/** Every hostname points at the LB, both families; the LB routes by SNI, not by address. */
+export function dnsRecords(hostnames: readonly string[], ipv4: string, ipv6: string): DnsRecord[] {
+  return [...hostnames].sort().flatMap((name): DnsRecord[] => [
+    { name, type: "A", value: ipv4 },
+    { name, type: "AAAA", value: ipv6 },
+  ]);
+}
+
+export function statsUrl(ipv4: string, port: number): string {
+  // Both engines serve the page at /stats, over plain HTTP on a port only the stats CIDRs reach.
+  return `http://${ipv4}:${port}/stats`;
+}
+
+export function sshCommand(ipv4: string): string {
+  return `ssh -i ${DEPLOY_KEY_FILE} ${DEPLOY_USER}@${ipv4}`;
+}
+
+/**
+ * stats.env, read by podman as an env file (KEY=VALUE, no quoting), so a value cannot hold
+ * a line break. The renderers name the variables; the password never reaches their output.
+ */
+export function statsEnv(user: string, password: string): string {
+  if (/[\r\n\0]/.test(password)) throw new Error("the stats password must not contain line breaks or NUL bytes");
+  if (password.length === 0) throw new Error("the stats password is empty");
+  return `STATS_USER=${user}\n${STATS_PASSWORD_ENV}=${password}\n`;
+}

@@ -1,0 +1,52 @@
+// A Hetzner private network and its subnets. Subnets are of type "cloud" (servers), keyed
+// by their range so that adding a subnet never renames another.
+import * as hcloud from "@pulumi/hcloud";
+import * as pulumi from "@pulumi/pulumi";
+import type { NetworkConfig } from "../topology";
+import { childName, displayName, resourceLabels } from "./names";
+import { subnetSpecs } from "./network-plan";
+import { protectedOptions } from "./options";
+
+export interface PrivateNetworkArgs {
+  readonly stack: string;
+  readonly network: NetworkConfig;
+  readonly networkZone: string;
+  readonly protect: boolean;
+}
+
+export class PrivateNetwork extends pulumi.ComponentResource {
+  readonly network: hcloud.Network;
+  /** By subnet range, as written in the stack config. */
+  readonly subnets: ReadonlyMap<string, hcloud.NetworkSubnet>;
+
+  constructor(name: string, args: PrivateNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ingress:hetzner:PrivateNetwork", name, {}, opts);
+    const { stack, network, protect } = args;
+    const specs = subnetSpecs(network);
+
+    this.network = new hcloud.Network(
+      name,
+      {
+        name: displayName(stack, network.name),
+        ipRange: network.ipRange,
+        labels: resourceLabels(stack, "network", network.labels),
+        deleteProtection: protect,
+      },
+      protectedOptions(protect, this),
+    );
+    const networkId = this.network.id.apply(Number);
+    const subnets = new Map<string, hcloud.NetworkSubnet>();
+    for (const spec of specs) {
+      subnets.set(
+        spec.ipRange,
+        new hcloud.NetworkSubnet(
+          childName(name, "subnet", spec.key),
+          { networkId, type: "cloud", networkZone: args.networkZone, ipRange: spec.ipRange },
+          protectedOptions(protect, this),
+        ),
+      );
+    }
+    this.subnets = subnets;
+    this.registerOutputs({ networkId: this.network.id });
+  }
+}

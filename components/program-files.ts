@@ -1,0 +1,31 @@
+// Files the program reads from the project besides stack config: the on-host apply script,
+// the bundled ts-engine proxy, and where local bundles go. Kept apart so index.ts reads top
+// to bottom as config -> plan -> render -> resources.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { StackPlan } from "../topology";
+
+export const PROJECT_ROOT = join(__dirname, "..");
+
+/** Overrides for development and tests: another apply.sh, bundle directory or proxy build. */
+export const APPLY_SCRIPT_ENV = "HETZNER_INGRESS_APPLY_SH";
+export const BUNDLE_DIR_ENV = "HETZNER_INGRESS_BUNDLE_DIR";
+export const PROXY_BUNDLE_ENV = "HETZNER_INGRESS_PROXY_JS";
+
+export function bundleRoot(): string {
+  return process.env[BUNDLE_DIR_ENV] ?? join(PROJECT_ROOT, ".pulumi-bundles");
+}
+
+export function readApplyScript(): string {
+  const file = process.env[APPLY_SCRIPT_ENV] ?? join(PROJECT_ROOT, "files", "apply.sh");
+  if (!existsSync(file)) throw new Error(`the on-host apply script ${file} is missing; every deploy ships it`);
+  return readFileSync(file, "utf8");
+}
+
+/** The ts engine runs dist/proxy.js from the release; it is built, not committed. */
+export function readProxyBundle(plan: StackPlan): string | undefined {
+  if (!plan.hosts.some((h) => h.ingress?.engine === "ts")) return undefined;
+  const file = process.env[PROXY_BUNDLE_ENV] ?? join(PROJECT_ROOT, "dist", "proxy.js");
+  if (!existsSync(file)) throw new Error(`engine "ts" runs ${file}, which is not built; run \`npm run build:proxy\` first`);
+  return readFileSync(file, "utf8");
+}

@@ -1,0 +1,49 @@
+// Which secrets a stack needs and how its secret files group. Pure: no Pulumi import.
+import type { HostPlan, SecretFilePlan, StackPlan } from "../topology";
+import { keyOf } from "./names";
+
+/** Secret config keys the plan reads (stats password, provided TLS PEMs), sorted, once each. */
+export function requiredSecretKeys(plan: StackPlan): string[] {
+  const keys = new Set<string>();
+  for (const host of plan.hosts) {
+    for (const file of host.secretFiles) {
+      const key = file.from.secretKey;
+      if (key !== undefined) keys.add(key);
+    }
+  }
+  return [...keys].sort();
+}
+
+export function missingSecretsMessage(stack: string, missing: readonly string[]): string {
+  const lines = missing.map((key) => `  pulumi config set --secret ${key} <value> -s ${stack}`);
+  return `stack "${stack}" needs ${missing.length === 1 ? "a secret that is" : "secrets that are"} not set; set ${missing.length === 1 ? "it" : "them"} with:\n${lines.join("\n")}`;
+}
+
+/** A self-signed certificate and its key, written side by side for one nginx listener. */
+export interface SelfSignedPair {
+  /** Stable key for Pulumi names, from the directory (e.g. "port-443"). */
+  readonly key: string;
+  readonly hostnames: readonly string[];
+  readonly certPath: string;
+  readonly keyPath: string;
+}
+
+function dirOf(path: string): string {
+  return path.slice(0, path.lastIndexOf("/"));
+}
+
+export function selfSignedPairs(host: HostPlan): SelfSignedPair[] {
+  const byDir = new Map<string, { cert?: SecretFilePlan; key?: SecretFilePlan }>();
+  for (const file of host.secretFiles) {
+    const from = file.from;
+    if (from.kind === "stats-env" || from.source !== "self-signed") continue;
+    const entry = byDir.get(dirOf(file.path)) ?? {};
+    if (from.kind === "tls-cert") entry.cert = file;
+    else entry.key = file;
+    byDir.set(dirOf(file.path), entry);
+  }
+  return [...byDir.entries()].map(([dir, { cert, key }]) => {
+    if (!cert || !key || cert.from.kind === "stats-env") throw new Error(`host ${host.name}: self-signed certificate in ${dir} lacks its cert or key file`);
+    return { key: keyOf(dir.slice(dir.lastIndexOf("/") + 1)), hostnames: cert.from.hostnames, certPath: cert.path, keyPath: key.path };
+  });
+}

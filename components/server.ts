@@ -1,0 +1,81 @@
+// One Hetzner server with public IPv4 and IPv6, its cloud firewall applied at first boot,
+// and one ServerNetwork per private network at the plan's fixed address.
+//
+// Private networks are attached with ServerNetwork resources, never with the server's
+// inline `networks` argument: an attached stack adds the LB to its own network with a
+// ServerNetwork of its own, which the inline form would see as drift and remove.
+import * as hcloud from "@pulumi/hcloud";
+import * as pulumi from "@pulumi/pulumi";
+import type { HostPlan, NetworkConfig } from "../topology";
+import { childName, displayName, resourceLabels } from "./names";
+import { subnetFor } from "./network-plan";
+import { protectedOptions, serverOptions, serverProtection } from "./options";
+import type { PrivateNetwork } from "./private-network";
+
+export interface HostServerArgs {
+  readonly host: HostPlan;
+  readonly location: string;
+  readonly networks: readonly NetworkConfig[];
+  /** By network name. */
+  readonly privateNetworks: ReadonlyMap<string, PrivateNetwork>;
+  readonly firewallId: pulumi.Input<number>;
+  readonly sshKeyId: pulumi.Input<string>;
+  readonly placementGroupId: pulumi.Input<number>;
+  readonly userData: string;
+  readonly protect: boolean;
+}
+
+export class HostServer extends pulumi.ComponentResource {
+  readonly server: hcloud.Server;
+  /** By network name. */
+  readonly attachments: ReadonlyMap<string, hcloud.ServerNetwork>;
+  readonly ipv4: pulumi.Output<string>;
+  readonly ipv6: pulumi.Output<string>;
+
+  constructor(name: string, args: HostServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ingress:hetzner:Server", name, {}, opts);
+    const { host, protect } = args;
+
+    this.server = new hcloud.Server(
+      name,
+      {
+        name: displayName(host.stack, host.name),
+        serverType: host.serverType,
+        image: host.image,
+        location: args.location,
+        labels: resourceLabels(host.stack, host.role, host.labels),
+        sshKeys: [args.sshKeyId],
+        // On the server, not a FirewallAttachment: only this way is the firewall in place
+        // from first boot, before sshd or anything else listens.
+        firewallIds: [args.firewallId],
+        placementGroupId: args.placementGroupId,
+        publicNets: [{ ipv4Enabled: true, ipv6Enabled: true }],
+        userData: args.userData,
+        ...serverProtection(protect),
+      },
+      serverOptions(protect, this),
+    );
+    const serverId = this.server.id.apply(Number);
+
+    const attachments = new Map<string, hcloud.ServerNetwork>();
+    for (const { network, ip } of host.privateIps) {
+      const subnet = subnetFor(args.networks, network, ip);
+      const pn = args.privateNetworks.get(network);
+      const subnetResource = pn?.subnets.get(subnet.ipRange);
+      if (!subnetResource) throw new Error(`host ${host.name}: network "${network}" subnet ${subnet.ipRange} is not in this stack`);
+      attachments.set(
+        network,
+        new hcloud.ServerNetwork(
+          childName(name, "network", network),
+          // aliasIps: [] because the provider otherwise reports a diff on every preview.
+          { serverId, subnetId: subnetResource.id, ip, aliasIps: [] },
+          protectedOptions(protect, this),
+        ),
+      );
+    }
+    this.attachments = attachments;
+    this.ipv4 = this.server.ipv4Address;
+    this.ipv6 = this.server.ipv6Address;
+    this.registerOutputs({ serverId: this.server.id, ipv4: this.ipv4, ipv6: this.ipv6 });
+  }
+}

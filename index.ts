@@ -1,0 +1,107 @@
+// The Pulumi program: stack config -> topology -> plan -> rendered bundles -> resources.
+// Everything up to the bundles is pure and decided before the first resource exists; the
+// resources are then created in one flat pass. docs/deploy.md explains what a `pulumi up`
+// changes and what it never touches.
+import * as hcloud from "@pulumi/hcloud";
+import * as pulumi from "@pulumi/pulumi";
+import { planStack } from "./topology";
+import { writeHostBundle } from "./components/bundle-dir";
+import { loadTopology, secretLookup } from "./components/config";
+import { DeployKey } from "./components/deploy-key";
+import { HostFirewall } from "./components/firewall";
+import { renderHostBundles } from "./components/host-bundles";
+import { HostDeploy } from "./components/host-deploy";
+import { IngressAttachment } from "./components/ingress-attachment";
+import { exportedLbSettings } from "./components/lb-settings";
+import { displayName, resourceLabels } from "./components/names";
+import { dnsRecords, sshCommand, statsUrl as statsUrlOf } from "./components/outputs";
+import { PrivateNetwork } from "./components/private-network";
+import { bundleRoot, readApplyScript, readProxyBundle } from "./components/program-files";
+import { HostServer } from "./components/server";
+import { SPREAD_GROUP_LIMIT } from "./components/network-plan";
+
+// --- Decide: nothing below this block may fail for a reason the config could have shown.
+const stack = pulumi.getStack();
+const config = new pulumi.Config();
+const topology = loadTopology(config, stack);
+const plan = planStack(topology);
+const lookupSecret = secretLookup(config, plan);
+if (plan.hosts.length > SPREAD_GROUP_LIMIT) {
+  throw new pulumi.RunError(`stack "${stack}" has ${plan.hosts.length} servers; a Hetzner spread placement group holds at most ${SPREAD_GROUP_LIMIT}`);
+}
+const attach = plan.attach;
+// This stack's own servers; an attached stack's routes are rendered once the owner's LB settings are read.
+const rendered = renderHostBundles(plan, readApplyScript(), readProxyBundle(plan));
+const bundles = new Map(rendered.map((r) => [r.host, { rendered: r, local: writeHostBundle(bundleRoot(), stack, r) }]));
+
+// --- Create.
+const networks = new Map(
+  topology.networks.map((network) => [
+    network.name,
+    new PrivateNetwork(`network-${network.name}`, { stack, network, networkZone: topology.networkZone, protect: topology.protect }),
+  ]),
+);
+const deployKey = new DeployKey("deploy-key", { stack, protect: topology.protect });
+// One per stack: Hetzner puts its servers on different physical hosts.
+const placement = new hcloud.PlacementGroup("spread", {
+  name: displayName(stack, "spread"),
+  type: "spread",
+  labels: resourceLabels(stack, "placement"),
+});
+const placementGroupId = placement.id.apply(Number);
+
+const hosts = plan.hosts.map((host) => {
+  const bundle = bundles.get(host.name);
+  if (!bundle?.rendered.userData) throw new Error(`renderer returned no bundle with user data for host ${host.name}`);
+  const firewall = new HostFirewall(`firewall-${host.name}`, { host, protect: topology.protect });
+  const server = new HostServer(`server-${host.name}`, {
+    host,
+    location: topology.location,
+    networks: topology.networks,
+    privateNetworks: networks,
+    firewallId: firewall.firewallId,
+    sshKeyId: deployKey.sshKey.id,
+    placementGroupId,
+    userData: bundle.rendered.userData,
+    protect: topology.protect,
+  });
+  const deploy = new HostDeploy(`deploy-${host.name}`, { host, server, privateKey: deployKey.privateKey, bundle: bundle.local, lookupSecret });
+  return { host, server, deploy };
+});
+
+const attachment = attach
+  ? new IngressAttachment("ingress", {
+      stack,
+      attach,
+      networks: topology.networks,
+      privateNetworks: networks,
+      bundleRoot: bundleRoot(),
+      after: hosts.map((h) => h.deploy.apply),
+      protect: topology.protect,
+    })
+  : undefined;
+
+// --- Outputs.
+const lb = hosts.find((h) => h.host.role === "ingress");
+const hostnames = [...(lb?.host.ingress?.fragment.routes ?? []), ...(attach?.fragment.routes ?? [])].map((r) => r.hostname);
+const lbIpv4 = lb ? lb.server.ipv4 : attachment!.lbIpv4;
+const lbIpv6 = lb ? lb.server.ipv6 : attachment!.lbIpv6;
+const stats = lb?.host.ingress?.stats;
+
+export const engine: pulumi.Output<string> = lb ? pulumi.output(lb.host.ingress!.engine) : attachment!.settings.apply((s) => s.engine);
+export { lbIpv4, lbIpv6 };
+/** Create these at your DNS provider: every hostname of this stack, A and AAAA to the LB. */
+export const dnsRecordsToCreate = pulumi.all([lbIpv4, lbIpv6]).apply(([v4, v6]) => dnsRecords(hostnames, v4, v6));
+export const statsUrl: pulumi.Output<string | undefined> = lb
+  ? lb.server.ipv4.apply((ip) => (stats?.enabled ? statsUrlOf(ip, stats.port) : undefined))
+  : attachment!.statsUrl;
+export const sshCommands = pulumi.all(Object.fromEntries(hosts.map((h) => [h.host.name, h.server.ipv4.apply(sshCommand)])));
+/** Hash of each host's bundle: a host is redeployed exactly when its hash changes. */
+export const bundleHashes = Object.fromEntries([...bundles.values()].map((b) => [b.local.host, b.local.hash]));
+export const routesBundleHash = attachment?.fragmentHash;
+
+// What stacks attaching to this LB read (OWNER_OUTPUTS); only the owning stack has them.
+export const lbServerId = lb?.server.server.id;
+export const lbRouteSettings = lb ? exportedLbSettings(lb.host) : undefined;
+/** Secret: lets attached stacks push route fragments to the LB; `--show-secrets` also gives you SSH. */
+export const deployPrivateKey = deployKey.privateKey;

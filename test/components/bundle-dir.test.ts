@@ -1,0 +1,126 @@
+// The upload directories the program writes, and proof that files/apply.sh accepts them:
+// the real script runs on a host bundle and on an attached stack's routes, inside a network
+// namespace of this test where socat stands in for the LB's listeners (its health probe
+// connects to them). Validators, nft and systemctl are `true`: their own tests cover those.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
+import { planStack } from "../../topology";
+import { bundleHash, lbSettingsOf, renderAttachedRoutes } from "../../render/bundle";
+import { hostBundleFiles, routesBundleFiles, writeHostBundle, writeRoutesBundle } from "../../components/bundle-dir";
+import { renderHostBundles } from "../../components/host-bundles";
+
+const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");
+const prodTopo = loadTopology("prod");
+const prod = planStack(prodTopo);
+const demo = planStack(loadTopology("demo"));
+
+test("a host bundle: apply.sh at the root and in the release, every file in MANIFEST as '<path> <mode> <sha256>'", () => {
+  const [rendered] = renderHostBundles(demo, APPLY_SH);
+  const files = hostBundleFiles(rendered!);
+  assert.deepEqual(
+    files.map((f) => f.path),
+    [
+      "apply.sh",
+      "etc/containers/systemd/nginx.container",
+      "srv/ingress/current/apply.sh",
+      "srv/ingress/current/nftables/ingress.nft",
+      "srv/ingress/current/nginx/nginx.conf",
+      "srv/ingress/current/nginx/sites/backend.demo.fiscalismia.com.conf",
+      "srv/ingress/current/nginx/sites/demo.fiscalismia.com.conf",
+      "MANIFEST",
+    ],
+  );
+  const manifest = files.find((f) => f.path === "MANIFEST")!.content.trimEnd().split("\n");
+  assert.equal(manifest.length, 7);
+  for (const line of manifest) assert.match(line, /^[a-z][a-z0-9./_-]+ 0[0-7]{3} [0-9a-f]{64}$/);
+  assert.match(manifest[0]!, /^apply\.sh 0755 /);
+  assert.match(manifest[2]!, /^srv\/ingress\/current\/apply\.sh 0755 /);
+});
+
+test("local bundles are named by hash, written once, and replace the host's older ones", (t) => {
+  const root = mkdtempSync(join(tmpdir(), "bundles-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const [rendered] = renderHostBundles(demo, APPLY_SH);
+  const first = writeHostBundle(root, "demo", rendered!);
+  assert.equal(first.hash, bundleHash(rendered!.files));
+  assert.equal(first.localDir, join(root, "demo", "demo", first.hash));
+  const mtime = statSync(join(first.localDir, "MANIFEST")).mtimeMs;
+  assert.deepEqual(writeHostBundle(root, "demo", rendered!), first);
+  assert.equal(statSync(join(first.localDir, "MANIFEST")).mtimeMs, mtime, "an identical bundle is not rewritten");
+  assert.equal(statSync(join(first.localDir, "apply.sh")).mode & 0o777, 0o755);
+
+  const [changed] = renderHostBundles(demo, `${APPLY_SH}\n# changed\n`);
+  const second = writeHostBundle(root, "demo", changed!);
+  assert.notEqual(second.hash, first.hash, "apply.sh is part of the hash");
+  assert.deepEqual(readdirSync(join(root, "demo", "demo")), [second.hash]);
+});
+
+test("an attached stack's routes are uploaded flat, as apply.sh --routes wants them", () => {
+  const files = routesBundleFiles(renderAttachedRoutes(demo.attach!.fragment, lbSettingsOf(prodTopo)));
+  assert.deepEqual(files.map((f) => [f.path, f.mode]), [["demo.cfg", 0o644], ["demo.map", 0o644]]);
+  assert.equal(files[1]!.content, "backend.demo.fiscalismia.com demo_demo_8443\ndemo.fiscalismia.com demo_demo_443\n");
+});
+
+const isRoot = process.getuid?.() === 0;
+
+test("files/apply.sh applies the LB bundle, adds the demo routes and removes them again", { skip: !isRoot && "needs root for a network namespace" }, async (t) => {
+  const ns = `comp-apply-${process.pid}`;
+  assert.equal(spawnSync("ip", ["netns", "add", ns]).status, 0);
+  const listeners: ChildProcess[] = [];
+  t.after(() => {
+    for (const l of listeners) l.kill();
+    spawnSync("ip", ["netns", "del", ns]);
+  });
+  spawnSync("ip", ["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
+  // The LB's listeners (80, 443, stats) as the probe sees them: dual-stack on loopback.
+  for (const port of [80, 443, 8404]) {
+    listeners.push(spawn("ip", ["netns", "exec", ns, "socat", `TCP6-LISTEN:${port},ipv6only=0,reuseaddr,fork`, "SYSTEM:true"], { stdio: "ignore" }));
+  }
+  await new Promise((r) => setTimeout(r, 300));
+
+  const work = mkdtempSync(join(tmpdir(), "apply-"));
+  t.after(() => rmSync(work, { recursive: true, force: true }));
+  const root = join(work, "srv-ingress");
+  const quadlet = join(work, "quadlet");
+  mkdirSync(quadlet);
+  const env = {
+    ...process.env,
+    INGRESS_ROOT: root,
+    QUADLET_DIR: quadlet,
+    SYSTEMCTL: "true",
+    INGRESS_NFT: "true",
+    INGRESS_VALIDATE_HAPROXY: "true",
+    INGRESS_VALIDATE_NGINX: "true",
+    INGRESS_PROBE_TIMEOUT: "5",
+  };
+  const run = (args: string[]) => {
+    const r = spawnSync("ip", ["netns", "exec", ns, "/bin/bash", ...args], { env, encoding: "utf8" });
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+
+  const lb = renderHostBundles(prod, APPLY_SH).find((r) => r.host === "loadbalancer")!;
+  const bundle = writeHostBundle(join(work, "local"), "prod", lb);
+  const incoming = join(root, "incoming");
+  cpSync(bundle.localDir, join(incoming, bundle.hash), { recursive: true });
+  const dir = join(incoming, bundle.hash);
+  const applied = run([join(dir, "apply.sh"), "--bundle", dir, "--role", "ingress"]);
+  assert.equal(applied.status, 0, applied.out);
+  assert.equal(readFileSync(join(root, "current", "apply.sh"), "utf8"), APPLY_SH, "the release carries apply.sh for later route changes");
+
+  const routes = writeRoutesBundle(join(work, "local"), "demo", "_routes-for-prod", renderAttachedRoutes(demo.attach!.fragment, lbSettingsOf(prodTopo)));
+  cpSync(routes.localDir, join(incoming, routes.hash), { recursive: true });
+  const added = run([join(root, "current", "apply.sh"), "--routes", join(incoming, routes.hash), "--stack", "demo"]);
+  assert.equal(added.status, 0, added.out);
+  const map = readFileSync(join(root, "current", "haproxy", "routes.map"), "utf8");
+  assert.match(map, /^demo\.fiscalismia\.com demo_demo_443$/m);
+  assert.match(map, /^fiscalismia\.com prod_frontend_443$/m);
+
+  const removed = run([join(root, "current", "apply.sh"), "--remove-routes", "demo"]);
+  assert.equal(removed.status, 0, removed.out);
+  assert.doesNotMatch(readFileSync(join(root, "current", "haproxy", "routes.map"), "utf8"), /demo/);
+});

@@ -1,0 +1,207 @@
+// Loads the real index.ts under Pulumi's mocks, once per process (node --test runs each test
+// file in its own process): config from a Pulumi.<stack>.yaml, secrets set as secret config,
+// and every resource the program registers recorded with its inputs, in registration order.
+import * as pulumi from "@pulumi/pulumi";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { BUNDLE_DIR_ENV } from "../../components/program-files";
+
+/** Pulumi's marker of a secret value as mocks see it (the property value signature). */
+export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+/**
+ * Resource options as the program sent them to the engine. The Mocks interface never shows
+ * them, but the mock monitor receives the whole RegisterResourceRequest: the harness reads
+ * them from there, so tests see the options the program really passed, not only the
+ * builders' results.
+ */
+export interface SentOptions {
+  readonly urn: string;
+  readonly parent: string;
+  readonly protect: boolean;
+  readonly ignoreChanges: readonly string[];
+  readonly deletedWith: string;
+  /** URNs this resource waits for: dependsOn plus the resources its inputs come from. */
+  readonly dependencies: readonly string[];
+  readonly additionalSecretOutputs: readonly string[];
+}
+
+export interface Recorded {
+  readonly seq: number;
+  readonly type: string;
+  readonly name: string;
+  readonly id: string;
+  /** Inputs as the mock monitor received them: secrets still wrapped. */
+  readonly inputs: Record<string, unknown>;
+  readonly state: Record<string, unknown>;
+}
+
+export interface Loaded {
+  readonly resources: Recorded[];
+  /** By "<type> <name>". */
+  readonly options: ReadonlyMap<string, SentOptions>;
+  readonly exports: Record<string, unknown>;
+  /** Which exports arrived as secrets. */
+  readonly secretExports: ReadonlySet<string>;
+  readonly bundleDir: string;
+}
+
+export function isSecret(value: unknown): value is { value: unknown } {
+  return typeof value === "object" && value !== null && (value as Record<string, unknown>)[SECRET_SIG] === SECRET_VALUE;
+}
+
+/** The plain value with every secret wrapper removed. */
+export function reveal(value: unknown): unknown {
+  if (isSecret(value)) return reveal(value.value);
+  if (Array.isArray(value)) return value.map(reveal);
+  if (typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, reveal(v)]));
+  }
+  return value;
+}
+
+/** Stack config as Pulumi passes it: structured values as JSON, scalars as text. */
+export function configFromYaml(file: string): Record<string, string> {
+  const doc = parse(readFileSync(file, "utf8")) as { config: Record<string, unknown> };
+  return Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
+}
+
+export interface LoadOptions {
+  readonly stack: string;
+  readonly config: Record<string, string>;
+  /** Keys without namespace, set as secret config. */
+  readonly secrets?: Record<string, string>;
+  /** Outputs of each StackReference, by referenced stack name. */
+  readonly stackReferences?: Record<string, Record<string, unknown>>;
+  readonly apply?: (config: Record<string, string>) => Record<string, string>;
+}
+
+export async function loadProgram(opts: LoadOptions): Promise<Loaded> {
+  const resources: Recorded[] = [];
+  const options = new Map<string, SentOptions>();
+  let nextId = 1000;
+  const bundleDir = mkdtempSync(join(tmpdir(), "ingress-bundles-"));
+  process.env[BUNDLE_DIR_ENV] = bundleDir;
+  process.on("exit", () => rmSync(bundleDir, { recursive: true, force: true }));
+
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const inputs = args.inputs as Record<string, unknown>;
+        const id = args.type === "pulumi:pulumi:StackReference" ? String(inputs["name"]) : String(nextId++);
+        let state: Record<string, unknown> = { ...inputs };
+        switch (args.type) {
+          case "hcloud:index/server:Server": {
+            const n = resources.filter((r) => r.type === args.type).length + 10;
+            state = { ...state, ipv4Address: `203.0.113.${n}`, ipv6Address: `2001:db8:${n}::1` };
+            break;
+          }
+          case "hcloud:index/networkSubnet:NetworkSubnet":
+            return record(args.type, args.name, inputs, `${String(reveal(inputs["networkId"]))}-${String(inputs["ipRange"])}`, state);
+          case "tls:index/privateKey:PrivateKey":
+            state = {
+              ...state,
+              privateKeyOpenssh: `-----BEGIN OPENSSH PRIVATE KEY-----\nmock-${args.name}\n-----END OPENSSH PRIVATE KEY-----\n`,
+              privateKeyPem: `-----BEGIN PRIVATE KEY-----\nmock-${args.name}\n-----END PRIVATE KEY-----\n`,
+              publicKeyOpenssh: `ssh-ed25519 AAAAmock${args.name}\n`,
+            };
+            break;
+          case "tls:index/selfSignedCert:SelfSignedCert":
+            state = { ...state, certPem: `-----BEGIN CERTIFICATE-----\nmock-${args.name}\n-----END CERTIFICATE-----\n` };
+            break;
+          case "pulumi:pulumi:StackReference": {
+            const outputs = opts.stackReferences?.[id];
+            if (!outputs) throw new Error(`test gave no outputs for StackReference ${id}`);
+            state = { name: id, outputs, secretOutputNames: [] };
+            break;
+          }
+        }
+        return record(args.type, args.name, inputs, id, state);
+      },
+      call(args) {
+        throw new Error(`unexpected call ${args.token}`);
+      },
+    },
+    "hetzner-ingress",
+    opts.stack,
+    false,
+  );
+
+  interface RegisterRequest {
+    getType(): string;
+    getName(): string;
+    getParent(): string;
+    getProtect(): boolean;
+    getIgnorechangesList(): string[];
+    getDeletedwith(): string;
+    getDependenciesList(): string[];
+    getAdditionalsecretoutputsList(): string[];
+  }
+  type Callback = (err: unknown, response?: { getUrn(): string }) => void;
+  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: Callback): Promise<void> };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) =>
+    register(req, (err, response) => {
+      if (response) {
+        options.set(`${req.getType()} ${req.getName()}`, {
+          urn: response.getUrn(),
+          parent: req.getParent(),
+          protect: req.getProtect(),
+          ignoreChanges: req.getIgnorechangesList(),
+          deletedWith: req.getDeletedwith(),
+          dependencies: req.getDependenciesList(),
+          additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+        });
+      }
+      cb(err, response);
+    });
+
+  function record(type: string, name: string, inputs: Record<string, unknown>, id: string, state: Record<string, unknown>) {
+    resources.push({ seq: resources.length, type, name, id, inputs, state });
+    return { id, state };
+  }
+
+  const secretKeys = Object.keys(opts.secrets ?? {}).map((k) => `hetzner-ingress:${k}`);
+  const all = { ...opts.config, ...Object.fromEntries(Object.entries(opts.secrets ?? {}).map(([k, v]) => [`hetzner-ingress:${k}`, v])) };
+  pulumi.runtime.setAllConfig(all, secretKeys);
+
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const program = require("../../index") as Record<string, unknown>;
+  const exports: Record<string, unknown> = {};
+  const secretExports = new Set<string>();
+  for (const [key, value] of Object.entries(program)) {
+    if (pulumi.Output.isInstance(value)) {
+      if (await pulumi.isSecret(value)) secretExports.add(key);
+      exports[key] = await new Promise((resolve) => value.apply(resolve));
+    } else {
+      exports[key] = value;
+    }
+  }
+  await pulumi.runtime.disconnect();
+  return { resources, options, exports, secretExports, bundleDir };
+}
+
+/** Resources of one type, by name. */
+export function ofType(loaded: Loaded, type: string): Map<string, Recorded> {
+  return new Map(loaded.resources.filter((r) => r.type === type).map((r) => [r.name, r]));
+}
+
+export function one(loaded: Loaded, type: string, name: string): Recorded {
+  const r = loaded.resources.find((x) => x.type === type && x.name === name);
+  if (!r) throw new Error(`no ${type} named ${name}; have: ${loaded.resources.map((x) => `${x.type}/${x.name}`).join(", ")}`);
+  return r;
+}
+
+/** The options the program sent for one resource. */
+export function sent(loaded: Loaded, type: string, name: string): SentOptions {
+  const o = loaded.options.get(`${type} ${name}`);
+  if (!o) throw new Error(`no options recorded for ${type} ${name}`);
+  return o;
+}
+
+export function urnOf(loaded: Loaded, type: string, name: string): string {
+  return sent(loaded, type, name).urn;
+}
