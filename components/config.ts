@@ -2,8 +2,8 @@
 // program with the validation message alone (RunError: no stack trace), which names every
 // wrong field at once.
 import * as pulumi from "@pulumi/pulumi";
-import { CONFIG_KEYS, ConfigValidationError, validateStackConfig, type StackPlan, type Topology } from "../topology";
-import { missingSecretsMessage, requiredSecretKeys } from "./secret-plan";
+import { CONFIG_KEYS, ConfigValidationError, PROJECT, validateStackConfig, type StackPlan, type Topology } from "../topology";
+import { missingSecretsMessage, requiredSecretKeys, unknownConfigKeys, unknownKeysMessage } from "./secret-plan";
 import type { SecretLookup } from "./secret-files";
 
 /**
@@ -40,6 +40,8 @@ export function loadTopology(config: pulumi.Config, stack: string): Topology {
 
 /** Fails before any resource exists when a secret the plan reads is not set, naming every one. */
 export function secretLookup(config: pulumi.Config, plan: StackPlan): SecretLookup {
+  const unknown = unknownConfigKeys(Object.keys(pulumi.runtime.allConfig()), PROJECT, CONFIG_KEYS, plan);
+  if (unknown.length > 0) throw new pulumi.RunError(unknownKeysMessage(plan.stack, unknown, CONFIG_KEYS));
   const missing = requiredSecretKeys(plan).filter((key) => config.getSecret(key) === undefined);
   if (missing.length > 0) throw new pulumi.RunError(missingSecretsMessage(plan.stack, missing));
   return (key) => config.requireSecret(key);

@@ -14,6 +14,23 @@ export function requiredSecretKeys(plan: StackPlan): string[] {
   return [...keys].sort();
 }
 
+/**
+ * Keys in the project namespace that neither the schema nor the plan's secrets read: almost
+ * always a misspelling, which would otherwise be silently ignored.
+ */
+export function unknownConfigKeys(namespacedKeys: readonly string[], namespace: string, known: readonly string[], plan: StackPlan): string[] {
+  const allowed = new Set([...known, ...requiredSecretKeys(plan)]);
+  return namespacedKeys
+    .filter((k) => k.startsWith(`${namespace}:`))
+    .map((k) => k.slice(namespace.length + 1))
+    .filter((k) => !allowed.has(k))
+    .sort();
+}
+
+export function unknownKeysMessage(stack: string, unknown: readonly string[], known: readonly string[]): string {
+  return `stack "${stack}" sets config key${unknown.length === 1 ? "" : "s"} that nothing reads: ${unknown.join(", ")}; check the spelling (known keys: ${known.join(", ")}) or remove ${unknown.length === 1 ? "it" : "them"}`;
+}
+
 export function missingSecretsMessage(stack: string, missing: readonly string[]): string {
   const lines = missing.map((key) => `  pulumi config set --secret ${key} <value> -s ${stack}`);
   return `stack "${stack}" needs ${missing.length === 1 ? "a secret that is" : "secrets that are"} not set; set ${missing.length === 1 ? "it" : "them"} with:\n${lines.join("\n")}`;

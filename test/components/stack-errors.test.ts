@@ -45,3 +45,13 @@ test("a missing secret fails naming the command that sets it", () => {
 test("the same config with its secret loads", () => {
   assert.deepEqual(load("prod", configFromYaml(stackFile("prod")), { statsPassword: "pw" }), { ok: true });
 });
+
+test("a misspelled config key is refused by name instead of being ignored", () => {
+  const config = configFromYaml(stackFile("prod"));
+  config["hetzner-ingress:protekt"] = "true";
+  assert.deepEqual(load("prod", config, { statsPassword: "pw" }), {
+    runError: true,
+    error:
+      'stack "prod" sets config key that nothing reads: protekt; check the spelling (known keys: location, networkZone, networks, servers, sites, ingress, ssh, protect, containerImages) or remove it',
+  });
+});
