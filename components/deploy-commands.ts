@@ -6,9 +6,8 @@ import { INGRESS_ROOT, SECRETS_DIR } from "../topology/paths";
 
 /** Bundles land here, one directory per bundle hash, before apply.sh stages them. */
 export const INCOMING_DIR = `${INGRESS_ROOT}/incoming`;
-export const APPLY_SCRIPT = "apply.sh";
-/** The copy of apply.sh that each release carries (bundle-dir.ts puts it there); route changes run it. */
-export const INSTALLED_APPLY = `${INGRESS_ROOT}/current/${APPLY_SCRIPT}`;
+export { APPLY_SCRIPT, INSTALLED_APPLY } from "../render/upload";
+import { APPLY_SCRIPT, INSTALLED_APPLY } from "../render/upload";
 
 export type HostRole = "ingress" | "web";
 

@@ -174,27 +174,3 @@ export function bundleHash(files: readonly RenderedFile[]): string {
   const lines = [...files].sort(byPath).map((f) => `${f.path}\0${modeText(f.mode)}\0${sha256(f.content)}\n`);
   return sha256(lines.join(""));
 }
-
-export interface ManifestEntry {
-  readonly path: string;
-  readonly mode: string;
-  readonly sha256: string;
-}
-
-export interface Manifest {
-  readonly host: string;
-  readonly bundleHash: string;
-  readonly files: readonly ManifestEntry[];
-  /** sha256 of the user data; it is not part of the bundle, since a change to it replaces the server. */
-  readonly userDataSha256?: string;
-}
-
-export function manifestOf(rendered: RenderedHost): Manifest {
-  const files = [...rendered.files].sort(byPath).map((f) => ({ path: f.path, mode: modeText(f.mode), sha256: sha256(f.content) }));
-  const manifest: Manifest = { host: rendered.host, bundleHash: bundleHash(rendered.files), files };
-  return rendered.userData === undefined ? manifest : { ...manifest, userDataSha256: sha256(rendered.userData) };
-}
-
-export function renderManifest(rendered: RenderedHost): string {
-  return JSON.stringify(manifestOf(rendered), null, 2) + "\n";
-}

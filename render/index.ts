@@ -7,3 +7,4 @@ export * from "./nftables";
 export * from "./nginx";
 export * from "./proxy-config";
 export * from "./quadlet";
+export * from "./upload";

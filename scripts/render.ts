@@ -1,17 +1,19 @@
 // npm run render -- --stack <name> [--out DIR] [--config FILE] [--proxy-bundle FILE]
 //
-// Writes what each host of the stack receives, without Pulumi and without any secret:
+// Writes what each host of the stack receives, without Pulumi and without any secret, in the
+// very layout the deploy uploads and files/apply.sh reads (render/upload.ts):
 //   <out>/<host>/<on-host path>...   every file at its path on the host (an overlay)
-//   <out>/<host>/MANIFEST.json       path, mode and sha256 of each file, and the bundle hash
-//   <out>/<host>/user-data.yaml      cloud-init user data (goes through the Hetzner API)
-//   <out>/_routes-for-<lb stack>/... for an attached stack: its routes on the other stack's LB
+//   <out>/<host>/apply.sh, MANIFEST  the apply script and "<path> <mode> <sha256>" per file
+//   <out>/<host>.user-data.yaml      cloud-init user data (goes through the Hetzner API)
+//   <out>/_routes-for-<lb stack>/    for an attached stack: its flat route files for the other LB
+// So `bash <out>/<host>/apply.sh --bundle <out>/<host> --role web` on a host applies it by hand.
 // All rendering is renderStack's; this file only reads the config and writes the result.
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { planStack } from "../topology";
-import { lbSettingsOf, renderManifest, renderStack, stackOfReference } from "../render";
-import type { LbSettings, RenderedHost } from "../render";
+import { hostBundleFiles, lbSettingsOf, renderStack, routesBundleFiles, stackOfReference, withApplyScript } from "../render";
+import type { LbSettings, RenderedHost, UploadFile } from "../render";
 import { loadTopology, stackFile } from "./stack-files";
 
 const USAGE = "usage: npm run render -- --stack <name> [--out DIR] [--config Pulumi.<name>.yaml] [--proxy-bundle dist/proxy.js]";
@@ -23,19 +25,24 @@ function attachedLb(configFile: string, reference: string): { settings: LbSettin
   return { settings: lbSettingsOf(loadTopology(owner, file)), from: file };
 }
 
-function writeHost(out: string, rendered: RenderedHost): void {
-  const root = join(out, rendered.host);
+function writeTree(root: string, files: readonly UploadFile[]): void {
   rmSync(root, { recursive: true, force: true });
-  for (const file of rendered.files) {
+  for (const file of files) {
     const target = join(root, file.path);
     const rel = relative(root, target);
-    if (!isAbsolute(file.path) || rel.startsWith("..") || isAbsolute(rel)) throw new Error(`refusing to write ${file.path} outside ${root}`);
+    if (isAbsolute(file.path) || rel.startsWith("..") || isAbsolute(rel)) throw new Error(`refusing to write ${file.path} outside ${root}`);
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, file.content);
     chmodSync(target, file.mode);
   }
-  writeFileSync(join(root, "MANIFEST.json"), renderManifest(rendered));
-  if (rendered.userData !== undefined) writeFileSync(join(root, "user-data.yaml"), rendered.userData);
+}
+
+function writeHost(out: string, rendered: RenderedHost, applyScript: string): number {
+  const routesOnly = rendered.userData === undefined;
+  const files = routesOnly ? routesBundleFiles(rendered.files) : hostBundleFiles(withApplyScript(rendered, applyScript));
+  writeTree(join(out, rendered.host), files);
+  if (rendered.userData !== undefined) writeFileSync(join(out, `${rendered.host}.user-data.yaml`), rendered.userData);
+  return files.length;
 }
 
 function main(argv: string[]): number {
@@ -71,9 +78,10 @@ function main(argv: string[]): number {
   const proxyBundle = values["proxy-bundle"] === undefined ? undefined : readFileSync(values["proxy-bundle"], "utf8");
   const hosts = renderStack(plan, { ...(lb ? { attachedLb: lb } : {}), ...(proxyBundle !== undefined ? { proxyBundle } : {}) });
 
+  const applyScript = readFileSync(join(__dirname, "..", "files", "apply.sh"), "utf8");
   for (const rendered of hosts) {
-    writeHost(out, rendered);
-    console.log(`${join(out, rendered.host)}: ${rendered.files.length} files`);
+    const count = writeHost(out, rendered, applyScript);
+    console.log(`${join(out, rendered.host)}: ${count} files`);
   }
   return 0;
 }

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { loadTopology, readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
 import { planStack, StackPlan, validateStackConfig } from "../../topology";
-import { bundleHash, lbSettingsOf, manifestOf, RenderedHost, renderStack } from "../../render";
+import { bundleHash, lbSettingsOf, RenderedHost, renderStack } from "../../render";
 
 const STANDALONE = join(REPO_ROOT, "examples/Pulumi.standalone-demo.yaml");
 const prodLb = lbSettingsOf(loadTopology("prod"));
@@ -125,22 +125,11 @@ test("bundleHash covers path, mode and content, and ignores order", () => {
   assert.notEqual(bundleHash([{ path: "/a", mode: 0o644, content: "xy" }]), bundleHash([{ path: "/a", mode: 0o644, content: "x" }, { path: "/b", mode: 0o644, content: "y" }]));
 });
 
-test("the manifest lists path, mode and sha256 of each file and the bundle hash", () => {
-  const host = renderAll().prod![1]!;
-  const m = manifestOf(host);
-  assert.equal(m.host, "monitoring");
-  assert.equal(m.bundleHash, bundleHash(host.files));
-  assert.deepEqual(m.files.map((f) => f.path), host.files.map((f) => f.path));
-  const nft = host.files.find((f) => f.path.endsWith("ingress.nft"))!;
-  assert.deepEqual(m.files.find((f) => f.path === nft.path), { path: nft.path, mode: "0644", sha256: createHash("sha256").update(nft.content).digest("hex") });
-  assert.equal(m.userDataSha256, createHash("sha256").update(host.userData!).digest("hex"));
-});
-
 function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
 }
 
-test("npm run render writes the overlay, manifest and user data, byte-identical on a second run", () => {
+test("npm run render writes the upload layout apply.sh reads, and user data, byte-identical on a second run", () => {
   const out = mkdtempSync(join(tmpdir(), "render-"));
   const tsx = join(REPO_ROOT, "node_modules/tsx/dist/cli.mjs");
   const run = (dir: string, stack: string, ...extra: string[]) =>
@@ -152,27 +141,29 @@ test("npm run render writes the overlay, manifest and user data, byte-identical 
     assert.match(log, /routes go to the LB of organization\/hetzner-ingress\/prod: engine haproxy, settings from .*Pulumi\.prod\.yaml/);
     const files = walk(join(out, "1")).map((p) => relative(join(out, "1"), p)).sort();
     assert.deepEqual(files, [
-      "_routes-for-prod/MANIFEST.json",
-      "_routes-for-prod/srv/ingress/routes/demo/haproxy/routes.d/demo.cfg",
-      "_routes-for-prod/srv/ingress/routes/demo/haproxy/routes.d/demo.map",
-      "demo/MANIFEST.json",
+      "_routes-for-prod/demo.cfg",
+      "_routes-for-prod/demo.map",
+      "demo.user-data.yaml",
+      "demo/MANIFEST",
+      "demo/apply.sh",
       "demo/etc/containers/systemd/nginx.container",
+      "demo/srv/ingress/current/apply.sh",
       "demo/srv/ingress/current/nftables/ingress.nft",
       "demo/srv/ingress/current/nginx/nginx.conf",
       "demo/srv/ingress/current/nginx/sites/backend.demo.fiscalismia.com.conf",
       "demo/srv/ingress/current/nginx/sites/demo.fiscalismia.com.conf",
-      "demo/user-data.yaml",
     ]);
     for (const f of files) assert.equal(readFileSync(join(out, "1", f), "utf8"), readFileSync(join(out, "2", f), "utf8"), f);
-    const manifest = JSON.parse(readFileSync(join(out, "1/demo/MANIFEST.json"), "utf8")) as { files: { path: string; mode: string; sha256: string }[] };
-    for (const entry of manifest.files) {
-      const onDisk = join(out, "1/demo", entry.path);
-      assert.equal(createHash("sha256").update(readFileSync(onDisk)).digest("hex"), entry.sha256, entry.path);
-      assert.equal((statSync(onDisk).mode & 0o7777).toString(8).padStart(4, "0"), entry.mode, entry.path);
+    const manifest = readFileSync(join(out, "1/demo/MANIFEST"), "utf8").trim().split("\n").map((l) => l.split(" "));
+    assert.equal(manifest.length, files.filter((f) => f.startsWith("demo/") && f !== "demo/MANIFEST").length);
+    for (const [path, mode, sha] of manifest) {
+      const onDisk = join(out, "1/demo", path!);
+      assert.equal(createHash("sha256").update(readFileSync(onDisk)).digest("hex"), sha, path);
+      assert.equal((statSync(onDisk).mode & 0o7777).toString(8).padStart(4, "0"), mode, path);
     }
     // A standalone stack from another directory: no attachment, two hosts.
     run(join(out, "3"), "standalone-demo", "--config", STANDALONE);
-    assert.deepEqual(readdirSync(join(out, "3")).sort(), ["lb", "web"]);
+    assert.deepEqual(readdirSync(join(out, "3")).sort(), ["lb", "lb.user-data.yaml", "web", "web.user-data.yaml"]);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
