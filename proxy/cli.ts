@@ -1,22 +1,33 @@
-/** Command line: `proxy --config FILE [--check]`. */
-export type CliCommand = { readonly kind: "run" | "check"; readonly configPath: string } | { readonly kind: "help" } | { readonly kind: "usage-error"; readonly message: string };
+/** Command line: `proxy --config FILE [--routes-dir DIR] [--check]`. */
+export type CliCommand =
+  | { readonly kind: "run" | "check"; readonly configPath: string; readonly routesDir?: string }
+  | { readonly kind: "help" }
+  | { readonly kind: "usage-error"; readonly message: string };
 
-export const USAGE = "usage: node proxy.js --config FILE [--check]\n  --check  validate the config and exit (0 valid, 1 invalid)";
+export const USAGE = [
+  "usage: node proxy.js --config FILE [--routes-dir DIR] [--check]",
+  "  --routes-dir DIR  merge every DIR/*.json routes file ({kind: \"proxy-routes\", stack, routes, backends}) into the config",
+  "  --check           validate the config (and routes files) and exit (0 valid, 1 invalid)",
+].join("\n");
 
 export function parseArgs(argv: readonly string[]): CliCommand {
   let configPath: string | null = null;
+  let routesDir: string | null = null;
   let check = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--help" || arg === "-h") return { kind: "help" };
     else if (arg === "--check") check = true;
-    else if (arg === "--config") {
+    else if (arg === "--config" || arg === "--routes-dir") {
       const value = argv[++i];
-      if (value === undefined) return { kind: "usage-error", message: "--config needs a file path" };
-      configPath = value;
+      if (value === undefined) return { kind: "usage-error", message: `${arg} needs a ${arg === "--config" ? "file" : "directory"} path` };
+      if (arg === "--config") configPath = value;
+      else routesDir = value;
     } else if (arg.startsWith("--config=")) configPath = arg.slice("--config=".length);
+    else if (arg.startsWith("--routes-dir=")) routesDir = arg.slice("--routes-dir=".length);
     else return { kind: "usage-error", message: `unknown argument: ${arg}` };
   }
   if (configPath === null) return { kind: "usage-error", message: "--config FILE is required" };
-  return { kind: check ? "check" : "run", configPath };
+  if (configPath === "" || routesDir === "") return { kind: "usage-error", message: "--config and --routes-dir need a non-empty path" };
+  return { kind: check ? "check" : "run", configPath, ...(routesDir !== null ? { routesDir } : {}) };
 }

@@ -3,10 +3,9 @@
  * primary, as a worker thread, and as a cluster worker process.
  */
 import cluster from "node:cluster";
-import { readFile } from "node:fs/promises";
 import { isMainThread, parentPort } from "node:worker_threads";
 import { parseArgs, USAGE } from "./cli";
-import { validateProxyConfigText } from "./config/validate";
+import { loadProxyConfig } from "./config/load";
 import { createLogger } from "./log/logger";
 import { ToWorker } from "./runtime/messages";
 import { Primary } from "./runtime/primary";
@@ -22,28 +21,25 @@ async function main(argv: readonly string[]): Promise<number | null> {
     process.stderr.write(`${command.message}\n${USAGE}\n`);
     return 2;
   }
-  let text: string;
-  try {
-    text = await readFile(command.configPath, "utf8");
-  } catch (error) {
-    process.stderr.write(`cannot read config ${command.configPath}: ${(error as Error).message}\n`);
+  const routesDir = command.routesDir ?? null;
+  const what = routesDir === null ? `config ${command.configPath}` : `config ${command.configPath} with routes from ${routesDir}`;
+  const loaded = await loadProxyConfig(command.configPath, routesDir);
+  if (!loaded.ok) {
+    const consequence = command.kind === "check" ? "" : "; not starting";
+    process.stderr.write(`${what} is invalid${consequence}:\n${loaded.errors.map((e) => `  ${e}`).join("\n")}\n`);
     return 1;
   }
-  const result = validateProxyConfigText(text);
-  if (!result.ok) {
-    process.stderr.write(`config ${command.configPath} is invalid:\n${result.errors.map((e) => `  ${e}`).join("\n")}\n`);
-    return 1;
-  }
-  const config = result.config;
+  const config = loaded.config;
   if (command.kind === "check") {
+    const files = routesDir === null ? "" : ` (${loaded.routeFiles.length} routes file(s): ${loaded.routeFiles.join(", ") || "none"})`;
     process.stdout.write(
-      `config ${command.configPath} is valid: ${config.listeners.length} listener(s), ${config.routes.length} route(s), ${config.backends.length} backend(s)\n`,
+      `${what} is valid: ${config.listeners.length} listener(s), ${config.routes.length} route(s), ${config.backends.length} backend(s)${files}\n`,
     );
     return 0;
   }
   const logger = createLogger(config.log);
   try {
-    await new Primary(command.configPath, config, text, logger).start();
+    await new Primary({ configPath: command.configPath, routesDir }, loaded, logger).start();
   } catch (error) {
     logger.event("error", "startup failed", { error: (error as Error).message });
     return 1;

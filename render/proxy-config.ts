@@ -1,11 +1,15 @@
 // The ts engine's files: proxy/proxy.json (listeners, timeouts, stats) and one
 // proxy/routes.d/<stack>.json per stack (its routes and backends), the counterpart of HAProxy's
-// routes.d/<stack>.cfg + .map. Both are checked against the proxy's own schema, so a file that
-// renders is a file the proxy accepts. Pure: the same plan gives byte-identical text.
+// routes.d/<stack>.cfg + .map; the proxy merges them at start and on every reload
+// (`--routes-dir`). Both are checked against the proxy's own schemas, so a file that renders is
+// a file the proxy accepts. Pure: the same plan gives byte-identical text.
 import { z } from "zod";
-import { proxyConfigSchema } from "../proxy/config/schema";
-import type { ProxyConfig, ProxyConfigInput } from "../proxy/config/schema";
+import { proxyConfigSchema, proxyRoutesFileSchema } from "../proxy/config/schema";
+import type { ProxyConfigInput, ProxyRoutesFile, ProxyRoutesFileInput } from "../proxy/config/schema";
 import type { HostPlan, IngressPlan, RouteFragment } from "../topology";
+
+/** proxy/routes.d/<stack>.json: `{kind: "proxy-routes", stack, routes, backends}`, as the proxy validates it. */
+export type { ProxyRoutesFile };
 
 /** The variable of stats.env that holds the stats password (STATS_USER holds the user). */
 export const STATS_PASSWORD_ENV = "STATS_PASSWORD";
@@ -17,14 +21,6 @@ const CONNECT_RETRIES = 3;
 export interface ProxyRouteSettings {
   readonly healthCheck: IngressPlan["healthCheck"];
   readonly timeouts: IngressPlan["timeouts"];
-}
-
-/** proxy/routes.d/<stack>.json: the file the proxy merges into its config, one per stack. */
-export interface ProxyRoutesFile {
-  readonly kind: "proxy-routes";
-  readonly stack: string;
-  readonly routes: ProxyConfig["routes"];
-  readonly backends: ProxyConfig["backends"];
 }
 
 const ANY_V4 = "0.0.0.0";
@@ -41,8 +37,8 @@ function json(value: unknown): string {
   return JSON.stringify(value, null, 2) + "\n";
 }
 
-function check(input: ProxyConfigInput, what: string): ProxyConfig {
-  const result = proxyConfigSchema.safeParse(input);
+function check<S extends z.ZodType>(schema: S, input: z.input<S>, what: string): z.output<S> {
+  const result = schema.safeParse(input);
   if (!result.success) throw new Error(`${what} does not satisfy the proxy's config schema:\n${z.prettifyError(result.error)}`);
   return result.data;
 }
@@ -91,14 +87,15 @@ export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
 
 /** proxy/proxy.json, validated and with every default written out. */
 export function renderProxyConfig(host: HostPlan): string {
-  return json(check(proxyConfigOf(host), `proxy.json for ${host.name}`));
+  return json(check(proxyConfigSchema, proxyConfigOf(host), `proxy.json for ${host.name}`));
 }
 
-/** The routes file of one stack, validated as part of a minimal proxy config. */
+/** The routes file of one stack, validated with the schema the proxy reads it with. */
 export function proxyRoutesOf(fragment: RouteFragment, settings: ProxyRouteSettings): ProxyRoutesFile {
   const { healthCheck, timeouts } = settings;
-  const input: ProxyConfigInput = {
-    listeners: [{ name: "https", mode: "tls-passthrough", binds: [{ address: ANY_V4, port: 443 }] }],
+  const input: ProxyRoutesFileInput = {
+    kind: "proxy-routes",
+    stack: fragment.stack,
     routes: fragment.routes.map((r) => ({ host: r.hostname, backend: r.backend })),
     backends: fragment.backends.map((b) => ({
       name: b.name,
@@ -116,8 +113,7 @@ export function proxyRoutesOf(fragment: RouteFragment, settings: ProxyRouteSetti
       },
     })),
   };
-  const parsed = check(input, `routes of stack ${fragment.stack}`);
-  return { kind: "proxy-routes", stack: fragment.stack, routes: parsed.routes, backends: parsed.backends };
+  return check(proxyRoutesFileSchema, input, `routes of stack ${fragment.stack}`);
 }
 
 /** proxy/routes.d/<stack>.json. */

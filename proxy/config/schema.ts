@@ -11,7 +11,7 @@
  * for part 2 stay valid, but this build does not act on them yet.
  */
 import { z } from "zod";
-import { parseHostPattern } from "../routing/route-table";
+import { checkHostPattern, hostPatternKey, parseHostPattern } from "../routing/route-table";
 
 const name = z
   .string()
@@ -90,7 +90,10 @@ export const listenerSchema = z.discriminatedUnion("mode", [tlsPassthroughListen
 export const routeSchema = z.strictObject({
   host: z
     .string()
-    .refine((host) => parseHostPattern(host) !== null, "must be a DNS name or *.suffix (lowercase ASCII, no IP literal)")
+    .superRefine((host, ctx) => {
+      const result = checkHostPattern(host);
+      if (!result.ok) ctx.addIssue({ code: "custom", message: `"${host}" cannot be routed: ${result.reason}` });
+    })
     .describe("Exact name or *.suffix; exact names win over wildcards, longer suffixes over shorter"),
   backend: name,
   listeners: z.array(name).min(1).optional().describe("Listeners this route applies to; default all tls-passthrough listeners"),
@@ -183,13 +186,40 @@ export const proxyConfigSchema = z
       });
       const pattern = parseHostPattern(route.host);
       if (pattern === null) return;
-      const key = pattern.kind === "exact" ? pattern.name : `*.${pattern.suffix}`;
+      const key = hostPatternKey(pattern);
       for (const ln of targets) {
         const hosts = hostsByListener.get(ln) ?? new Set<string>();
         if (hosts.has(key)) issue(["routes", ri, "host"], `host "${key}" is routed twice on listener "${ln}"`);
         hosts.add(key);
         hostsByListener.set(ln, hosts);
       }
+    });
+  });
+
+/**
+ * One routes.d/<stack>.json: what one stack adds to the running config. A stack's routes
+ * name only its own backends, so removing the file removes exactly what it added. Whether
+ * its hosts and backend names clash with other files is checked when they are merged
+ * (config/assemble.ts), where both files can be named.
+ */
+export const proxyRoutesFileSchema = z
+  .strictObject({
+    kind: z.literal("proxy-routes"),
+    stack: name.describe("The stack these routes belong to; the file is named <stack>.json"),
+    routes: z.array(routeSchema),
+    backends: z.array(backendSchema),
+  })
+  .superRefine((file, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    const backends = new Set<string>();
+    file.backends.forEach((b, bi) => {
+      if (backends.has(b.name)) issue(["backends", bi, "name"], `duplicate backend name "${b.name}"`);
+      backends.add(b.name);
+      const servers = new Set<string>();
+      b.servers.forEach((s, si) => (servers.has(s.name) ? issue(["backends", bi, "servers", si, "name"], `duplicate server name "${s.name}"`) : servers.add(s.name)));
+    });
+    file.routes.forEach((r, ri) => {
+      if (!backends.has(r.backend)) issue(["routes", ri, "backend"], `stack "${file.stack}" defines no backend named "${r.backend}" (a stack's routes use its own backends)`);
     });
   });
 
@@ -203,3 +233,7 @@ export type BackendConfig = ProxyConfig["backends"][number];
 export type ServerConfig = BackendConfig["servers"][number];
 export type TimeoutsConfig = ProxyConfig["timeouts"];
 export type NoMatchAction = TlsPassthroughListenerConfig["onNoMatch"];
+/** A validated routes.d fragment, defaults filled in. */
+export type ProxyRoutesFile = z.output<typeof proxyRoutesFileSchema>;
+/** What a routes.d file may contain: the renderer's target type. */
+export type ProxyRoutesFileInput = z.input<typeof proxyRoutesFileSchema>;

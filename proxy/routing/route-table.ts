@@ -3,7 +3,7 @@
  * the longest suffix wins. `*.example.com` matches any name with one or more
  * labels in front of `example.com` but not `example.com` itself.
  */
-import { normaliseServerName } from "./server-name";
+import { normaliseHostname } from "../../topology/hostname";
 
 export interface RouteEntry {
   readonly host: string;
@@ -14,12 +14,28 @@ export type HostPattern =
   | { readonly kind: "exact"; readonly name: string }
   | { readonly kind: "wildcard"; readonly suffix: string };
 
+export type HostPatternResult = { readonly ok: true; readonly pattern: HostPattern } | { readonly ok: false; readonly reason: string };
+
+/**
+ * A configured host, checked by the same rules the stack config uses (topology/hostname.ts),
+ * so a name the topology accepts is one the proxy routes, and both normalise it identically.
+ */
+export function checkHostPattern(host: string): HostPatternResult {
+  const result = normaliseHostname(host, { allowWildcard: true });
+  if (!result.ok) return result;
+  const name = result.hostname;
+  return { ok: true, pattern: name.startsWith("*.") ? { kind: "wildcard", suffix: name.slice(2) } : { kind: "exact", name } };
+}
+
 /** Parses a configured host; null when it is not a name we could ever route. */
 export function parseHostPattern(host: string): HostPattern | null {
-  const wildcard = host.startsWith("*.");
-  const result = normaliseServerName(wildcard ? host.slice(2) : host);
-  if (!result.ok || (!wildcard && result.name !== host.toLowerCase().replace(/\.$/, ""))) return null;
-  return wildcard ? { kind: "wildcard", suffix: result.name } : { kind: "exact", name: result.name };
+  const result = checkHostPattern(host);
+  return result.ok ? result.pattern : null;
+}
+
+/** One key per routed name: `a.example` and `*.example` are different keys, case and a trailing dot are not. */
+export function hostPatternKey(pattern: HostPattern): string {
+  return pattern.kind === "exact" ? pattern.name : `*.${pattern.suffix}`;
 }
 
 export class RouteTable {

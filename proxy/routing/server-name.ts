@@ -2,6 +2,10 @@
  * Turns the raw host_name bytes of a ClientHello into the name we route on,
  * or names why it is refused. IDNs arrive as A-labels (RFC 6066 §3), so any
  * byte >= 0x80 is refused rather than guessed at.
+ *
+ * Configured names go through topology/hostname.ts instead; this one reads untrusted wire
+ * bytes, is more lenient (underscores, edge hyphens: real clients send them, and a name no
+ * route has simply does not match) and returns a reason code for the connection log.
  */
 
 export type ServerNameRejectReason =

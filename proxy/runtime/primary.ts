@@ -1,16 +1,13 @@
 /**
- * The primary: owns the config file, signals and the workers. Workers never
- * read the file themselves, so a config that fails validation never reaches
- * any of them and the old one keeps serving.
+ * The primary: owns the config file, the routes directory, signals and the
+ * workers. Workers never read files themselves, so a config (or routes file)
+ * that fails validation never reaches any of them and the old one keeps serving.
  */
 import cluster from "node:cluster";
-import { createHash } from "node:crypto";
-import { unwatchFile, watchFile } from "node:fs";
-import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { Worker } from "node:worker_threads";
 import { ProxyConfig } from "../config/schema";
-import { validateProxyConfigText } from "../config/validate";
+import { LoadedProxyConfig, loadProxyConfig, statSignature } from "../config/load";
 import { Engine } from "../engine/engine";
 import { Logger } from "../log/logger";
 import { ToPrimary, ToWorker } from "./messages";
@@ -21,32 +18,48 @@ interface WorkerHandle {
   kill(): void;
 }
 
+export interface ConfigSources {
+  readonly configPath: string;
+  /** routes.d: every *.json in it is merged into the config; null when not given. */
+  readonly routesDir: string | null;
+}
+
 const WATCH_INTERVAL_MS = 500;
 const RESPAWN_DELAY_MS = 1000;
 
 export class Primary {
   private config: ProxyConfig;
-  private configHash: string;
+  private fingerprint: string;
   private readonly mode: WorkerMode;
   private readonly count: number;
   private engine: Engine | null = null;
   private readonly workers = new Map<number, WorkerHandle>();
   private draining = false;
+  /** Reloads run one after another: a SIGHUP during a file-change reload waits for it. */
+  private reloads: Promise<void> = Promise.resolve();
+  private watchTimer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly configPath: string,
-    config: ProxyConfig,
-    configText: string,
+    private readonly sources: ConfigSources,
+    loaded: LoadedProxyConfig,
     private readonly logger: Logger,
   ) {
-    this.config = config;
-    this.configHash = hash(configText);
-    this.count = config.global.workers ?? os.availableParallelism();
+    this.config = loaded.config;
+    this.fingerprint = loaded.fingerprint;
+    this.count = loaded.config.global.workers ?? os.availableParallelism();
     this.mode = chooseWorkerMode(this.count);
   }
 
   async start(): Promise<void> {
-    this.logger.event("info", "starting", { workers: this.count, mode: this.mode, node: process.versions.node, config: this.configPath });
+    const { configPath, routesDir } = this.sources;
+    this.logger.event("info", "starting", {
+      workers: this.count,
+      mode: this.mode,
+      node: process.versions.node,
+      config: configPath,
+      ...(routesDir !== null ? { routesDir } : {}),
+      routes: this.config.routes.length,
+    });
     if (this.mode === "single") {
       this.engine = new Engine(this.config, this.logger, { workerCount: 1, reusePort: false });
       await this.engine.start();
@@ -57,22 +70,46 @@ export class Primary {
     process.on("SIGHUP", () => void this.reload("SIGHUP"));
     process.on("SIGTERM", () => void this.drain("SIGTERM"));
     process.on("SIGINT", () => void this.drain("SIGINT"));
-    watchFile(this.configPath, { interval: WATCH_INTERVAL_MS }, (now, before) => {
-      if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) void this.reload("file changed");
-    });
+    await this.watch();
   }
 
-  async reload(trigger: string): Promise<void> {
+  /**
+   * Polls the config file and the routes directory (stat only). Polling, not inotify: a
+   * release swap replaces the `current` symlink, which an inotify watch on the old
+   * directory would never see, and a bind mount may not deliver events at all.
+   */
+  private async watch(): Promise<void> {
+    const { configPath, routesDir } = this.sources;
+    let last = await statSignature(configPath, routesDir);
+    // Whatever changed between the first load and this signature: a no-op when nothing did.
+    await this.reload("file changed");
+    const poll = async () => {
+      try {
+        const now = await statSignature(configPath, routesDir);
+        if (now !== last) {
+          last = now;
+          await this.reload("file changed");
+        }
+      } catch (error) {
+        this.logger.event("error", "watching the config failed", { error: (error as Error).message });
+      }
+      if (!this.draining) this.watchTimer = setTimeout(() => void poll(), WATCH_INTERVAL_MS);
+    };
+    this.watchTimer = setTimeout(() => void poll(), WATCH_INTERVAL_MS);
+  }
+
+  reload(trigger: string): Promise<void> {
+    this.reloads = this.reloads
+      .then(() => this.reloadNow(trigger))
+      .catch((error: Error) => this.logger.event("error", "config reload failed", { trigger, error: error.message }));
+    return this.reloads;
+  }
+
+  private async reloadNow(trigger: string): Promise<void> {
     if (this.draining) return;
-    let text: string;
-    try {
-      text = await readFile(this.configPath, "utf8");
-    } catch (error) {
-      this.logger.event("error", "config reload refused, keeping the running config", { trigger, errors: [(error as Error).message] });
-      return;
-    }
-    if (trigger !== "SIGHUP" && hash(text) === this.configHash) return;
-    const result = validateProxyConfigText(text);
+    const result = await loadProxyConfig(this.sources.configPath, this.sources.routesDir);
+    // A file touched without a change is not a reload; SIGHUP always is.
+    if (trigger !== "SIGHUP" && result.fingerprint === this.fingerprint) return;
     if (!result.ok) {
       this.logger.event("error", "config reload refused, keeping the running config", { trigger, errors: result.errors });
       return;
@@ -84,8 +121,13 @@ export class Primary {
     );
     if (restartOnly.length > 0) this.logger.event("warn", "these settings take effect at restart only", { fields: restartOnly });
     this.config = result.config;
-    this.configHash = hash(text);
-    this.logger.event("info", "config accepted", { trigger });
+    this.fingerprint = result.fingerprint;
+    this.logger.event("info", "config accepted", {
+      trigger,
+      routes: result.config.routes.length,
+      backends: result.config.backends.length,
+      ...(this.sources.routesDir !== null ? { routeFiles: result.routeFiles } : {}),
+    });
     if (this.engine) await this.engine.reload(result.config);
     for (const worker of this.workers.values()) worker.post({ type: "reload", config: result.config });
   }
@@ -93,7 +135,7 @@ export class Primary {
   async drain(trigger: string): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    unwatchFile(this.configPath);
+    if (this.watchTimer !== null) clearTimeout(this.watchTimer);
     const graceMs = this.config.global.drainGraceMs;
     this.logger.event("info", "drain requested", { trigger, graceMs });
     if (this.engine) {
@@ -138,8 +180,4 @@ export class Primary {
       }
     });
   }
-}
-
-function hash(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
 }

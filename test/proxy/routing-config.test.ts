@@ -152,6 +152,28 @@ describe("config schema", () => {
     assert.ok(r.errors.some((e) => e.startsWith('routes[5].host: host "fiscalismia.com" is routed twice')));
   });
 
+  it("checks configured hosts with the stack config's rules (topology/hostname.ts), stricter than the wire", () => {
+    const hostErrors = (host: string) => {
+      const r = validateProxyConfig({ ...originalSetup, routes: [{ host, backend: "fiscalismia_frontend" }] });
+      return r.ok ? [] : r.errors;
+    };
+    for (const ok of ["Fiscalismia.COM.", "*.demo.fiscalismia.com", "xn--bcher-kva.example"]) assert.deepEqual(hostErrors(ok), [], ok);
+    for (const [host, reason] of [
+      ["under_score.example", /contains an underscore/],
+      ["*.com", /wildcard needs at least two labels/],
+      ["-edge.example", /inner hyphens/],
+      ["a.*.example", /label "\*"/],
+      ["1.2.3.4", /IP literal/],
+    ] as const) {
+      const errors = hostErrors(host);
+      assert.equal(errors.length, 1, host);
+      assert.match(errors[0]!, /^routes\[0\]\.host: "/);
+      assert.match(errors[0]!, reason);
+    }
+    // the wire is more lenient: such a name is parsed, then simply matches no route
+    assert.deepEqual(normaliseServerName("under_score.example"), { ok: true, name: "under_score.example" });
+  });
+
   it("reports JSON syntax errors", () => {
     const r = validateProxyConfigText("{ nope");
     assert.ok(!r.ok && r.errors[0]!.startsWith("(root): not valid JSON"));
@@ -175,5 +197,12 @@ describe("runtime choices", () => {
     assert.equal(parseArgs([]).kind, "usage-error");
     assert.equal(parseArgs(["--config"]).kind, "usage-error");
     assert.equal(parseArgs(["--nope"]).kind, "usage-error");
+    // exactly the plan's command line (topology/plan.ts), and the apply script's --check after it
+    assert.deepEqual(
+      parseArgs(["--config", "/srv/ingress/current/proxy/proxy.json", "--routes-dir", "/srv/ingress/current/proxy/routes.d", "--check"]),
+      { kind: "check", configPath: "/srv/ingress/current/proxy/proxy.json", routesDir: "/srv/ingress/current/proxy/routes.d" },
+    );
+    assert.deepEqual(parseArgs(["--routes-dir=d", "--config=x.json"]), { kind: "run", configPath: "x.json", routesDir: "d" });
+    assert.equal(parseArgs(["--config", "x.json", "--routes-dir"]).kind, "usage-error");
   });
 });

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { HostPlan, planStack } from "../../topology";
-import { proxyConfigSchema } from "../../proxy/config/schema";
+import { assembleProxyConfig } from "../../proxy/config/assemble";
+import { proxyRoutesFileSchema } from "../../proxy/config/schema";
+import { PROXY_CONFIG, PROXY_ROUTES_D } from "../../topology/paths";
 import { validateProxyConfigText } from "../../proxy/config/validate";
 import { proxyRoutesOf, renderProxyConfig, renderProxyRoutes, ProxyRoutesFile } from "../../render/proxy-config";
 import { lbSettingsOf, renderStack } from "../../render/bundle";
@@ -54,18 +56,25 @@ test("the routes file carries the stack's routes and backends with the LB's conn
   });
 });
 
-test("proxy.json plus every stack's routes file (demo attached to a ts LB) is one valid config", () => {
+test("proxy.json plus every stack's routes file (demo attached to a ts LB) is what the proxy merges", () => {
   const demo = planStack(loadTopology("demo"));
   const [attached] = renderStack(demo, { attachedLb: { ...lbSettingsOf(undefined), engine: "ts" } }).filter((h) => h.host.startsWith("_routes-for-"));
   assert.deepEqual(attached!.files.map((f) => f.path), ["/srv/ingress/routes/demo/proxy/routes.d/demo.json"]);
-  const fragments = [renderProxyRoutes(ingress.fragment, ingress), attached!.files[0]!.content].map((t) => JSON.parse(t) as ProxyRoutesFile);
-  const merged = { ...JSON.parse(renderProxyConfig(lb)), routes: fragments.flatMap((f) => f.routes), backends: fragments.flatMap((f) => f.backends) };
-  const result = proxyConfigSchema.safeParse(merged);
-  assert.ok(result.success, result.success ? "" : result.error.message);
-  assert.equal(result.data.routes.length, 4);
-  // The same hostname from two stacks is refused by the proxy's schema, never silently merged.
-  const clash = { ...merged, routes: [...merged.routes, { host: "demo.example.com", backend: "demo_demo_443" }] };
-  assert.ok(!proxyConfigSchema.safeParse(clash).success);
+  const config = { path: PROXY_CONFIG, text: renderProxyConfig(lb) };
+  const own = { path: `${PROXY_ROUTES_D}/standalone-demo.json`, text: renderProxyRoutes(ingress.fragment, ingress) };
+  const demoFile = { path: `${PROXY_ROUTES_D}/demo.json`, text: attached!.files[0]!.content };
+  // every fragment satisfies the schema the proxy reads routes.d with
+  for (const f of [own, demoFile]) assert.ok(proxyRoutesFileSchema.safeParse(JSON.parse(f.text)).success, f.path);
+  const result = assembleProxyConfig(config, [demoFile, own]);
+  assert.ok(result.ok, result.ok ? "" : result.errors.join("\n"));
+  assert.equal(result.config.routes.length, 4);
+  assert.deepEqual(result.fragments.map((f) => f.stack), ["demo", "standalone-demo"]);
+  // The same hostname from two stacks is refused naming both, never silently merged.
+  const clash = JSON.parse(demoFile.text) as ProxyRoutesFile;
+  clash.routes[0] = { ...clash.routes[0]!, host: "Demo.Example.com" };
+  const refused = assembleProxyConfig(config, [{ ...demoFile, text: JSON.stringify(clash) }, own]);
+  assert.ok(!refused.ok);
+  assert.match(refused.errors.join("\n"), /standalone-demo\.json: routes\[0\]\.host: host "demo\.example\.com" is claimed by stack "demo" \(demo\.json\) and stack "standalone-demo" \(standalone-demo\.json\)/);
 });
 
 test("without stats the config has no stats section; a haproxy host has no proxy config", () => {
@@ -77,7 +86,9 @@ test("without stats the config has no stats section; a haproxy host has no proxy
 
 test("a fragment the proxy would reject fails at render time with the schema's message", () => {
   const bad = { ...ingress.fragment, routes: [{ hostname: "10.0.0.1", backend: ingress.fragment.backends[0]!.name }] };
-  assert.throws(() => proxyRoutesOf(bad, ingress), /does not satisfy the proxy's config schema[\s\S]*routes/);
+  assert.throws(() => proxyRoutesOf(bad, ingress), /does not satisfy the proxy's config schema[\s\S]*IP literal[\s\S]*routes\[0\]\.host/);
+  const elsewhere = { ...ingress.fragment, routes: [{ hostname: "x.example.com", backend: "prod_frontend_443" }] };
+  assert.throws(() => proxyRoutesOf(elsewhere, ingress), /defines no backend named "prod_frontend_443"/);
 });
 
 test("rendered proxy files hold no secret, only the name of the variable", () => {

@@ -1,27 +1,31 @@
 /**
- * A three-namespace topology for tests: client <-> proxy <-> backend, joined
- * by veth pairs created directly inside the namespaces, so the root namespace
- * has neither the links nor a route to these addresses. Everything is named
- * pxt-<pid>-* and removed by `destroy()`, also on process exit.
+ * Network namespaces for tests, joined by veth pairs created directly inside
+ * them, so the root namespace has neither the links nor a route to these
+ * addresses. Everything is named pxt-<pid>-<tag>-* and removed by
+ * `destroy()`, also on process exit.
  */
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
 
-export interface Topology {
-  readonly ns: { readonly client: string; readonly proxy: string; readonly backend: string };
-  readonly addr: {
-    readonly client4: string; readonly proxyFront4: string; readonly proxyBack4: string; readonly backend4: string;
-    readonly client6: string; readonly proxyFront6: string; readonly proxyBack6: string; readonly backend6: string;
-  };
+export interface Namespaces<Role extends string> {
+  readonly ns: Readonly<Record<Role, string>>;
   spawnIn(ns: string, command: string, args: string[]): ChildProcess;
   execIn(ns: string, command: string, args: string[], input?: string, timeoutMs?: number): string;
   destroy(): Promise<void>;
 }
 
+/** A veth pair between two namespaces; addresses with their prefix length, IPv6 ones added without DAD. */
+export interface LinkSpec<Role extends string> {
+  readonly a: Role;
+  readonly b: Role;
+  readonly addressesA: readonly string[];
+  readonly addressesB: readonly string[];
+}
+
 const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "pipe", "pipe"] }).toString();
 
-export function createTopology(tag: string): Topology {
+export function createNamespaces<Role extends string>(tag: string, roles: readonly Role[], links: readonly LinkSpec<Role>[]): Namespaces<Role> {
   const prefix = `pxt-${process.pid}-${tag}`;
-  const ns = { client: `${prefix}-c`, proxy: `${prefix}-p`, backend: `${prefix}-b` };
+  const ns = Object.fromEntries(roles.map((role) => [role, `${prefix}-${role}`])) as Record<Role, string>;
   // veth names are limited to 15 characters
   const short = `${process.pid % 100000}${tag.slice(0, 2)}`;
   const children = new Set<ChildProcess>();
@@ -30,7 +34,7 @@ export function createTopology(tag: string): Topology {
     if (destroyed) return;
     destroyed = true;
     for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
-    for (const name of Object.values(ns)) {
+    for (const name of Object.values<string>(ns)) {
       try {
         ip("netns", "del", name);
       } catch {
@@ -40,25 +44,25 @@ export function createTopology(tag: string): Topology {
   };
   process.once("exit", cleanup);
   try {
-    for (const name of Object.values(ns)) {
+    for (const name of Object.values<string>(ns)) {
       ip("netns", "add", name);
       ip("-n", name, "link", "set", "lo", "up");
       // Without this the link-local address sits in DAD for ~1 s and the first IPv6 SYN is retransmitted.
       execFileSync("ip", ["netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
     }
-    const link = (a: string, b: string, nameA: string, nameB: string, addrA: [string, string], addrB: [string, string]) => {
-      ip("link", "add", nameA, "netns", a, "type", "veth", "peer", "name", nameB, "netns", b);
-      for (const [n, dev, [v4, v6]] of [[a, nameA, addrA], [b, nameB, addrB]] as const) {
-        ip("-n", n, "addr", "add", v4, "dev", dev);
-        ip("-n", n, "-6", "addr", "add", v6, "dev", dev, "nodad");
-        ip("-n", n, "link", "set", dev, "up");
-        up(n, dev);
-      }
-    };
     const ends: [string, string][] = [];
-    const up = (n: string, dev: string) => ends.push([n, dev]);
-    link(ns.client, ns.proxy, `pc${short}`, `pf${short}`, ["10.77.1.2/24", "fd77:1::2/64"], ["10.77.1.1/24", "fd77:1::1/64"]);
-    link(ns.proxy, ns.backend, `pb${short}`, `bb${short}`, ["10.77.2.1/24", "fd77:2::1/64"], ["10.77.2.2/24", "fd77:2::2/64"]);
+    links.forEach((link, i) => {
+      const [devA, devB] = [`v${i}a${short}`, `v${i}b${short}`];
+      ip("link", "add", devA, "netns", ns[link.a], "type", "veth", "peer", "name", devB, "netns", ns[link.b]);
+      for (const [n, dev, addresses] of [[ns[link.a], devA, link.addressesA], [ns[link.b], devB, link.addressesB]] as const) {
+        for (const address of addresses) {
+          if (address.includes(":")) ip("-n", n, "-6", "addr", "add", address, "dev", dev, "nodad");
+          else ip("-n", n, "addr", "add", address, "dev", dev);
+        }
+        ip("-n", n, "link", "set", dev, "up");
+        ends.push([n, dev]);
+      }
+    });
     // The first SYN sent before a veth has carrier is lost and retried only after 1 s.
     const until = Date.now() + 3000;
     for (const [n, dev] of ends) {
@@ -70,10 +74,6 @@ export function createTopology(tag: string): Topology {
   }
   return {
     ns,
-    addr: {
-      client4: "10.77.1.2", proxyFront4: "10.77.1.1", proxyBack4: "10.77.2.1", backend4: "10.77.2.2",
-      client6: "fd77:1::2", proxyFront6: "fd77:1::1", proxyBack6: "fd77:2::1", backend6: "fd77:2::2",
-    },
     spawnIn(name, command, args) {
       const child = spawn("ip", ["netns", "exec", name, command, ...args], { stdio: ["pipe", "pipe", "pipe"] });
       children.add(child);
@@ -93,8 +93,30 @@ export function createTopology(tag: string): Topology {
   };
 }
 
+/** client <-> proxy <-> backend, each link with an IPv4 and an IPv6 subnet. */
+export interface Topology extends Namespaces<"client" | "proxy" | "backend"> {
+  readonly addr: {
+    readonly client4: string; readonly proxyFront4: string; readonly proxyBack4: string; readonly backend4: string;
+    readonly client6: string; readonly proxyFront6: string; readonly proxyBack6: string; readonly backend6: string;
+  };
+}
+
+export function createTopology(tag: string): Topology {
+  const namespaces = createNamespaces(tag, ["client", "proxy", "backend"], [
+    { a: "client", b: "proxy", addressesA: ["10.77.1.2/24", "fd77:1::2/64"], addressesB: ["10.77.1.1/24", "fd77:1::1/64"] },
+    { a: "proxy", b: "backend", addressesA: ["10.77.2.1/24", "fd77:2::1/64"], addressesB: ["10.77.2.2/24", "fd77:2::2/64"] },
+  ]);
+  return {
+    ...namespaces,
+    addr: {
+      client4: "10.77.1.2", proxyFront4: "10.77.1.1", proxyBack4: "10.77.2.1", backend4: "10.77.2.2",
+      client6: "fd77:1::2", proxyFront6: "fd77:1::1", proxyBack6: "fd77:2::1", backend6: "fd77:2::2",
+    },
+  };
+}
+
 /** Polls until something listens on `port` inside `ns`. */
-export async function waitListening(topo: Topology, ns: string, port: number, timeoutMs = 5000): Promise<void> {
+export async function waitListening(topo: Pick<Namespaces<string>, "execIn">, ns: string, port: number, timeoutMs = 5000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const out = topo.execIn(ns, "ss", ["-Hltn", `sport = :${port}`]);
