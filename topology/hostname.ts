@@ -11,12 +11,14 @@ const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
  * A leading "*." is accepted only when wildcards are allowed.
  */
 export function normaliseHostname(input: string, options: { readonly allowWildcard?: boolean } = {}): HostnameResult {
+  // Before lowercasing: Unicode case folding turns some non-ASCII letters into ASCII ones
+  // (the Kelvin sign U+212A becomes "k"), which would smuggle a lookalike name through.
+  // eslint-disable-next-line no-control-regex
+  if (/[^\x00-\x7f]/.test(input)) return { ok: false, reason: "it contains non-ASCII characters; write internationalised names as A-labels (xn--...)" };
   let name = input.toLowerCase();
   if (name.endsWith(".")) name = name.slice(0, -1);
   if (name.length === 0) return { ok: false, reason: "it is empty" };
   if (name.length > 253) return { ok: false, reason: "it is longer than 253 characters" };
-  // eslint-disable-next-line no-control-regex
-  if (/[^\x00-\x7f]/.test(name)) return { ok: false, reason: "it contains non-ASCII characters; write internationalised names as A-labels (xn--...)" };
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(name)) return { ok: false, reason: "it contains control characters" };
   if (/^\d+\.\d+\.\d+\.\d+$/.test(name) || name.includes(":") || name.startsWith("[")) {

@@ -23,3 +23,8 @@ test("rejects control bytes, numeric TLDs and overlong labels", () => {
 test("accepts A-labels", () => {
   assert.deepEqual(normaliseHostname("xn--bcher-kva.example"), { ok: true, hostname: "xn--bcher-kva.example" });
 });
+
+test("non-ASCII that case-folds to ASCII is still rejected", () => {
+  assert.equal("\u212Aa.example.com".toLowerCase(), "ka.example.com");
+  assert.equal(normaliseHostname("\u212Aa.example.com").ok, false);
+});
