@@ -1,0 +1,33 @@
+// What the ingress sandbox needs from the machine, checked up front so a missing piece is
+// named at once instead of surfacing as a daemon that never listens.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+/** Binaries the ingress sandbox runs, and the Debian package that has each. */
+export const REQUIRED_BINARIES: Readonly<Record<string, string>> = {
+  ip: "iproute2",
+  nft: "nftables",
+  haproxy: "haproxy",
+  nginx: "nginx",
+  curl: "curl",
+  openssl: "openssl",
+  unshare: "util-linux",
+  mount: "mount",
+};
+
+function onPath(name: string): boolean {
+  const dirs = [...(process.env["PATH"] ?? "").split(":"), "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+  return dirs.some((d) => d !== "" && existsSync(join(d, name)));
+}
+
+/** Every reason the sandbox cannot run here; empty when it can. */
+export function missingPrerequisites(): string[] {
+  const problems: string[] = [];
+  if (process.getuid?.() !== 0) problems.push("root: the sandbox creates network namespaces, loads nftables and bind-mounts (run with sudo)");
+  const missing = Object.keys(REQUIRED_BINARIES).filter((b) => !onPath(b));
+  if (missing.length > 0) {
+    const packages = [...new Set(missing.map((b) => REQUIRED_BINARIES[b]))].join(" ");
+    problems.push(`binaries ${missing.join(", ")} (apt-get install -y ${packages})`);
+  }
+  return problems;
+}

@@ -1,0 +1,58 @@
+// Test certificates for a web host, generated at up time and put where its plan says nginx
+// opens them: certbot's layout for tls.source "host" (live/<name>/*.pem are relative symlinks
+// into archive/, which is why the plan mounts the whole letsencrypt tree), and the deploy's
+// secret paths for "self-signed" and "provided".
+import { mkdirSync, readFileSync, symlinkSync } from "node:fs";
+import { dirname } from "node:path";
+import type { HostPlan } from "../topology";
+import type { HostRoot } from "./host-root";
+import { selfSignedCertificate } from "./tls";
+
+const LIVE = "/letsencrypt/live/";
+
+async function makeCert(workDir: string, names: readonly string[], label: string): Promise<{ cert: string; key: string }> {
+  const files = await selfSignedCertificate(workDir, names, label);
+  return { cert: readFileSync(files.certPath, "utf8"), key: readFileSync(files.keyPath, "utf8") };
+}
+
+function writeCertbotLayout(root: HostRoot, certPath: string, keyPath: string, pem: { cert: string; key: string }): void {
+  const liveDir = dirname(certPath);
+  const name = liveDir.slice(liveDir.lastIndexOf("/") + 1);
+  const archive = `${liveDir.slice(0, liveDir.indexOf(LIVE))}/letsencrypt/archive/${name}`;
+  root.write(`${archive}/fullchain1.pem`, pem.cert, 0o644);
+  root.write(`${archive}/privkey1.pem`, pem.key, 0o600);
+  mkdirSync(root.path(liveDir), { recursive: true });
+  symlinkSync(`../../archive/${name}/fullchain1.pem`, root.path(certPath));
+  symlinkSync(`../../archive/${name}/privkey1.pem`, root.path(keyPath));
+}
+
+/** Writes every certificate and key the host's nginx opens; returns their on-host paths. */
+export async function installSiteCertificates(root: HostRoot, host: HostPlan, workDir: string): Promise<string[]> {
+  mkdirSync(workDir, { recursive: true });
+  const written: string[] = [];
+  const done = new Set<string>();
+  for (const s of host.web?.sites ?? []) {
+    if (s.certDelivery !== "host" || done.has(s.cert)) continue;
+    done.add(s.cert);
+    const pem = await makeCert(workDir, [s.site.hostname], s.site.hostname);
+    if (s.cert.includes(LIVE) && dirname(s.cert) === dirname(s.key)) writeCertbotLayout(root, s.cert, s.key, pem);
+    else {
+      root.write(s.cert, pem.cert, 0o644);
+      root.write(s.key, pem.key, 0o600);
+    }
+    written.push(s.cert, s.key);
+  }
+  // Deploy-delivered certificates come as a cert/key pair per listener, naming every hostname.
+  const certs = host.secretFiles.filter((f) => f.from.kind === "tls-cert");
+  for (const [i, c] of certs.entries()) {
+    if (c.from.kind !== "tls-cert") continue;
+    const names = c.from.hostnames;
+    const key = host.secretFiles.find((f) => f.from.kind === "tls-key" && f.from.hostnames.join(",") === names.join(","));
+    if (!key) throw new Error(`host ${host.name}: no key planned for the certificate ${c.path}`);
+    const pem = await makeCert(workDir, names, `deploy-${i}`);
+    root.write(c.path, pem.cert, 0o644);
+    root.write(key.path, pem.key, 0o600);
+    written.push(c.path, key.path);
+  }
+  return written;
+}
