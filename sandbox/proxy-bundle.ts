@@ -1,0 +1,21 @@
+// The embedded proxy built as `npm run build:proxy` builds it, for tests and the sandbox.
+import { buildSync } from "esbuild";
+import { existsSync, mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+/** Where `npm run build:proxy` writes the bundle. */
+export const PROXY_BUNDLE_PATH = path.resolve(__dirname, "..", "dist", "proxy.js");
+
+/** Builds a fresh bundle into a temp dir with no node_modules near it, so it must stand alone. */
+export function buildProxyBundle(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "pxt-bundle-"));
+  const outfile = path.join(dir, "proxy.js");
+  buildSync({ entryPoints: [path.join(__dirname, "..", "proxy", "main.ts")], bundle: true, platform: "node", target: "node20", outfile, logLevel: "error" });
+  return outfile;
+}
+
+export function requireBuiltBundle(): string {
+  if (!existsSync(PROXY_BUNDLE_PATH)) throw new Error(`${PROXY_BUNDLE_PATH} is missing: run npm run build:proxy`);
+  return PROXY_BUNDLE_PATH;
+}
