@@ -77,7 +77,9 @@ function shellQuote(s: string): string {
  */
 export function withBindMounts(binds: readonly BindMount[], argv: readonly string[]): string[] {
   const mounts = binds.map((b) => `mount --bind ${shellQuote(b.source)} ${shellQuote(b.target)}`);
-  const script = [...mounts, 'exec "$@"'].join(" && ");
+  // cd / first: the private /tmp hides a working directory under /tmp (a checkout there, as in
+  // CI), and a daemon that tries to return to it fails (haproxy's default-path does).
+  const script = [...mounts, "cd /", 'exec "$@"'].join(" && ");
   return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", ...argv];
 }
 
