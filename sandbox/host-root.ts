@@ -54,14 +54,18 @@ export class HostRoot {
     symlinkSync(`releases/${SANDBOX_RELEASE}`, this.path(paths.CURRENT));
   }
 
-  /** Binds for a container's mounts, plus a private /tmp (the container's is a tmpfs). */
-  binds(mounts: readonly { readonly host: string; readonly container: string }[]): BindMount[] {
+  /**
+   * Binds for a container's mounts, plus a private /tmp (the container's is a tmpfs) unless
+   * `privateTmp` is false: a private /tmp also hides every binary under the real /tmp, such
+   * as the Node of a checkout there, so a process that writes nothing to /tmp goes without.
+   */
+  binds(mounts: readonly { readonly host: string; readonly container: string }[], options: { readonly privateTmp?: boolean } = {}): BindMount[] {
     const list = mounts.map((m) => {
       mkdirSync(this.path(m.host), { recursive: true });
       return { source: this.path(m.host), target: m.container };
     });
     // Last: the sources above live under the real /tmp.
-    list.push({ source: join(this.dir, "tmp"), target: "/tmp" });
+    if (options.privateTmp !== false) list.push({ source: join(this.dir, "tmp"), target: "/tmp" });
     return list;
   }
 }
