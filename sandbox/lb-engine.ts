@@ -60,7 +60,8 @@ function listeners(host: HostPlan, by: string): Listener[] {
 
 async function spawnLb(launch: LbLaunch, name: string, argv: readonly string[], mounts: HostPlan["containers"][number]["mounts"]): Promise<ManagedProcess> {
   const env = { ...process.env, ...launch.statsEnv };
-  return launch.ns.spawn(name, withBindMounts(launch.root.binds(mounts), argv), { env });
+  // The proxy runs the Node of this checkout, which may live under /tmp; it writes nothing there.
+  return launch.ns.spawn(name, withBindMounts(launch.root.binds(mounts, { privateTmp: name !== "proxy" }), argv), { env });
 }
 
 export const haproxyEngine: LbEngineDriver = {
