@@ -1,17 +1,25 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { assembleHaproxyMap, renderHaproxyConfig, renderHaproxyMap, renderHaproxyRoutes } from "../../render/haproxy";
 import { renderErrorFile503 } from "../../render/errorfile";
+import { pollUntil } from "../../sandbox/command";
+import { startNginx, waitForListening } from "../../sandbox/daemons";
+import { parseShowStat } from "../../sandbox/haproxy-stats";
+import type { Netns } from "../../sandbox/netns";
+import { PrivateNetwork, Segment } from "../../sandbox/network";
+import type { ManagedProcess } from "../../sandbox/process";
+import { Sandbox } from "../../sandbox/sandbox";
+import { selfSignedCertificate } from "../../sandbox/tls";
 import { planStack, type HostPlan, type RouteFragment } from "../../topology";
 import { haproxyCheck, STATS_ENV } from "./validators/binaries";
-import { haveBinary, isRoot } from "./validators/exec";
 import { assertGolden } from "./validators/golden";
-import { eventually, LiveChain } from "./validators/live";
 import { demoPlan, exampleOnHaproxy, examplePlan, ingressHost, prodPlan, prodTopology, withIngress } from "./validators/plans";
-import { haproxyFiles, stageHaproxy } from "./validators/stage";
+import { haveBinary, isRoot } from "./validators/sandbox";
+import { haproxyFiles, stageHaproxy, stageNginx } from "./validators/stage";
 
 const prod = prodPlan();
 const demo = demoPlan();
@@ -19,12 +27,12 @@ const lb = ingressHost(prod);
 const settings = lb.ingress!;
 const demoFragment = demo.attach!.fragment;
 
-function withTmp<T>(fn: (dir: string) => T): T {
-  const dir = mkdtempSync(join(tmpdir(), "render-haproxy-"));
+async function withTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), "render-haproxy-"));
   try {
-    return fn(dir);
+    return await fn(dir);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -190,14 +198,13 @@ describe("haproxy -c (Debian's 2.6; also HAPROXY_32_BINARY if set)", { skip: !ha
   ];
   for (const [name, host, attached] of cases) {
     for (const binary of ["haproxy", ...(haproxy32 ? [haproxy32] : [])]) {
-      it(`${name}: valid with zero warnings (${binary})`, () => {
-        withTmp((dir) => {
+      it(`${name}: valid with zero warnings (${binary})`, () =>
+        withTmp(async (dir) => {
           const staged = stageHaproxy(dir, host, attached);
-          const r = haproxyCheck(staged.cfg, staged.routesDir, binary);
-          assert.equal(r.status, 0, r.stdout + r.stderr);
+          const r = await haproxyCheck(staged.cfg, staged.routesDir, binary);
+          assert.equal(r.code, 0, r.stdout + r.stderr);
           assert.doesNotMatch(r.stdout + r.stderr, /WARNING|ALERT/);
-        });
-      });
+        }));
     }
   }
 });
@@ -214,64 +221,85 @@ describe(
     const CLIENT = "198.51.100.7";
     const LB_PUBLIC = "198.51.100.1";
     const resolve = (port: number, name = "fiscalismia.com") => ["--resolve", `${name}:${port}:${LB_PUBLIC}`];
-    let dir = "";
-    let chain: LiveChain | undefined;
+    const listeners = (host: HostPlan, by: string) => host.listens.filter((l) => l.by === by).map((l) => ({ port: l.port }));
+    let sb: Sandbox | undefined;
+    let client: Netns;
+    let lbNs: Netns;
+    let haproxy: ManagedProcess;
+    let nginx: ManagedProcess;
 
-    before(() => {
-      dir = mkdtempSync(join(tmpdir(), "render-live-"));
-      chain = new LiveChain(dir, { client: `${CLIENT}/24`, lbPublic: `${LB_PUBLIC}/24`, lbPrivate: "172.24.1.3/16", web: "172.24.0.3/16" });
-      chain.startNginx(frontend);
-      chain.startHaproxy(liveLb);
+    // "client" (a public address), "lb" (public + private), "web" (private): they reach nothing else.
+    before(async () => {
+      sb = await Sandbox.create({ prefix: "rtest" });
+      client = await sb.namespace("client");
+      lbNs = await sb.namespace("lb");
+      const web = await sb.namespace("web");
+      const inet = await Segment.create(sb, { name: "inet" });
+      await inet.attach(client, { ipv4: `${CLIENT}/24` });
+      await inet.attach(lbNs, { ipv4: `${LB_PUBLIC}/24` });
+      const prodNet = await PrivateNetwork.create(sb, { name: "prod", ipRange: "172.24.0.0/16" });
+      await prodNet.attach(lbNs, { ip: "172.24.1.3" });
+      await prodNet.attach(web, { ip: "172.24.0.3" });
+
+      const webRoot = await sb.subdir("web-root");
+      const cert = await selfSignedCertificate(webRoot, frontend.web!.sites.map((s) => s.site.hostname));
+      // Only for this run: the pid file the container keeps in its own /tmp.
+      const conf = readFileSync(stageNginx(webRoot, frontend, cert), "utf8").replace("pid /tmp/nginx.pid;", `pid ${webRoot}/nginx.pid;`);
+      nginx = (await startNginx(sb, web, { name: "nginx", config: conf, waitFor: listeners(frontend, "nginx") })).process;
+
+      // The rendered command (-W, routes.d) with stats.env's variables: more than startHaproxy runs.
+      const staged = stageHaproxy(await sb.subdir("lb-root"), liveLb);
+      const argv = ["haproxy", "-W", "-db", "-f", staged.cfg, "-f", staged.routesDir];
+      haproxy = await lbNs.spawn("haproxy", argv, { env: { ...process.env, ...STATS_ENV } });
+      await waitForListening(lbNs, listeners(liveLb, "haproxy"), { process: haproxy });
     });
 
-    after(async () => {
-      await chain?.stop();
-      rmSync(dir, { recursive: true, force: true });
-    });
+    after(() => sb?.teardown());
 
-    const stats = () =>
-      chain!.client.run("curl", "-sS", "--max-time", "2", "-u", `${STATS_ENV.STATS_USER}:${STATS_ENV.STATS_PASSWORD}`, `http://${LB_PUBLIC}:8404/stats;csv`);
+    const curl = (from: Netns, ...args: string[]) => from.exec(["curl", ...args], { allowFailure: true });
+    const eventually = <T>(what: string, probe: () => Promise<T | undefined>) => pollUntil(what, probe, { timeoutMs: 10_000, intervalMs: 200 });
 
     it("haproxy's L7 check (PROXY v2 + TLS + GET /healthz) marks the nginx server UP", async () => {
-      const row = await eventually("an L7OK check of prod_frontend_443/frontend in the stats CSV", () => {
-        const line = stats().stdout.split("\n").find((l) => l.startsWith("prod_frontend_443,frontend,"));
-        return line && line.includes(",UP,") && line.includes("L7OK") ? line : undefined;
+      const row = await eventually("an L7OK check of prod_frontend_443/frontend in the stats CSV", async () => {
+        const csv = await curl(client, "-sS", "--max-time", "2", "-u", `${STATS_ENV.STATS_USER}:${STATS_ENV.STATS_PASSWORD}`, `http://${LB_PUBLIC}:8404/stats;csv`);
+        const r = parseShowStat(csv.stdout).find((x) => x.backend === "prod_frontend_443" && x.server === "frontend");
+        return r && r.status === "UP" && r.checkStatus === "L7OK" ? r : undefined;
       });
-      assert.match(row, /,200,/);
+      assert.equal(row.checkCode, 200, JSON.stringify(row));
     });
 
     it("the site answers 200 through haproxy, and nginx sees the client's address", async () => {
-      const r = chain!.client.run("curl", "-sS", "-k", "--max-time", "5", ...resolve(443), "https://fiscalismia.com/");
-      assert.equal(r.status, 0, r.stderr);
+      const r = await curl(client, "-sS", "-k", "--max-time", "5", ...resolve(443), "https://fiscalismia.com/");
+      assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, `Hello from nginx, real client IP is ${CLIENT}\n`);
-      const access = await eventually("the request in nginx's access log", () =>
-        chain!.read(chain!.nginxLog).split("\n").find((l) => l.includes('"GET / HTTP/1.1" 200')),
+      const access = await eventually("the request in nginx's access log", async () =>
+        (await nginx.log()).split("\n").find((l) => l.includes('"GET / HTTP/1.1" 200')),
       );
       assert.ok(access.startsWith(`${CLIENT} `), access);
       assert.ok(access.includes(`proxy=${CLIENT}:`), access);
       assert.ok(access.includes("lb=172.24.1.3"), access);
       assert.ok(access.includes("sni=fiscalismia.com"), access);
-      const logged = await eventually("the connection in haproxy's log", () =>
-        chain!.read(chain!.haproxyLog).split("\n").find((l) => l.startsWith(`${CLIENT}:`) && l.includes("prod_frontend_443/frontend")),
+      const logged = await eventually("the connection in haproxy's log", async () =>
+        (await haproxy.log()).split("\n").find((l) => l.startsWith(`${CLIENT}:`) && l.includes("prod_frontend_443/frontend")),
       );
       assert.match(logged, /https_ingress prod_frontend_443\/frontend/);
     });
 
-    it("an unknown SNI is dropped, not answered", () => {
-      const r = chain!.client.run("curl", "-sS", "-k", "--max-time", "2", ...resolve(443, "unknown.example.com"), "https://unknown.example.com/");
-      assert.notEqual(r.status, 0);
+    it("an unknown SNI is dropped, not answered", async () => {
+      const r = await curl(client, "-sS", "-k", "--max-time", "2", ...resolve(443, "unknown.example.com"), "https://unknown.example.com/");
+      assert.notEqual(r.code, 0);
       assert.doesNotMatch(r.stdout, /Hello/);
     });
 
-    it("port 80 redirects to https with the same host and path", () => {
-      const r = chain!.client.run("curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", ...resolve(80), "http://fiscalismia.com/a/b?c=1");
+    it("port 80 redirects to https with the same host and path", async () => {
+      const r = await curl(client, "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", ...resolve(80), "http://fiscalismia.com/a/b?c=1");
       assert.equal(r.stdout, "301 https://fiscalismia.com/a/b?c=1");
     });
 
-    it("the stats page wants the env credentials and refuses sources outside allowedCidrs", () => {
-      const anonymous = chain!.client.run("curl", "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", `http://${LB_PUBLIC}:8404/stats`);
+    it("the stats page wants the env credentials and refuses sources outside allowedCidrs", async () => {
+      const anonymous = await curl(client, "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", `http://${LB_PUBLIC}:8404/stats`);
       assert.equal(anonymous.stdout, "401");
-      const local = chain!.lb.run("curl", "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", "-u", `${STATS_ENV.STATS_USER}:${STATS_ENV.STATS_PASSWORD}`, "http://127.0.0.1:8404/stats");
+      const local = await curl(lbNs, "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", "-u", `${STATS_ENV.STATS_USER}:${STATS_ENV.STATS_PASSWORD}`, "http://127.0.0.1:8404/stats");
       assert.equal(local.stdout, "403");
     });
   },

@@ -1,11 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { HostPlan, planStack, StackPlan } from "../../topology";
 import { renderNftables, sourceSets } from "../../render/nftables";
+import { waitForListening } from "../../sandbox/daemons";
+import type { Netns } from "../../sandbox/netns";
+import { withSandbox } from "./validators/sandbox";
 
 const prod = planStack(loadTopology("prod"));
 const demo = planStack(loadTopology("demo"));
@@ -88,102 +90,72 @@ test("the file replaces only table inet ingress, has no forward chain and drops 
 
 const canRunNft = process.getuid?.() === 0 && existsSync("/usr/sbin/nft") && existsSync("/usr/sbin/ip");
 const skipNft = canRunNft ? false : "needs root, nft and ip (network namespaces)";
-const PREFIX = `rnft-${process.pid}`;
 
-function sh(cmd: string[], input?: string): string {
-  return execFileSync(cmd[0]!, cmd.slice(1), { encoding: "utf8", stdio: ["pipe", "pipe", "pipe"], ...(input === undefined ? {} : { input }) });
-}
-
-function inNs(ns: string, cmd: string[], input?: string): string {
-  return sh(["ip", "netns", "exec", ns, ...cmd], input);
-}
-
-function withNamespaces<T>(names: string[], body: (ns: string[]) => T): T {
-  const full = names.map((n) => `${PREFIX}-${n}`);
-  try {
-    for (const n of full) sh(["ip", "netns", "add", n]);
-    return body(full);
-  } finally {
-    for (const n of full) spawnSync("ip", ["netns", "del", n]);
-  }
-}
-
-test("nft -c accepts the rules of every host of prod, demo and the standalone example", { skip: skipNft }, () => {
-  withNamespaces(["check"], ([ns]) => {
+test("nft -c accepts the rules of every host of prod, demo and the standalone example", { skip: skipNft }, () =>
+  withSandbox(async (sb) => {
+    const ns = await sb.namespace("check");
     for (const h of allHosts) {
-      const r = spawnSync("ip", ["netns", "exec", ns!, "nft", "-c", "-f", "-"], { input: renderNftables(h), encoding: "utf8" });
-      assert.equal(r.status, 0, `${h.stack}/${h.name}: ${r.stderr}`);
+      const r = await ns.exec(["nft", "-c", "-f", "-"], { input: renderNftables(h), allowFailure: true });
+      assert.equal(r.code, 0, `${h.stack}/${h.name}: ${r.stderr}`);
     }
-  });
-});
+  }));
 
-test("loading twice is idempotent and leaves other tables alone", { skip: skipNft }, () => {
-  withNamespaces(["idem"], ([ns]) => {
-    inNs(ns!, ["nft", "-f", "-"], "table inet other {\n  chain c {\n    type filter hook forward priority 0; policy accept;\n  }\n}\n");
+test("loading twice is idempotent and leaves other tables alone", { skip: skipNft }, () =>
+  withSandbox(async (sb) => {
+    const ns = await sb.namespace("idem");
+    const ruleset = async () => (await ns.exec(["nft", "list", "ruleset"])).stdout;
+    await ns.nft("table inet other {\n  chain c {\n    type filter hook forward priority 0; policy accept;\n  }\n}\n");
     const text = renderNftables(host(prod, "loadbalancer"));
-    inNs(ns!, ["nft", "-f", "-"], text);
-    const once = inNs(ns!, ["nft", "list", "ruleset"]);
-    inNs(ns!, ["nft", "-f", "-"], text);
-    inNs(ns!, ["nft", "-f", "-"], renderNftables(host(prod, "frontend")));
-    inNs(ns!, ["nft", "-f", "-"], text);
-    const again = inNs(ns!, ["nft", "list", "ruleset"]);
+    await ns.nft(text);
+    const once = await ruleset();
+    await ns.nft(text);
+    await ns.nft(renderNftables(host(prod, "frontend")));
+    await ns.nft(text);
+    const again = await ruleset();
     assert.equal(again, once);
     assert.match(again, /table inet other/);
     assert.equal(again.match(/table inet ingress/g)?.length, 1);
-  });
-});
+  }));
 
 /** Connects from the client namespace; true when the TCP handshake completes within a second. */
-function connects(ns: string, from: string, to: string, port: number): boolean {
+async function connects(ns: Netns, from: string, to: string, port: number): Promise<boolean> {
+  // socat rather than the sandbox's probeTcp: the source address is part of what is tested.
   const target = to.includes(":") ? `TCP6:[${to}]:${port},bind=[${from}]` : `TCP4:${to}:${port},bind=${from}`;
-  const r = spawnSync("ip", ["netns", "exec", ns, "socat", "-T1", "/dev/null", `${target},connect-timeout=1`], { encoding: "utf8" });
-  return r.status === 0;
+  const r = await ns.exec(["socat", "-T1", "/dev/null", `${target},connect-timeout=1`], { allowFailure: true });
+  return r.code === 0;
 }
 
-test("behaviour: allowed sources connect, others time out (veth between two namespaces)", { skip: skipNft || (existsSync("/usr/bin/socat") ? false : "needs socat") }, () => {
-  withNamespaces(["srv", "cli"], ([srv, cli]) => {
-    const listeners: ChildProcess[] = [];
-    try {
-      sh(["ip", "link", "add", "rnft0", "netns", srv!, "type", "veth", "peer", "name", "rnft1", "netns", cli!]);
-      const up = (ns: string, dev: string, addrs: string[]) => {
-        inNs(ns, ["ip", "link", "set", "lo", "up"]);
-        for (const a of addrs) inNs(ns, ["ip", "addr", "add", a, "dev", dev, ...(a.includes(":") ? ["nodad"] : [])]);
-        inNs(ns, ["ip", "link", "set", dev, "up"]);
-      };
-      up(srv!, "rnft0", ["198.51.100.1/24", "172.24.0.3/16", "2001:db8:1::1/64"]);
-      up(cli!, "rnft1", ["198.51.100.7/24", "198.51.100.8/24", "172.24.1.3/16", "172.24.0.9/16", "2001:db8:1::7/64"]);
-      // Listeners on every port, so a failure can only be the firewall, never "connection refused".
-      for (const port of [22, 80, 443, 8404, 9999]) {
-        listeners.push(spawn("ip", ["netns", "exec", srv!, "socat", `TCP6-LISTEN:${port},ipv6only=0,reuseaddr,fork`, "SYSTEM:true"], { stdio: "ignore" }));
-      }
-      const deadline = Date.now() + 5000;
-      while (!/:9999\b/.test(inNs(srv!, ["ss", "-Hltn"])) || !/:22\b/.test(inNs(srv!, ["ss", "-Hltn"]))) {
-        assert.ok(Date.now() < deadline, "listeners did not come up");
-      }
-      const load = (h: HostPlan) => inNs(srv!, ["nft", "-f", "-"], renderNftables(h));
+test("behaviour: allowed sources connect, others time out (veth between two namespaces)", { skip: skipNft || (existsSync("/usr/bin/socat") ? false : "needs socat") }, () =>
+  withSandbox(async (sb) => {
+    const srv = await sb.namespace("srv");
+    const cli = await sb.namespace("cli");
+    await sb.veth({ ns: srv, ifname: "rnft0" }, { ns: cli, ifname: "rnft1" });
+    for (const a of ["198.51.100.1/24", "172.24.0.3/16", "2001:db8:1::1/64"]) await srv.addAddress("rnft0", a);
+    for (const a of ["198.51.100.7/24", "198.51.100.8/24", "172.24.1.3/16", "172.24.0.9/16", "2001:db8:1::7/64"]) await cli.addAddress("rnft1", a);
+    // Listeners on every port, so a failure can only be the firewall, never "connection refused".
+    const ports = [22, 80, 443, 8404, 9999];
+    for (const port of ports) await srv.spawn(`socat-${port}`, ["socat", `TCP6-LISTEN:${port},ipv6only=0,reuseaddr,fork`, "SYSTEM:true"]);
+    await waitForListening(srv, ports.map((port) => ({ port })));
+    const load = (h: HostPlan) => srv.nft(renderNftables(h));
 
-      // Without rules everything connects: the test setup itself is sound.
-      assert.ok(connects(cli!, "198.51.100.8", "198.51.100.1", 9999));
+    // Without rules everything connects: the test setup itself is sound.
+    assert.ok(await connects(cli, "198.51.100.8", "198.51.100.1", 9999));
 
-      load(host(prod, "loadbalancer"));
-      assert.ok(connects(cli!, "198.51.100.8", "198.51.100.1", 443), "443 from anywhere");
-      assert.ok(connects(cli!, "198.51.100.8", "198.51.100.1", 80), "80 from anywhere");
-      // IPv6 needs neighbour discovery through the policy-drop chain.
-      assert.ok(connects(cli!, "2001:db8:1::7", "2001:db8:1::1", 443), "443 over IPv6");
-      assert.ok(connects(cli!, "198.51.100.7", "198.51.100.1", 8404), "stats from the admin address");
-      assert.ok(!connects(cli!, "198.51.100.8", "198.51.100.1", 8404), "stats from elsewhere");
-      assert.ok(connects(cli!, "198.51.100.7", "198.51.100.1", 22), "ssh from the admin address");
-      assert.ok(!connects(cli!, "198.51.100.8", "198.51.100.1", 22), "ssh from elsewhere");
-      assert.ok(!connects(cli!, "198.51.100.7", "198.51.100.1", 9999), "a port without a rule");
+    await load(host(prod, "loadbalancer"));
+    assert.ok(await connects(cli, "198.51.100.8", "198.51.100.1", 443), "443 from anywhere");
+    assert.ok(await connects(cli, "198.51.100.8", "198.51.100.1", 80), "80 from anywhere");
+    // IPv6 needs neighbour discovery through the policy-drop chain.
+    assert.ok(await connects(cli, "2001:db8:1::7", "2001:db8:1::1", 443), "443 over IPv6");
+    assert.ok(await connects(cli, "198.51.100.7", "198.51.100.1", 8404), "stats from the admin address");
+    assert.ok(!(await connects(cli, "198.51.100.8", "198.51.100.1", 8404)), "stats from elsewhere");
+    assert.ok(await connects(cli, "198.51.100.7", "198.51.100.1", 22), "ssh from the admin address");
+    assert.ok(!(await connects(cli, "198.51.100.8", "198.51.100.1", 22)), "ssh from elsewhere");
+    assert.ok(!(await connects(cli, "198.51.100.7", "198.51.100.1", 9999)), "a port without a rule");
 
-      load(host(prod, "frontend"));
-      assert.ok(connects(cli!, "172.24.1.3", "172.24.0.3", 443), "the site from the LB");
-      assert.ok(!connects(cli!, "172.24.0.9", "172.24.0.3", 443), "the site from another private address");
-      assert.ok(!connects(cli!, "198.51.100.8", "198.51.100.1", 443), "the site from the internet");
-      assert.ok(!connects(cli!, "2001:db8:1::7", "2001:db8:1::1", 443), "the site over IPv6");
-      assert.ok(connects(cli!, "198.51.100.7", "198.51.100.1", 22), "ssh from the admin address");
-    } finally {
-      for (const p of listeners) if (p.pid !== undefined) p.kill("SIGKILL");
-    }
-  });
-});
+    await load(host(prod, "frontend"));
+    assert.ok(await connects(cli, "172.24.1.3", "172.24.0.3", 443), "the site from the LB");
+    assert.ok(!(await connects(cli, "172.24.0.9", "172.24.0.3", 443)), "the site from another private address");
+    assert.ok(!(await connects(cli, "198.51.100.8", "198.51.100.1", 443)), "the site from the internet");
+    assert.ok(!(await connects(cli, "2001:db8:1::7", "2001:db8:1::1", 443)), "the site over IPv6");
+    assert.ok(await connects(cli, "198.51.100.7", "198.51.100.1", 22), "ssh from the admin address");
+  }));

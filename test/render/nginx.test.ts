@@ -1,15 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import { renderNginxConfig, renderNginxSite } from "../../render/nginx";
+import { selfSignedCertificate } from "../../sandbox/tls";
 import type { HostPlan, SitePlan, StackPlan } from "../../topology";
 import { nginxTest } from "./validators/binaries";
-import { makeCert } from "./validators/certs";
-import { haveBinary, isRoot } from "./validators/exec";
 import { assertGolden } from "./validators/golden";
 import { demoPlan, examplePlan, ingressHost, prodPlan, webHosts } from "./validators/plans";
+import { haveBinary, isRoot, withSandbox } from "./validators/sandbox";
 import { nginxFiles, stageNginx } from "./validators/stage";
 
 const stacks: readonly StackPlan[] = [prodPlan(), demoPlan(), examplePlan()];
@@ -114,17 +111,15 @@ describe("site server blocks", () => {
 
 describe("nginx -t (Debian's 1.22), with test certificates", { skip: (!isRoot || !haveBinary("nginx")) && "needs root and nginx" }, () => {
   for (const h of hosts) {
-    it(`${h.stack}/${h.name}`, () => {
-      const dir = mkdtempSync(join(tmpdir(), "render-nginx-"));
-      try {
-        const cert = makeCert(dir, h.web!.sites.map((s) => s.site.hostname));
-        const r = nginxTest(stageNginx(dir, h, cert));
-        assert.equal(r.status, 0, r.stderr);
+    it(`${h.stack}/${h.name}`, () =>
+      withSandbox(async (sb) => {
+        const ns = await sb.namespace("ngt");
+        const dir = await sb.subdir("nginx");
+        const cert = await selfSignedCertificate(dir, h.web!.sites.map((s) => s.site.hostname));
+        const r = await nginxTest(ns, stageNginx(dir, h, cert));
+        assert.equal(r.code, 0, r.stderr);
         assert.match(r.stderr, /test is successful/);
         assert.doesNotMatch(r.stderr, /\[(warn|emerg|alert)\]/);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
+      }));
   }
 });

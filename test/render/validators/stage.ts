@@ -7,7 +7,7 @@ import { paths, type HostPlan, type RouteFragment } from "../../../topology";
 import { assembleHaproxyMap, renderHaproxyConfig, renderHaproxyMap, renderHaproxyRoutes } from "../../../render/haproxy";
 import { renderErrorFile503 } from "../../../render/errorfile";
 import { renderNginxConfig, renderNginxSite } from "../../../render/nginx";
-import type { TestCert } from "./certs";
+import type { CertificateFiles } from "../../../sandbox/tls";
 
 export function rebase(text: string, root: string): string {
   return text.split(paths.CURRENT).join(root);
@@ -63,12 +63,12 @@ export function nginxFiles(host: HostPlan): Map<string, string> {
 }
 
 /** Stages nginx with every certificate path swapped for `cert`; returns the nginx.conf path. */
-export function stageNginx(root: string, host: HostPlan, cert: TestCert): string {
+export function stageNginx(root: string, host: HostPlan, cert: CertificateFiles): string {
   for (const [rel, original] of nginxFiles(host)) {
     let text = rebase(original, root);
     for (const site of host.web!.sites) {
-      text = text.split(`ssl_certificate ${site.cert};`).join(`ssl_certificate ${cert.cert};`);
-      text = text.split(`ssl_certificate_key ${site.key};`).join(`ssl_certificate_key ${cert.key};`);
+      text = text.split(`ssl_certificate ${site.cert};`).join(`ssl_certificate ${cert.certPath};`);
+      text = text.split(`ssl_certificate_key ${site.key};`).join(`ssl_certificate_key ${cert.keyPath};`);
     }
     write(join(root, rel), text);
   }
