@@ -39,7 +39,7 @@ async function main(argv: readonly string[]): Promise<number | null> {
   }
   const logger = createLogger(config.log);
   try {
-    await new Primary({ configPath: command.configPath, routesDir }, loaded, logger).start();
+    await new Primary({ configPath: command.configPath, routesDir, statsSocket: command.statsSocket ?? null }, loaded, logger).start();
   } catch (error) {
     logger.event("error", "startup failed", { error: (error as Error).message });
     return 1;

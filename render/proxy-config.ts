@@ -14,6 +14,9 @@ export type { ProxyRoutesFile };
 /** The variable of stats.env that holds the stats password (STATS_USER holds the user). */
 export const STATS_PASSWORD_ENV = "STATS_PASSWORD";
 
+/** Refused connections one worker holds open at most; past it they are closed at once. */
+const HELD_PER_WORKER = 1024;
+
 /** HAProxy's `retries 3` in the haproxy engine: the same connect attempts in both engines. */
 const CONNECT_RETRIES = 3;
 
@@ -63,8 +66,9 @@ export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
         mode: "tls-passthrough",
         binds: dualStack(ports.https),
         inspectTimeoutMs: timeouts.inspect,
-        // An unknown or missing SNI never falls through to a default backend.
-        onNoMatch: { action: "drop" },
+        // An unknown or missing SNI never falls through to a default backend. Held until the
+        // inspect deadline, so the client waits as with HAProxy's silent-drop (bounded per worker).
+        onNoMatch: { action: "drop", holdUntilInspectDeadline: true, maxHeld: HELD_PER_WORKER },
         rateLimit: {
           maxConnectionsPerWindow: rateLimit.threshold,
           windowMs: rateLimit.window,
@@ -73,14 +77,32 @@ export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
           expireMs: rateLimit.expire,
         },
       },
-      { name: "http", mode: "http-redirect", binds: dualStack(ports.http), code: 301 },
+      {
+        name: "http",
+        mode: "http-redirect",
+        binds: dualStack(ports.http),
+        code: 301,
+        httpsPort: ports.https,
+        // HAProxy's `timeout http-request` and `rate-limit sessions` on the same frontend.
+        requestTimeoutMs: timeouts.inspect,
+        sessionsPerSecond: rateLimit.httpSessionsPerSecond,
+      },
     ],
     // Every stack's routes, this one's included, come from routes.d/: one mechanism for all.
     routes: [],
     backends: [],
   };
   if (stats.enabled) {
-    return { ...config, stats: { bind: { address: ANY_V4, port: stats.port }, path: "/stats", auth: { username: stats.user, passwordEnv: STATS_PASSWORD_ENV } } };
+    return {
+      ...config,
+      stats: {
+        bind: { address: ANY_V4, port: stats.port },
+        path: "/stats",
+        auth: { username: stats.user, passwordEnv: STATS_PASSWORD_ENV },
+        // The same sources as HAProxy's `acl stats_allowed src ...`: a second fence behind nftables.
+        allowedSources: [...stats.allowedCidrs],
+      },
+    };
   }
   return config;
 }
@@ -110,6 +132,9 @@ export function proxyRoutesOf(fragment: RouteFragment, settings: ProxyRouteSetti
         fall: healthCheck.fall,
         rise: healthCheck.rise,
         sni: b.check.sni,
+        // check-send-proxy + option httpchk GET <path> with Host: the same check as HAProxy's.
+        sendProxyV2: true,
+        http: { path: b.check.path, host: b.check.sni, expectStatus: 200 },
       },
     })),
   };

@@ -1,7 +1,7 @@
-// Which LB engines the sandbox and the e2e suite run, and what each can do. HAProxy does all
-// of it; the embedded proxy has the data path (routing, PROXY v2, drop of unknown SNI) and
-// gains health checks, the port-80 redirect, stats and rate limiting in its part 2. A check
-// that needs a feature the engine lacks is skipped with that reason, never passed.
+// Which LB engines the sandbox and the e2e suite run, and what each can do. Both do all of it
+// now (the embedded proxy's part 2 added health checks, the port-80 redirect, stats and rate
+// limiting); the table stays so that an engine lacking a feature has its checks skipped with
+// that reason, never passed.
 import type { Engine } from "../topology";
 
 export type EngineFeature = "health-checks" | "http-redirect" | "stats" | "rate-limit";
@@ -10,7 +10,7 @@ const ENGINE_NAMES: readonly Engine[] = ["haproxy", "ts"];
 
 export const ENGINE_FEATURES: Readonly<Record<Engine, ReadonlySet<EngineFeature>>> = {
   haproxy: new Set<EngineFeature>(["health-checks", "http-redirect", "stats", "rate-limit"]),
-  ts: new Set<EngineFeature>(),
+  ts: new Set<EngineFeature>(["health-checks", "http-redirect", "stats", "rate-limit"]),
 };
 
 /** Why a check needing `feature` cannot run on `engine`, or undefined when it can. */

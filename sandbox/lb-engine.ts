@@ -1,7 +1,8 @@
 // How the sandbox starts the LB for each engine: the plan's container command, run in the LB's
 // namespace with the host root bind-mounted over /srv/ingress, and the stats credentials in
 // the environment as podman's --env-file would give them.
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import http from "node:http";
 import { join } from "node:path";
 import type { Engine, HostPlan } from "../topology";
 import * as paths from "../topology/paths";
@@ -39,6 +40,7 @@ export interface LbEngineDriver {
 const SANDBOX_DIR = `${paths.INGRESS_ROOT}/sandbox`;
 const ADMIN_CFG = `${SANDBOX_DIR}/admin.cfg`;
 const ADMIN_SOCKET = `${SANDBOX_DIR}/admin.sock`;
+const PROXY_STATS_SOCKET = `${SANDBOX_DIR}/proxy-stats.sock`;
 
 /** Absolute path of a binary the plan names by its bare name, as the container image would run it. */
 export function resolveBinary(name: string): string {
@@ -88,17 +90,72 @@ export const haproxyEngine: LbEngineDriver = {
   },
 };
 
+/** The proxy's /stats.json server rows, in the shape `show stat` gives for haproxy. */
+interface ProxyStatsJson {
+  readonly backends: readonly {
+    readonly name: string;
+    readonly servers: readonly { name: string; statusDetail: string; checkStatus: string; checkDescription: string; checkInfo: string; checkCode?: number; checkDurationMs?: number }[];
+  }[];
+}
+
+function proxyServerStates(socketPath: string, timeoutMs = 2000): Promise<HaproxyServerState[]> {
+  return new Promise((resolve, reject) => {
+    // A unix socket is local IPC, like haproxy's admin socket: read from the root namespace.
+    const req = http.get({ socketPath, path: "/stats.json", timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => {
+        try {
+          const report = JSON.parse(body) as ProxyStatsJson;
+          resolve(
+            report.backends.flatMap((b) =>
+              b.servers.map((s) => ({
+                backend: b.name,
+                server: s.name,
+                status: s.statusDetail,
+                checkStatus: s.checkStatus,
+                checkRunning: false,
+                checkDescription: s.checkDescription,
+                lastCheck: s.checkInfo,
+                ...(s.checkCode !== undefined ? { checkCode: s.checkCode } : {}),
+                ...(s.checkDurationMs !== undefined ? { checkDurationMs: s.checkDurationMs } : {}),
+              })),
+            ),
+          );
+        } catch (e) {
+          reject(new Error(`proxy stats: ${res.statusCode} ${body.slice(0, 200)} (${(e as Error).message})`));
+        }
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`proxy stats socket ${socketPath}: no reply within ${timeoutMs} ms`)));
+    req.on("error", reject);
+  });
+}
+
 export const tsEngine: LbEngineDriver = {
   engine: "ts",
   async start(launch) {
     const c = container(launch.host, "proxy");
     const [bin, ...args] = c.command;
-    const p = await spawnLb(launch, "proxy", [resolveBinary(bin ?? "node"), ...args], c.mounts);
+    // One addition to the rendered command, as for haproxy: a local stats socket for the tests.
+    mkdirSync(launch.root.path(SANDBOX_DIR), { recursive: true });
+    const argv = [resolveBinary(bin ?? "node"), ...args, "--stats-socket", PROXY_STATS_SOCKET];
+    const p = await spawnLb(launch, "proxy", argv, c.mounts);
     // Only the TLS listener is waited for: whether :80 and stats answer is for the checks to say.
     const https = launch.host.ingress?.ports.https ?? 443;
     await waitForListening(launch.ns, [{ port: https }], { process: p });
-    // The proxy has no health view the sandbox can read yet; checks that need one are skipped.
-    return { engine: "ts", process: p, startedAt: Date.now() };
+    const socket = launch.root.path(PROXY_STATS_SOCKET);
+    await pollUntil(
+      "proxy stats socket",
+      async () => {
+        if (!p.running) throw new PollAbort(`proxy exited:\n${await p.log()}`);
+        await proxyServerStates(socket, 1000);
+        return true;
+      },
+      { timeoutMs: 5000, intervalMs: 20 },
+    );
+    return { engine: "ts", process: p, startedAt: Date.now(), serverStates: () => proxyServerStates(socket) };
   },
 };
 

@@ -11,7 +11,7 @@ export const SAME_SERVER_RETRY_DELAY_MS = 200;
 
 export type ConnectOutcome =
   | { readonly ok: true; readonly socket: net.Socket; readonly server: ServerConfig; readonly retries: number }
-  | { readonly ok: false; readonly timedOut: boolean; readonly server: ServerConfig; readonly retries: number; readonly error: string };
+  | { readonly ok: false; readonly timedOut: boolean; readonly server: ServerConfig | null; readonly retries: number; readonly error: string };
 
 export interface ConnectAttempt {
   abort(): void;
@@ -24,8 +24,15 @@ export function connectToBackend(pool: BackendPool, onServer: (server: ServerCon
   let timer: NodeJS.Timeout | null = null;
   let aborted = false;
 
+  let last: ServerConfig | null = null;
   const tryNext = (): void => {
     const server = pool.next();
+    if (server === null) {
+      // Every server is DOWN: nothing to connect to (HAProxy's <NOSRV>, "SC").
+      timer = setTimeout(() => done({ ok: false, timedOut: false, server: last, retries: attempt, error: "no server available" }), 0);
+      return;
+    }
+    last = server;
     onServer(server);
     const current = net.connect({ host: server.address, port: server.port, allowHalfOpen: true, noDelay: true });
     socket = current;
@@ -40,7 +47,7 @@ export function connectToBackend(pool: BackendPool, onServer: (server: ServerCon
         return;
       }
       attempt++;
-      const delay = pool.config.servers.length === 1 ? SAME_SERVER_RETRY_DELAY_MS : 0;
+      const delay = pool.upCount() <= 1 ? SAME_SERVER_RETRY_DELAY_MS : 0;
       timer = setTimeout(tryNext, delay);
     };
     timer = setTimeout(() => fail(true, "connect timeout"), connectTimeoutMs);

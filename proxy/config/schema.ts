@@ -7,8 +7,8 @@
  * Objects are strict: an unknown key is an error, so a typo in a rendered
  * file fails `--check` instead of being silently ignored.
  *
- * Sections marked "reserved (part 2)" are validated now so configs written
- * for part 2 stay valid, but this build does not act on them yet.
+ * Part 2 sections (health checks, rate limits, the http-redirect listener,
+ * stats) follow HAProxy's behaviour for the same settings; see docs/proxy.md.
  */
 import { z } from "zod";
 import { checkHostPattern, hostPatternKey, parseHostPattern } from "../routing/route-table";
@@ -37,7 +37,13 @@ export const noMatchActionSchema = z
       holdUntilInspectDeadline: z
         .boolean()
         .default(false)
-        .describe("Keep the connection open (discarding input) until the inspect deadline, then close"),
+        .describe("Keep the connection open (discarding input) until the inspect deadline, then close; closer to HAProxy's silent-drop"),
+      maxHeld: z
+        .number()
+        .int()
+        .positive()
+        .default(1024)
+        .describe("Per worker: held connections beyond this are closed at once, so a flood cannot pin memory"),
     }),
     z.strictObject({ action: z.literal("reject").describe("Reset the connection (TCP RST)") }),
   ])
@@ -54,13 +60,18 @@ export const acceptProxySchema = z
 
 export const rateLimitSchema = z
   .strictObject({
-    maxConnectionsPerWindow: z.number().int().positive(),
-    windowMs: durationMs.default(3000),
+    maxConnectionsPerWindow: z
+      .number()
+      .int()
+      .positive()
+      .describe("A connection is refused when the source's rate, this one included, reaches this (HAProxy's `sc0_conn_rate ge N`)"),
+    // At least 100 ms so window numbers fit the shared table's 32-bit cells for years.
+    windowMs: z.number().int().min(100).default(3000),
     action: z.enum(["drop", "reject"]).default("drop"),
-    tableSize: z.number().int().positive().default(500_000),
+    tableSize: z.number().int().positive().max(10_000_000).default(500_000),
     expireMs: durationMs.default(60_000),
   })
-  .describe("Reserved (part 2): per-source-IP connection rate limit");
+  .describe("Per-source-IP connection rate over a sliding window, one table shared by all workers");
 
 export const tlsPassthroughListenerSchema = z.strictObject({
   name,
@@ -80,10 +91,19 @@ export const httpRedirectListenerSchema = z
     mode: z.literal("http-redirect"),
     binds: z.array(bindSchema).min(1),
     code: z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]).default(301),
+    httpsPort: port.default(443).describe("Port written into the Location when it is not 443"),
+    requestTimeoutMs: durationMs.default(5000).describe("Time allowed for the request head (HAProxy's timeout http-request)"),
+    maxHeaderBytes: z.number().int().min(1024).max(65536).default(8192).describe("Larger request heads get 431"),
+    sessionsPerSecond: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("New connections per second on this listener (HAProxy's rate-limit sessions); the excess waits"),
     maxconn: z.number().int().positive().optional(),
     rateLimit: rateLimitSchema.optional(),
   })
-  .describe("Reserved (part 2): plain HTTP listener answering with a redirect to https");
+  .describe("Plain HTTP listener answering every request with a redirect to https on the same host and path");
 
 export const listenerSchema = z.discriminatedUnion("mode", [tlsPassthroughListenerSchema, httpRedirectListenerSchema]);
 
@@ -103,14 +123,23 @@ export const serverSchema = z.strictObject({ name, address: ipAddress, port });
 
 export const healthCheckSchema = z
   .strictObject({
-    type: z.enum(["tcp", "tls"]).default("tcp"),
+    type: z.enum(["tcp", "tls"]).default("tcp").describe("tls: a TLS handshake (certificate not verified) after the connect"),
     intervalMs: durationMs.default(10_000),
-    timeoutMs: durationMs.default(2000),
+    timeoutMs: durationMs.default(2000).describe("The whole check: connect, handshake and response"),
     fall: z.number().int().positive().default(3),
     rise: z.number().int().positive().default(2),
-    sni: z.string().optional(),
+    sni: z.string().optional().describe("SNI of the tls check (HAProxy's check-sni)"),
+    sendProxyV2: z.boolean().default(true).describe("Send a PROXY v2 LOCAL header first, as a PROXY-only listener requires"),
+    http: z
+      .strictObject({
+        path: z.string().regex(/^\/[\x21-\x7e]*$/, "must be an absolute path without spaces").default("/healthz"),
+        host: z.string().regex(/^[A-Za-z0-9.:\[\]-]+$/, "must be a host name").optional().describe("Default: the sni"),
+        expectStatus: z.number().int().min(100).max(599).default(200),
+      })
+      .optional()
+      .describe("GET this path (over TLS when type is tls) and expect this status, as HAProxy's option httpchk"),
   })
-  .describe("Reserved (part 2): active checks; they send a PROXY v2 LOCAL header first");
+  .describe("Active checks; a server is DOWN after `fall` failures in a row and UP again after `rise` successes");
 
 export const backendSchema = z.strictObject({
   name,
@@ -132,10 +161,11 @@ export const timeoutsSchema = z.strictObject({
 export const statsSchema = z
   .strictObject({
     bind: bindSchema,
-    path: z.string().startsWith("/").default("/stats"),
+    path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "must be an absolute URL path").default("/stats"),
     auth: z.strictObject({ username: z.string().min(1), passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/) }).optional(),
+    allowedSources: z.array(cidr).optional().describe("Sources outside these get 403 (HAProxy's http-request deny); absent: any"),
   })
-  .describe("Reserved (part 2): stats page; the password is read from an environment variable, never the file");
+  .describe("Stats page (HTML, text, JSON); the password is read from an environment variable, never the file");
 
 export const proxyConfigSchema = z
   .strictObject({
@@ -237,3 +267,7 @@ export type NoMatchAction = TlsPassthroughListenerConfig["onNoMatch"];
 export type ProxyRoutesFile = z.output<typeof proxyRoutesFileSchema>;
 /** What a routes.d file may contain: the renderer's target type. */
 export type ProxyRoutesFileInput = z.input<typeof proxyRoutesFileSchema>;
+export type HttpRedirectListenerConfig = Extract<ListenerConfig, { mode: "http-redirect" }>;
+export type HealthCheckConfig = NonNullable<BackendConfig["healthCheck"]>;
+export type RateLimitConfig = NonNullable<ListenerConfig["rateLimit"]>;
+export type StatsConfig = NonNullable<ProxyConfig["stats"]>;

@@ -5,17 +5,25 @@
  * waits up to a grace period, then ends what is left.
  */
 import net from "node:net";
+import { canonicalIP } from "../codec/ip-address";
 import { ProxyConfig } from "../config/schema";
+import { RedirectServer } from "../http/redirect";
 import { Logger } from "../log/logger";
-import { Session } from "../session/session";
+import { RateBuffers, rateBuffersFor } from "../ratelimit/rate-buffers";
+import { Session, SessionContext } from "../session/session";
+import { Admission } from "./admission";
 import { Counters, frontendKey } from "./counters";
-import { buildSnapshot, RuntimeSnapshot } from "./runtime-snapshot";
+import { buildSnapshot, RateLimiter, RuntimeSnapshot } from "./runtime-snapshot";
+import { SessionRate } from "./session-rate";
+import { WorkerStats } from "./worker-stats";
 
 export interface EngineOptions {
   /** Workers sharing the configured maxconn limits; each enforces its share. */
   readonly workerCount: number;
   /** Ask the kernel to spread connections over workers' own sockets (Node >= 22.12). */
   readonly reusePort: boolean;
+  /** Rate tables shared with the other workers (threads); absent: this engine allocates private ones. */
+  readonly rateBuffers?: RateBuffers;
 }
 
 interface Binding {
@@ -26,15 +34,21 @@ interface Binding {
 
 const bindKey = (address: string, port: number) => `${address}|${port}`;
 
+/** Bound on held refused connections where the config names none (the http-redirect listener). */
+const DEFAULT_MAX_HELD = 1024;
+
 export class Engine {
   private snapshot: RuntimeSnapshot;
   private readonly cursors = new Map<string, { value: number }>();
+  /** Servers the primary's health checks hold DOWN; the pools read it on every pick. */
+  private readonly down = new Set<string>();
+  private rateBuffers: RateBuffers;
+  private readonly redirectServers = new Map<string, { http: RedirectServer; rate: SessionRate | null }>();
+  private readonly admission: Admission;
   private readonly bindings = new Map<string, Binding>();
   private readonly sessions = new Set<Session>();
   readonly counters = new Counters();
   private draining = false;
-  private refusedAtLimit = 0;
-  private limitWarnedAt = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -42,7 +56,26 @@ export class Engine {
     private readonly logger: Logger,
     private readonly options: EngineOptions,
   ) {
-    this.snapshot = buildSnapshot(config, this.cursors);
+    this.admission = new Admission(logger, this.counters, options.workerCount);
+    this.sessionContext = this.makeContext();
+    this.rateBuffers = options.rateBuffers ?? rateBuffersFor(config, new Map(), false);
+    this.snapshot = this.build(config);
+  }
+
+  private build(config: ProxyConfig): RuntimeSnapshot {
+    return buildSnapshot(config, { cursors: this.cursors, down: this.down, rateBuffers: this.rateBuffers, workerCount: this.options.workerCount });
+  }
+
+  /** The primary's health view: these servers are skipped until they come back. */
+  setDownServers(ids: readonly string[]): void {
+    this.down.clear();
+    for (const id of ids) this.down.add(id);
+  }
+
+  stats(): WorkerStats {
+    const counters = [...this.counters.keys()].map((key) => ({ key, current: this.counters.get(key), ...(this.counters.totals.get(key) ?? { sessions: 0, bytesIn: 0, bytesOut: 0 }) }));
+    const redirects = [...this.redirectServers].map(([name, r]) => ({ name, ...r.http.counters }));
+    return { counters, rateLimited: Object.fromEntries(this.admission.rateLimited), redirects, held: this.admission.held };
   }
 
   get activeSessions(): number {
@@ -58,13 +91,12 @@ export class Engine {
   }
 
   async start(): Promise<void> {
-    this.warnUnimplemented(this.snapshot.config);
     await this.applyBinds(this.snapshot.config, true);
   }
 
-  async reload(config: ProxyConfig): Promise<void> {
-    this.snapshot = buildSnapshot(config, this.cursors);
-    this.warnUnimplemented(config);
+  async reload(config: ProxyConfig, rateBuffers?: RateBuffers): Promise<void> {
+    this.rateBuffers = rateBuffers ?? rateBuffersFor(config, this.rateBuffers, false);
+    this.snapshot = this.build(config);
     await this.applyBinds(config, false);
     this.logger.event("info", "config reloaded", {
       listeners: config.listeners.length,
@@ -76,8 +108,13 @@ export class Engine {
 
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
+    this.admission.draining = true;
     await Promise.all([...this.bindings.values()].map((b) => closeServer(b.server)));
     this.bindings.clear();
+    for (const r of this.redirectServers.values()) {
+      r.rate?.close();
+      r.http.close();
+    }
     this.logger.event("info", "draining", { activeSessions: this.sessions.size, graceMs });
     if (this.sessions.size > 0) {
       await new Promise<void>((resolve) => {
@@ -90,23 +127,14 @@ export class Engine {
     }
     const left = [...this.sessions];
     for (const session of left) session.kill();
+    this.admission.closeHeld();
     this.logger.event("info", "drained", { killed: left.length });
-  }
-
-  private warnUnimplemented(config: ProxyConfig): void {
-    const pending = [
-      ...config.listeners.filter((l) => l.mode !== "tls-passthrough").map((l) => `listener ${l.name} (${l.mode})`),
-      ...config.listeners.filter((l) => l.rateLimit !== undefined).map((l) => `rateLimit on ${l.name}`),
-      ...config.backends.filter((b) => b.healthCheck !== undefined).map((b) => `healthCheck on ${b.name}`),
-      ...(config.stats ? ["stats"] : []),
-    ];
-    if (pending.length > 0) this.logger.event("warn", "config sections accepted but not implemented in this build", { pending });
   }
 
   private async applyBinds(config: ProxyConfig, failHard: boolean): Promise<void> {
     const wanted = new Map<string, { listener: string; address: string; port: number }>();
+    this.syncRedirectServers(config);
     for (const listener of config.listeners) {
-      if (listener.mode !== "tls-passthrough") continue;
       for (const bind of listener.binds) wanted.set(bindKey(bind.address, bind.port), { listener: listener.name, ...bind });
     }
     for (const [key, binding] of this.bindings) {
@@ -146,42 +174,87 @@ export class Engine {
     });
   }
 
+  private syncRedirectServers(config: ProxyConfig): void {
+    const seen = new Set<string>();
+    for (const l of config.listeners) {
+      if (l.mode !== "http-redirect") continue;
+      seen.add(l.name);
+      const existing = this.redirectServers.get(l.name);
+      const perSecond = l.sessionsPerSecond === undefined ? undefined : Math.ceil(l.sessionsPerSecond / this.options.workerCount);
+      if (existing) {
+        existing.http.update(l);
+        if (perSecond !== undefined) existing.rate?.update(perSecond);
+        else {
+          existing.rate?.close();
+          existing.rate = null;
+        }
+      }
+      const entry = existing ?? { http: new RedirectServer(l), rate: null };
+      if (perSecond !== undefined && entry.rate === null) entry.rate = new SessionRate(perSecond, 1024, (socket) => entry.http.handle(socket));
+      this.redirectServers.set(l.name, entry);
+    }
+    // A removed listener's live connections finish on their own; its parser just takes no new ones.
+    for (const name of [...this.redirectServers.keys()]) if (!seen.has(name)) this.redirectServers.delete(name);
+  }
+
   private accept(binding: Binding, socket: net.Socket): void {
+    const source = canonicalIP(socket.remoteAddress ?? "0.0.0.0");
+    const redirect = this.snapshot.redirects.get(binding.listener);
+    if (redirect !== undefined) return this.acceptRedirect(binding.listener, redirect.config.maxconn, redirect.rate, socket, source);
     const listener = this.snapshot.listeners.get(binding.listener);
     if (this.draining || listener === undefined) {
       socket.destroy();
       return;
     }
-    const share = (limit: number) => Math.ceil(limit / this.options.workerCount);
-    const globalLimit = share(this.snapshot.config.global.maxconn);
-    const listenerLimit = listener.config.maxconn === undefined ? Infinity : share(listener.config.maxconn);
-    if (this.counters.actconn >= globalLimit || this.counters.get(frontendKey(listener.config.name)) >= listenerLimit) {
-      // Past maxconn: close at once, before reading a byte. Counted, and reported at most every 10 s.
-      socket.resetAndDestroy();
-      this.refusedAtLimit++;
-      const now = Date.now();
-      if (now - this.limitWarnedAt >= 10_000) {
-        this.logger.event("warn", "maxconn reached, closing new connections", { listener: listener.config.name, refused: this.refusedAtLimit });
-        this.limitWarnedAt = now;
-        this.refusedAtLimit = 0;
-      }
-      return;
+    // Past maxconn: close at once, before reading a byte. Counted, and reported at most every 10 s.
+    const admission = this.admission;
+    if (admission.overMaxconn(listener.config.name, this.snapshot.config.global.maxconn, listener.config.maxconn)) return void socket.resetAndDestroy();
+    // A peer that sends a trusted PROXY header is another proxy; its clients are rated once the header is read.
+    if (listener.trusted === null || !listener.trusted.has(source)) {
+      const verdict = admission.overRate(listener.config.name, listener.rate, source);
+      const onNoMatch = listener.config.onNoMatch;
+      if (verdict !== null) return admission.refuse(socket, verdict, listener.config.inspectTimeoutMs, onNoMatch.action === "drop" ? onNoMatch.maxHeld : DEFAULT_MAX_HELD);
     }
     socket.on("error", () => undefined); // errors are handled per phase; never crash on a late one
-    const session = new Session(
-      {
-        snapshot: () => this.snapshot,
-        counters: this.counters,
-        logger: this.logger,
-        closed: (s) => {
-          this.sessions.delete(s);
-          if (this.sessions.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
-        },
-      },
-      socket,
-      listener,
-    );
+    const session = new Session(this.sessionContext, socket, listener);
     if (!session.isDone) this.sessions.add(session);
+  }
+
+  private acceptRedirect(name: string, maxconn: number | undefined, rate: RateLimiter | null, socket: net.Socket, source: string): void {
+    const server = this.redirectServers.get(name);
+    if (this.draining || server === undefined) return void socket.destroy();
+    if (this.admission.overMaxconn(name, this.snapshot.config.global.maxconn, maxconn)) return void socket.resetAndDestroy();
+    const verdict = this.admission.overRate(name, rate, source);
+    const config = this.snapshot.redirects.get(name)?.config;
+    if (verdict !== null) return this.admission.refuse(socket, verdict, config?.requestTimeoutMs ?? 5000, DEFAULT_MAX_HELD);
+    socket.on("error", () => undefined);
+    const key = frontendKey(name);
+    this.counters.actconn++;
+    this.counters.add(key, 1);
+    socket.once("close", () => {
+      this.counters.actconn--;
+      this.counters.add(key, -1);
+      this.counters.count(key, socket.bytesRead, socket.bytesWritten);
+    });
+    if (server.rate !== null) server.rate.admit(socket);
+    else server.http.handle(socket);
+  }
+
+  private readonly sessionContext: SessionContext;
+
+  private makeContext(): SessionContext {
+    return {
+      snapshot: () => this.snapshot,
+      counters: this.counters,
+      logger: this.logger,
+      closed: (s) => {
+        this.sessions.delete(s);
+        if (this.sessions.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      },
+      rateCheck: (listener, source) => this.admission.overRate(listener, this.snapshot.listeners.get(listener)?.rate ?? null, source),
+      hold: (maxHeld) => this.admission.claimHold(maxHeld),
+      unhold: () => this.admission.releaseHold(),
+    };
   }
 }
 

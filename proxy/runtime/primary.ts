@@ -9,8 +9,14 @@ import { Worker } from "node:worker_threads";
 import { ProxyConfig } from "../config/schema";
 import { LoadedProxyConfig, loadProxyConfig, statSignature } from "../config/load";
 import { Engine } from "../engine/engine";
+import { sumWorkerStats, WorkerStats } from "../engine/worker-stats";
+import { HealthMonitor } from "../health/monitor";
 import { Logger } from "../log/logger";
+import { RateBuffers, rateBuffersFor } from "../ratelimit/rate-buffers";
+import { buildReport, StatsReport } from "../stats/report";
+import { StatsServer } from "../stats/stats-server";
 import { ToPrimary, ToWorker } from "./messages";
+import { StatsCollector } from "./stats-collector";
 import { chooseWorkerMode, WorkerMode } from "./worker-mode";
 
 interface WorkerHandle {
@@ -22,6 +28,8 @@ export interface ConfigSources {
   readonly configPath: string;
   /** routes.d: every *.json in it is merged into the config; null when not given. */
   readonly routesDir: string | null;
+  /** A unix socket serving the stats pages without auth (file mode 0600); null when not given. */
+  readonly statsSocket?: string | null;
 }
 
 const WATCH_INTERVAL_MS = 500;
@@ -38,6 +46,12 @@ export class Primary {
   /** Reloads run one after another: a SIGHUP during a file-change reload waits for it. */
   private reloads: Promise<void> = Promise.resolve();
   private watchTimer: NodeJS.Timeout | null = null;
+  /** Health checks run here, once for the host; workers get the verdict. */
+  private readonly health: HealthMonitor;
+  private readonly stats: StatsServer;
+  private readonly collector = new StatsCollector();
+  private rateBuffers: RateBuffers = new Map();
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly sources: ConfigSources,
@@ -48,6 +62,33 @@ export class Primary {
     this.fingerprint = loaded.fingerprint;
     this.count = loaded.config.global.workers ?? os.availableParallelism();
     this.mode = chooseWorkerMode(this.count);
+    this.health = new HealthMonitor(logger, (down) => {
+      this.engine?.setDownServers(down);
+      for (const worker of this.workers.values()) worker.post({ type: "health", down });
+    });
+    this.stats = new StatsServer(() => this.report(), logger);
+  }
+
+  /**
+   * Threads map one SharedArrayBuffer per rate table; node:cluster processes cannot, so they
+   * allocate their own (undefined here). The single-thread engine takes ours either way.
+   */
+  private updateRateBuffers(config: ProxyConfig): RateBuffers | undefined {
+    if (this.mode === "cluster") return undefined;
+    this.rateBuffers = rateBuffersFor(config, this.rateBuffers, this.mode === "threads");
+    return this.rateBuffers;
+  }
+
+  private async report(): Promise<StatsReport> {
+    let reports: WorkerStats[];
+    if (this.engine !== null) reports = [this.engine.stats()];
+    else {
+      reports = await this.collector.collect((id) => {
+        for (const worker of this.workers.values()) worker.post({ type: "stats-request", id });
+        return this.workers.size;
+      });
+    }
+    return buildReport(this.config, this.health.view(), sumWorkerStats(reports), this.count, Math.round((Date.now() - this.startedAt) / 1000));
   }
 
   async start(): Promise<void> {
@@ -60,12 +101,17 @@ export class Primary {
       ...(routesDir !== null ? { routesDir } : {}),
       routes: this.config.routes.length,
     });
+    const rateBuffers = this.updateRateBuffers(this.config);
+    this.health.apply(this.config);
     if (this.mode === "single") {
-      this.engine = new Engine(this.config, this.logger, { workerCount: 1, reusePort: false });
+      this.engine = new Engine(this.config, this.logger, { workerCount: 1, reusePort: false, ...(rateBuffers ? { rateBuffers } : {}) });
+      this.engine.setDownServers(this.health.down());
       await this.engine.start();
     } else {
       await Promise.all(Array.from({ length: this.count }, (_, index) => this.spawn(index)));
     }
+    await this.stats.apply(this.config.stats);
+    if (this.sources.statsSocket) await this.stats.listenUnix(this.sources.statsSocket);
     this.logger.event("info", "ready", { binds: this.config.listeners.flatMap((l) => l.binds.map((b) => `${l.name}@${b.address}:${b.port}`)) });
     process.on("SIGHUP", () => void this.reload("SIGHUP"));
     process.on("SIGTERM", () => void this.drain("SIGTERM"));
@@ -128,8 +174,15 @@ export class Primary {
       backends: result.config.backends.length,
       ...(this.sources.routesDir !== null ? { routeFiles: result.routeFiles } : {}),
     });
-    if (this.engine) await this.engine.reload(result.config);
-    for (const worker of this.workers.values()) worker.post({ type: "reload", config: result.config });
+    const rateBuffers = this.updateRateBuffers(result.config);
+    if (this.engine) await this.engine.reload(result.config, rateBuffers);
+    for (const worker of this.workers.values()) worker.post({ type: "reload", config: result.config, ...(rateBuffers && this.mode === "threads" ? { rateBuffers } : {}) });
+    this.health.apply(result.config);
+    try {
+      await this.stats.apply(result.config.stats);
+    } catch (error) {
+      this.logger.event("error", "stats endpoint could not be opened", { error: (error as Error).message });
+    }
   }
 
   async drain(trigger: string): Promise<void> {
@@ -138,6 +191,8 @@ export class Primary {
     if (this.watchTimer !== null) clearTimeout(this.watchTimer);
     const graceMs = this.config.global.drainGraceMs;
     this.logger.event("info", "drain requested", { trigger, graceMs });
+    this.health.stop();
+    this.stats.close();
     if (this.engine) {
       await this.engine.drain(graceMs);
       process.exit(0);
@@ -155,6 +210,7 @@ export class Primary {
       const onMessage = (message: ToPrimary) => {
         if (message.type === "ready") resolve();
         if (message.type === "fatal") reject(new Error(message.message));
+        if (message.type === "stats") this.collector.answer(message.id, message.stats);
       };
       const onExit = (code: number) => {
         this.workers.delete(index);
@@ -163,7 +219,15 @@ export class Primary {
         this.logger.event("error", "worker exited, respawning", { index, code });
         setTimeout(() => void this.spawn(index).catch((error: Error) => this.logger.event("error", "respawn failed", { index, error: error.message })), RESPAWN_DELAY_MS);
       };
-      const start: ToWorker = { type: "start", config: this.config, index, count: this.count, reusePort: this.mode === "threads" };
+      const start: ToWorker = {
+        type: "start",
+        config: this.config,
+        index,
+        count: this.count,
+        reusePort: this.mode === "threads",
+        down: this.health.down(),
+        ...(this.mode === "threads" ? { rateBuffers: this.rateBuffers } : {}),
+      };
       if (this.mode === "threads") {
         const worker = new Worker(__filename);
         worker.on("message", onMessage);

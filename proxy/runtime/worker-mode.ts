@@ -1,7 +1,7 @@
 /**
  * How workers share the listening ports. Node >= 22.12 can set SO_REUSEPORT
  * (`reusePort`), so every worker thread binds its own socket and the kernel
- * spreads connections; threads also let part 2 share memory (see
+ * spreads connections; threads also share the rate tables' memory (see
  * docs/proxy.md). Older Node falls back to node:cluster processes, where the
  * primary accepts and hands connections round-robin.
  */

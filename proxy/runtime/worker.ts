@@ -11,7 +11,12 @@ export function runWorker(channel: Channel, exit: (code: number) => void): void 
       case "start": {
         index = message.index;
         const logger = createLogger({ ...message.config.log, worker: message.index });
-        engine = new Engine(message.config, logger, { workerCount: message.count, reusePort: message.reusePort });
+        engine = new Engine(message.config, logger, {
+          workerCount: message.count,
+          reusePort: message.reusePort,
+          ...(message.rateBuffers !== undefined ? { rateBuffers: message.rateBuffers } : {}),
+        });
+        engine.setDownServers(message.down);
         engine.start().then(
           () => channel.send({ type: "ready", index }),
           (error: Error) => channel.send({ type: "fatal", index, message: error.message }),
@@ -19,7 +24,13 @@ export function runWorker(channel: Channel, exit: (code: number) => void): void 
         return;
       }
       case "reload":
-        void engine?.reload(message.config);
+        void engine?.reload(message.config, message.rateBuffers);
+        return;
+      case "health":
+        engine?.setDownServers(message.down);
+        return;
+      case "stats-request":
+        if (engine !== null) channel.send({ type: "stats", index, id: message.id, stats: engine.stats() });
         return;
       case "drain":
         if (engine === null) return exit(0);

@@ -25,6 +25,11 @@ export interface SessionContext {
   readonly counters: Counters;
   readonly logger: Logger;
   closed(session: Session): void;
+  /** The listener's rate limit for a source known only from a trusted PROXY header; null: admitted. */
+  rateCheck(listener: string, source: string): "drop" | "reject" | null;
+  /** Claims one of the worker's held-connection places; false when they are all taken. */
+  hold(maxHeld: number): boolean;
+  unhold(): void;
 }
 
 type Phase = "proxy-header" | "hello" | "hold" | "connect" | "tunnel" | "done";
@@ -108,6 +113,13 @@ export class Session {
       if (result.header.command === "proxy") {
         this.client = result.header.source;
         this.frontend = result.header.destination;
+        const verdict = this.ctx.rateCheck(this.listener.config.name, this.client.address);
+        if (verdict !== null) {
+          this.reason = "rate-limit";
+          if (verdict === "reject") this.socket.resetAndDestroy();
+          else this.socket.destroy();
+          return this.finish("P", "R");
+        }
       }
       this.phase = "hello";
       // The parser consumed exactly the header; what is left of this chunk is TLS.
@@ -196,7 +208,7 @@ export class Session {
       this.socket.resetAndDestroy();
       return this.finish("P", "R");
     }
-    if (action.holdUntilInspectDeadline && this.deadline !== null) {
+    if (action.holdUntilInspectDeadline && this.deadline !== null && this.ctx.hold(action.maxHeld)) {
       this.phase = "hold";
       this.chunks.length = 0;
       return;
@@ -247,6 +259,7 @@ export class Session {
 
   private finish(cause: TerminationCause, phase: SessionPhase): void {
     if (this.phase === "done") return;
+    if (this.phase === "hold") this.ctx.unhold();
     this.phase = "done";
     this.clearDeadline();
     const { counters, logger } = this.ctx;
@@ -277,6 +290,11 @@ export class Session {
       sni: this.sni,
       reason: this.reason,
     });
+    const up = this.tunnel?.bytesUp ?? 0;
+    const down = this.tunnel?.bytesDown ?? 0;
+    counters.count(frontendKey(this.listener.config.name), up, down);
+    if (this.backend !== null) counters.count(backendKey(this.backend), up, down);
+    if (this.connected && srvKey !== null) counters.count(srvKey, up, down);
     counters.actconn--;
     counters.add(frontendKey(this.listener.config.name), -1);
     if (this.backend !== null) counters.add(backendKey(this.backend), -1);

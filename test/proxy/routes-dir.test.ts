@@ -260,7 +260,8 @@ describe("the bundle with --routes-dir", { timeout: 30_000 }, () => {
       // a live tunnel through demo's route
       const live = await connectClient(port);
       live.socket.write(clientHello({ serverNames: [{ type: 0, name: "demo.example" }] }));
-      await waitFor(() => backend.connections.length === 2, 2000, "live tunnel");
+      // The connection is seen before its first bytes: wait for the whole header.
+      await waitFor(() => backend.connections.length === 2 && parseProxyHeader(backend.connections[1]!.bytes()).kind === "done", 2000, "live tunnel");
       const header = parseProxyHeader(backend.connections[1]!.bytes());
       assert.ok(header.kind === "done" && header.header.command === "proxy" && header.header.source.port === live.localPort);
 

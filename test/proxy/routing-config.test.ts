@@ -87,14 +87,14 @@ describe("config schema", () => {
     if (l.mode !== "tls-passthrough") return;
     assert.equal(l.inspectTimeoutMs, 5000);
     assert.equal(l.maxHelloBytes, 16384);
-    assert.deepEqual(l.onNoMatch, { action: "drop", holdUntilInspectDeadline: false });
+    assert.deepEqual(l.onNoMatch, { action: "drop", holdUntilInspectDeadline: false, maxHeld: 1024 });
     const b = r.config.backends[0]!;
     assert.deepEqual([b.connectTimeoutMs, b.retries, b.sendProxyV2, b.authorityTlv], [10_000, 3, true, false]);
     assert.deepEqual(r.config.log, { format: "json", level: "info" });
     assert.equal(r.config.timeouts.finMs, 10_000);
   });
 
-  it("validates the reserved part-2 sections", () => {
+  it("validates the part-2 sections and fills their defaults", () => {
     const withPart2 = {
       ...originalSetup,
       listeners: [
@@ -106,6 +106,20 @@ describe("config schema", () => {
     };
     const r = validateProxyConfig(withPart2);
     assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    const http = r.config.listeners[1]!;
+    assert.deepEqual(http.mode === "http-redirect" && [http.code, http.httpsPort, http.requestTimeoutMs, http.maxHeaderBytes], [301, 443, 5000, 8192]);
+    assert.deepEqual(r.config.backends[0]!.healthCheck, { type: "tls", sni: "demo.fiscalismia.com", intervalMs: 10_000, timeoutMs: 2000, fall: 3, rise: 2, sendProxyV2: true });
+    const bad = validateProxyConfig({
+      ...withPart2,
+      listeners: [{ ...withPart2.listeners[0]!, rateLimit: { maxConnectionsPerWindow: 50, windowMs: 10 } }],
+      backends: [{ ...originalSetup.backends[0]!, healthCheck: { http: { path: "no-slash", expectStatus: 700 } } }],
+      stats: { bind: { address: "127.0.0.1", port: 8404 }, allowedSources: ["10.0.0.1"] },
+    });
+    assert.ok(!bad.ok);
+    assert.deepEqual(
+      bad.errors.map((e) => e.split(":")[0]),
+      ["listeners[0].rateLimit.windowMs", "backends[0].healthCheck.http.path", "backends[0].healthCheck.http.expectStatus", "stats.allowedSources[0]"],
+    );
   });
 
   it("names the offending field in every error", () => {

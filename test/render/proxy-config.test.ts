@@ -26,15 +26,23 @@ test("proxy.json passes the proxy's own validation and maps the plan's listeners
   ]);
   if (https.mode !== "tls-passthrough") throw new Error("unreachable");
   assert.equal(https.inspectTimeoutMs, ingress.timeouts.inspect);
-  assert.equal(https.onNoMatch.action, "drop");
+  assert.deepEqual(https.onNoMatch, { action: "drop", holdUntilInspectDeadline: true, maxHeld: 1024 });
   assert.deepEqual(https.rateLimit, { maxConnectionsPerWindow: 50, windowMs: 3000, action: "drop", tableSize: 500000, expireMs: 60000 });
   const http = config.listeners.find((l) => l.name === "http")!;
   assert.equal(http.mode, "http-redirect");
   assert.deepEqual(http.binds.map((b) => b.port), [80, 80]);
+  if (http.mode !== "http-redirect") throw new Error("unreachable");
+  // HAProxy's timeout http-request and rate-limit sessions on the port-80 frontend.
+  assert.deepEqual([http.code, http.httpsPort, http.requestTimeoutMs, http.sessionsPerSecond], [301, 443, ingress.timeouts.inspect, ingress.rateLimit.httpSessionsPerSecond]);
   assert.deepEqual(config.timeouts, { clientMs: 30000, serverMs: 30000, tunnelMs: 300000, finMs: 10000 });
   // Every stack's routes come from routes.d, this one's included.
   assert.deepEqual([config.routes, config.backends], [[], []]);
-  assert.deepEqual(config.stats, { bind: { address: "0.0.0.0", port: 8404 }, path: "/stats", auth: { username: "admin", passwordEnv: "STATS_PASSWORD" } });
+  assert.deepEqual(config.stats, {
+    bind: { address: "0.0.0.0", port: 8404 },
+    path: "/stats",
+    auth: { username: "admin", passwordEnv: "STATS_PASSWORD" },
+    allowedSources: ingress.stats.allowedCidrs,
+  });
 });
 
 test("the routes file carries the stack's routes and backends with the LB's connect and check settings", () => {
@@ -52,7 +60,16 @@ test("the routes file carries the stack's routes and backends with the LB's conn
     retries: 3,
     sendProxyV2: true,
     authorityTlv: false,
-    healthCheck: { type: "tls", intervalMs: 5000, timeoutMs: 2000, fall: 3, rise: 2, sni: "api.demo.example.com" },
+    healthCheck: {
+      type: "tls",
+      intervalMs: 5000,
+      timeoutMs: 2000,
+      fall: 3,
+      rise: 2,
+      sni: "api.demo.example.com",
+      sendProxyV2: true,
+      http: { path: "/healthz", host: "api.demo.example.com", expectStatus: 200 },
+    },
   });
 });
 

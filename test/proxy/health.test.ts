@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { HealthCheckConfig, ProxyConfig } from "../../proxy/config/schema";
+import { validateProxyConfig } from "../../proxy/config/validate";
+import { CheckResult, initialHealth, nextHealth, statusText } from "../../proxy/health/check-state";
+import { HealthMonitor } from "../../proxy/health/monitor";
+import { runCheck } from "../../proxy/health/run-check";
+import { memoryLogger } from "../../proxy/log/logger";
+import { makeCert } from "./helpers/daemons";
+import { freePort, waitFor } from "./helpers/harness";
+
+describe("health state machine (HAProxy's counter)", () => {
+  it("starts UP with one check to prove it: a single failure at start is DOWN", () => {
+    const s = initialHealth(2);
+    assert.deepEqual(nextHealth(s, false, 2, 3), { health: 0, up: false });
+    assert.deepEqual(nextHealth(s, true, 2, 3), { health: 4, up: true });
+  });
+
+  it("an established server needs `fall` failures in a row, a down one `rise` passes", () => {
+    const rise = 2;
+    const fall = 3;
+    let s = nextHealth(initialHealth(rise), true, rise, fall);
+    const seen: string[] = [];
+    for (const passed of [false, false, true, false, false, false, true, true, true]) {
+      s = nextHealth(s, passed, rise, fall);
+      seen.push(statusText(s, rise, fall));
+    }
+    // A pass while going down restores full health (HAProxy jumps to the top once health >= rise).
+    assert.deepEqual(seen, ["UP 2/3", "UP 1/3", "UP", "UP 2/3", "UP 1/3", "DOWN", "DOWN 1/2", "UP", "UP"]);
+  });
+
+  it("rise 1, fall 1 flips on every change", () => {
+    let s = initialHealth(1);
+    s = nextHealth(s, false, 1, 1);
+    assert.equal(s.up, false);
+    s = nextHealth(s, true, 1, 1);
+    assert.equal(s.up, true);
+  });
+});
+
+const check = (over: Partial<HealthCheckConfig> = {}): HealthCheckConfig => ({ type: "tls", intervalMs: 1000, timeoutMs: 800, fall: 1, rise: 1, sendProxyV2: true, ...over });
+
+describe("checks against a real nginx `ssl proxy_protocol` with a health path (loopback)", () => {
+  let dir: string;
+  let nginx: ChildProcess;
+  let port: number;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "pxt-health-"));
+    const { cert, key } = makeCert(dir, ["site.example"]);
+    port = await freePort();
+    writeFileSync(
+      path.join(dir, "nginx.conf"),
+      `worker_processes 1; user root; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
+events { worker_connections 64; }
+http {
+  client_body_temp_path ${dir}/b; proxy_temp_path ${dir}/p; fastcgi_temp_path ${dir}/f; uwsgi_temp_path ${dir}/u; scgi_temp_path ${dir}/s;
+  log_format pp '$request host=$host sni=$ssl_server_name pp=$proxy_protocol_addr';
+  access_log ${dir}/access.log pp;
+  server {
+    listen 127.0.0.1:${port} ssl proxy_protocol;
+    ssl_certificate ${cert}; ssl_certificate_key ${key};
+    location = /healthz { return 200 "ok\\n"; }
+    location = /broken { return 503 "no\\n"; }
+  }
+}
+`,
+    );
+    nginx = spawn("nginx", ["-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: "ignore" });
+    // Wait for nginx with the cheapest check there is.
+    for (let i = 0; i < 50; i++) {
+      const r = await runCheck({ name: "s", address: "127.0.0.1", port }, check({ type: "tcp" }));
+      if (r.passed) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  });
+  after(() => {
+    nginx.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("PROXY v2 LOCAL + TLS with the SNI + GET the health path with Host: L7OK, code 200", async () => {
+    const r = await runCheck({ name: "s", address: "127.0.0.1", port }, check({ sni: "site.example", http: { path: "/healthz", expectStatus: 200 } }));
+    assert.equal(r.code, "L7OK", JSON.stringify(r));
+    assert.equal(r.httpStatus, 200);
+    await waitFor(() => readFileSync(path.join(dir, "access.log"), "utf8").includes("GET /healthz HTTP/1.0 host=site.example sni=site.example"), 2000, "access log line");
+  });
+
+  it("a wrong status is L7STS with the code and reason", async () => {
+    const r = await runCheck({ name: "s", address: "127.0.0.1", port }, check({ sni: "site.example", http: { path: "/broken", expectStatus: 200 } }));
+    assert.deepEqual([r.code, r.passed, r.httpStatus, r.info], ["L7STS", false, 503, "Service Temporarily Unavailable"]);
+  });
+
+  it("TLS alone is L6OK; without the PROXY header nginx closes: L6RSP", async () => {
+    assert.equal((await runCheck({ name: "s", address: "127.0.0.1", port }, check({ sni: "site.example" }))).code, "L6OK");
+    const r = await runCheck({ name: "s", address: "127.0.0.1", port }, check({ sni: "site.example", sendProxyV2: false }));
+    assert.equal(r.code, "L6RSP", JSON.stringify(r));
+  });
+
+  it("a closed port is L4CON Connection refused; a silent peer times out at the layer it reached", async () => {
+    const closed = await freePort();
+    const r = await runCheck({ name: "s", address: "127.0.0.1", port: closed }, check());
+    assert.deepEqual([r.code, r.info], ["L4CON", "Connection refused"]);
+    const silent = net.createServer((s) => s.on("error", () => undefined));
+    await new Promise<void>((res) => silent.listen(0, "127.0.0.1", res));
+    const sp = (silent.address() as net.AddressInfo).port;
+    assert.equal((await runCheck({ name: "s", address: "127.0.0.1", port: sp }, check({ timeoutMs: 200 }))).code, "L6TOUT");
+    assert.equal((await runCheck({ name: "s", address: "127.0.0.1", port: sp }, check({ type: "tcp", timeoutMs: 200, http: { path: "/", expectStatus: 200 } }))).code, "L7TOUT");
+    silent.close();
+  });
+});
+
+describe("health monitor", () => {
+  const config = (servers: number): ProxyConfig => {
+    const r = validateProxyConfig({
+      listeners: [{ name: "https", mode: "tls-passthrough", binds: [{ address: "127.0.0.1", port: 1 }] }],
+      routes: [],
+      backends: [
+        {
+          name: "be",
+          servers: Array.from({ length: servers }, (_, i) => ({ name: `s${i}`, address: "127.0.0.1", port: 1000 + i })),
+          healthCheck: { intervalMs: 20, timeoutMs: 10, fall: 2, rise: 1 },
+        },
+      ],
+    });
+    if (!r.ok) throw new Error(r.errors.join("\n"));
+    return r.config;
+  };
+
+  it("reports DOWN sets on change and logs state changes in HAProxy's words", async () => {
+    const failing = new Set(["s1"]);
+    const fake = async (server: { name: string }): Promise<CheckResult> =>
+      failing.has(server.name) ? { code: "L4CON", passed: false, info: "Connection refused", durationMs: 0 } : { code: "L7OK", passed: true, info: "OK", httpStatus: 200, durationMs: 1 };
+    const logger = memoryLogger();
+    const changes: string[][] = [];
+    const m = new HealthMonitor(logger, (down) => changes.push([...down]), fake);
+    m.apply(config(2));
+    await waitFor(() => changes.some((c) => c.includes("be/s1")), 2000, "s1 DOWN");
+    assert.ok(logger.events.some((e) => e.msg === 'Server be/s1 is DOWN, reason: Layer4 connection problem, info: "Connection refused", check duration: 0ms. 1 active and 0 backup servers left.'), JSON.stringify(logger.events));
+    failing.clear();
+    await waitFor(() => changes.at(-1)?.length === 0, 2000, "s1 UP");
+    assert.ok(logger.events.some((e) => e.msg.startsWith("Server be/s1 is UP, reason: Layer7 check passed, code: 200, info: \"OK\"")));
+    const view = m.view().find((v) => v.server === "s1")!;
+    assert.equal(view.status, "UP");
+    assert.equal(view.last?.code, "L7OK");
+    // A server removed from the config is forgotten; its checks stop.
+    failing.add("s0");
+    m.apply(config(1));
+    await waitFor(() => changes.at(-1)?.join() === "be/s0", 2000, "s0 DOWN");
+    assert.ok(logger.events.some((e) => e.msg === "backend be has no server available!"));
+    assert.deepEqual(m.view().map((v) => v.server), ["s0"]);
+    m.stop();
+  });
+});
