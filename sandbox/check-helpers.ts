@@ -5,7 +5,6 @@ import { pollUntil } from "./command";
 import type { HaproxyServerState } from "./haproxy-stats";
 import { INTERNET, type IngressSandbox } from "./ingress-sandbox";
 import type { Netns } from "./netns";
-import type { EngineFeature } from "./engines";
 
 export class SkipCheck extends Error {
   constructor(reason: string) {
@@ -16,8 +15,6 @@ export class SkipCheck extends Error {
 
 export interface IngressCheck {
   readonly name: string;
-  /** An engine feature the check exercises; engines without it skip the check. */
-  readonly needs?: EngineFeature;
   /** Returns a one-line account of what it saw; throws when the check fails. */
   run(s: IngressSandbox): Promise<string>;
 }

@@ -12,7 +12,6 @@ import { tlsBurst, tlsGet } from "./tls-client";
 
 export const rateLimitCheck = (hostname: string): IngressCheck => ({
   name: "60 connections in 3 s from one client trip the rate limit; another client is still served",
-  needs: "rate-limit",
   async run(s) {
     const threshold = s.plan.lb.ingress?.rateLimit.threshold ?? 50;
     const t0 = Date.now();
@@ -34,7 +33,6 @@ export const rateLimitCheck = (hostname: string): IngressCheck => ({
 
 export const failoverCheck = (victim: RoutingRow): IngressCheck => ({
   name: `stopping nginx on ${victim.server}: DOWN within fall x inter, only its names stop, back UP after restart`,
-  needs: "health-checks",
   async run(s) {
     const rows = servedRows(s.plan);
     const mine = rows.filter((r) => r.server === victim.server);

@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import type { RoutingRow } from "../topology";
 import { pollUntil } from "./command";
 import { curl, curlThroughLb, isUp, SkipCheck, uniqueServers, waitRows, type CheckResult, type IngressCheck } from "./check-helpers";
-import { missingFeature } from "./engines";
 import { dnatCheck, failoverCheck, rateLimitCheck } from "./fault-checks";
 import { INTERNET, type IngressSandbox } from "./ingress-sandbox";
 import { servedRows, type IngressSandboxPlan } from "./ingress-plan";
@@ -54,7 +53,6 @@ const ipv6Check = (row: RoutingRow): IngressCheck => ({
 
 const healthCheck: IngressCheck = {
   name: "the LB reports every server UP (L7OK) within two check intervals",
-  needs: "health-checks",
   async run(s) {
     const rows = uniqueServers(servedRows(s.plan));
     const interval = s.plan.healthCheck.interval;
@@ -81,7 +79,6 @@ function noAnswerCheck(label: string, servername: string | undefined): IngressCh
 
 const redirectCheck = (hostname: string): IngressCheck => ({
   name: "port 80 answers 301 to https with the same host and path",
-  needs: "http-redirect",
   async run(s) {
     const url = `http://${hostname}/some/path?x=1`;
     const r = await curl(s.clients.client, ["--resolve", `${hostname}:80:${INTERNET.lb4}`, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", url]);
@@ -92,7 +89,6 @@ const redirectCheck = (hostname: string): IngressCheck => ({
 
 const statsAuthCheck: IngressCheck = {
   name: "the stats page needs auth: 401 without, 200 with (from the admin source)",
-  needs: "stats",
   async run(s) {
     const port = s.plan.lb.ingress?.stats.port ?? 8404;
     const url = `http://${INTERNET.lb4}:${port}/stats`;
@@ -109,7 +105,6 @@ const statsAuthCheck: IngressCheck = {
 
 const statsSourceCheck: IngressCheck = {
   name: "the stats page refuses sources outside stats.allowedCidrs",
-  needs: "stats",
   async run(s) {
     const port = s.plan.lb.ingress?.stats.port ?? 8404;
     const [a, b] = await Promise.all([probeTcp(s.clients.client, INTERNET.lb4, port, 1000), probeTcp(s.clients.client2, INTERNET.lb4, port, 1000)]);
@@ -170,13 +165,6 @@ export async function runChecks(s: IngressSandbox, checks: readonly IngressCheck
   for (const c of checks) {
     const t0 = Date.now();
     let result: CheckResult;
-    const lacking = missingFeature(s.plan.engine, c.needs);
-    if (lacking !== undefined) {
-      result = { name: c.name, status: "skip", detail: lacking, ms: 0 };
-      results.push(result);
-      report(result);
-      continue;
-    }
     try {
       result = { name: c.name, status: "pass", detail: await c.run(s), ms: Date.now() - t0 };
     } catch (e) {

@@ -12,7 +12,6 @@ import { parseArgs } from "node:util";
 import type { Engine } from "../topology";
 import { pollUntil, sleep } from "../sandbox/command";
 import { readState, removeState, STATE_FILE, SUPERVISOR_LOG, type SandboxState } from "../sandbox/cli-state";
-import { ENGINE_FEATURES } from "../sandbox/engines";
 import { requireBuiltBundle } from "../sandbox/proxy-bundle";
 import { SANDBOX_STACKS, type SandboxStacks } from "../sandbox/ingress-plan";
 import { INGRESS_SANDBOX_PREFIX, registeredMountPoints, releaseMountPoints, removeRunDirIfEmpty, SANDBOX_RUN_DIR, otherLiveRuns } from "../sandbox/mount-points";
@@ -72,9 +71,6 @@ async function up(stacks: SandboxStacks, engine: Engine): Promise<number> {
     } catch (e) {
       return fail((e as Error).message);
     }
-    const all = ENGINE_FEATURES.haproxy;
-    const lacking = [...all].filter((f) => !ENGINE_FEATURES.ts.has(f));
-    if (lacking.length > 0) console.log(`engine ts: no ${lacking.join(", ")} yet (embedded proxy, part 2); \`test\` skips those checks`);
   }
   mkdirSync(SANDBOX_RUN_DIR, { recursive: true, mode: 0o700 });
   const log = openSync(SUPERVISOR_LOG, "w", 0o600);

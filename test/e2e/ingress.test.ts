@@ -1,12 +1,11 @@
 // End to end: prod and demo attached together on one LB, every host a network namespace, the
-// rendered configs running in real haproxy and nginx, and in the embedded ts proxy (which skips,
-// by name, the checks of features it gains in part 2: sandbox/engines.ts).
+// rendered configs running in real nginx behind either engine: HAProxy or the embedded ts proxy.
 // The checks are sandbox/ingress-checks.ts, the same ones `npm run sandbox -- test` runs.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { cleanupStale } from "../../sandbox";
-import { missingFeature, sandboxEngines } from "../../sandbox/engines";
+import { sandboxEngines } from "../../sandbox/engines";
 import { buildProxyBundle } from "../../sandbox/proxy-bundle";
 import { ingressChecks, SkipCheck } from "../../sandbox/ingress-checks";
 import { planIngressSandbox } from "../../sandbox/ingress-plan";
@@ -36,11 +35,6 @@ for (const engine of engines) {
     });
 
     for (const check of ingressChecks(planIngressSandbox({ stacks: "all", engine }))) {
-      const lacking = missingFeature(engine, check.needs);
-      if (lacking !== undefined) {
-        it(check.name, { skip: lacking }, () => undefined);
-        continue;
-      }
       it(check.name, async (t) => {
         if (!s) throw new Error("the sandbox did not come up");
         try {
