@@ -9,6 +9,7 @@ interface Request {
   readonly stack: string;
   readonly config: Record<string, string>;
   readonly secrets?: Record<string, string>;
+  readonly stackReferences?: Record<string, Record<string, unknown>>;
 }
 
 const request = JSON.parse(process.env["LOAD_STACK"] ?? "{}") as Request;

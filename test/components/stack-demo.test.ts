@@ -9,23 +9,7 @@ import { renderAttachedRoutes } from "../../render/bundle";
 import { planStack } from "../../topology";
 import { loadTopology } from "../../scripts/stack-files";
 import { configFromYaml, isSecret, loadProgram, one, reveal, sent, urnOf, type Loaded } from "./harness";
-
-const PROD_REF = "organization/hetzner-ingress/prod";
-const PROD_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nprod-deploy-key\n-----END OPENSSH PRIVATE KEY-----\n";
-const ROUTE_SETTINGS = {
-  engine: "haproxy",
-  healthCheck: { interval: 5000, timeout: 2000, fall: 3, rise: 2 },
-  timeouts: { connect: 5000, client: 30000, server: 30000, tunnel: 300000, inspect: 5000 },
-} as const;
-const PROD_OUTPUTS = {
-  lbServerId: "4242",
-  lbIpv4: "198.51.100.50",
-  lbIpv6: "2001:db8:50::1",
-  engine: "haproxy",
-  lbRouteSettings: ROUTE_SETTINGS,
-  deployPrivateKey: PROD_KEY,
-  statsUrl: "http://198.51.100.50:8404/stats",
-};
+import { PROD_KEY, PROD_OUTPUTS, PROD_REF, ROUTE_SETTINGS } from "./prod-reference";
 
 let loaded: Loaded;
 test.before(async () => {
