@@ -1,6 +1,7 @@
 // Files the program reads from the project besides stack config: the on-host apply script,
 // the bundled ts-engine proxy, and where local bundles go. Kept apart so index.ts reads top
 // to bottom as config -> plan -> render -> resources.
+import { buildSync } from "esbuild";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StackPlan } from "../topology";
@@ -22,10 +23,27 @@ export function readApplyScript(): string {
   return readFileSync(file, "utf8");
 }
 
-/** The ts engine runs dist/proxy.js from the release; it is built, not committed. */
+/**
+ * The ts engine runs the proxy bundle from the release. It is built here from this checkout's
+ * proxy/ (esbuild, in memory, deterministic, so the bundle hash only moves when the code does),
+ * never taken from a dist/ that may be stale; PROXY_BUNDLE_ENV names a prebuilt file instead.
+ */
 export function readProxyBundle(plan: StackPlan): string | undefined {
   if (!plan.hosts.some((h) => h.ingress?.engine === "ts")) return undefined;
-  const file = process.env[PROXY_BUNDLE_ENV] ?? join(PROJECT_ROOT, "dist", "proxy.js");
-  if (!existsSync(file)) throw new Error(`engine "ts" runs ${file}, which is not built; run \`npm run build:proxy\` first`);
-  return readFileSync(file, "utf8");
+  const file = process.env[PROXY_BUNDLE_ENV];
+  if (file !== undefined) {
+    if (!existsSync(file)) throw new Error(`${PROXY_BUNDLE_ENV}=${file}: no such file`);
+    return readFileSync(file, "utf8");
+  }
+  const out = buildSync({
+    entryPoints: [join(PROJECT_ROOT, "proxy", "main.ts")],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    write: false,
+    logLevel: "error",
+  });
+  const bundle = out.outputFiles[0];
+  if (!bundle) throw new Error("esbuild produced no proxy bundle");
+  return bundle.text;
 }
