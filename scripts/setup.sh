@@ -25,10 +25,18 @@ if [ "$mode" = "--test" ]; then
     fi
     echo "setup: installing test binaries (missing: ${need[*]})"
     export DEBIAN_FRONTEND=noninteractive
+    # The tests start their own daemons in namespaces; keep the packages from starting
+    # haproxy, nginx and sshd on this machine (policy-rc.d 101: "action forbidden").
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
       haproxy nginx-light libnginx-mod-stream openssh-server openssh-client \
       nftables curl socat openssl iproute2 procps ca-certificates >/dev/null
+    [ -z "$own_policy" ] || { rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
   fi
 fi
 

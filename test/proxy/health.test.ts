@@ -79,8 +79,11 @@ http {
       await new Promise((res) => setTimeout(res, 50));
     }
   });
-  after(() => {
-    nginx.kill("SIGKILL");
+  after(async () => {
+    // SIGTERM, not SIGKILL: a killed master leaves its worker running, orphaned, on the port.
+    const exited = new Promise((resolve) => nginx.once("exit", resolve));
+    nginx.kill("SIGTERM");
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
     rmSync(dir, { recursive: true, force: true });
   });
 

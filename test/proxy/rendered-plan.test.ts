@@ -192,7 +192,9 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
   });
 
   it("an unknown SNI is dropped without a byte, and logged", async () => {
-    const script = `const s=require("tls").connect({host:"${LB4}",port:443,servername:"unknown.fiscalismia.com",rejectUnauthorized:false});let n=0;s.on("data",d=>n+=d.length);s.on("error",e=>{process.stdout.write(n+" "+e.message);process.exit(0)});setTimeout(()=>process.exit(3),5000).unref();`;
+    // The rendered drop holds the connection until the inspect deadline, then closes it.
+    const waitMs = lb.ingress!.timeouts.inspect + 3000;
+    const script = `const s=require("tls").connect({host:"${LB4}",port:443,servername:"unknown.fiscalismia.com",rejectUnauthorized:false});let n=0;s.on("data",d=>n+=d.length);s.on("error",e=>{process.stdout.write(n+" "+e.message);process.exit(0)});setTimeout(()=>process.exit(3),${waitMs}).unref();`;
     const out = net.execIn(net.ns.client, NODE_CURRENT, ["-e", script]);
     // a FIN before any byte (drop), not a reset (reject)
     assert.match(out, /^0 Client network socket disconnected before secure TLS connection was established/);
