@@ -1,17 +1,25 @@
 // The embedded proxy built as `npm run build:proxy` builds it, for tests and the sandbox.
 import { buildSync } from "esbuild";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
 /** Where `npm run build:proxy` writes the bundle. */
 export const PROXY_BUNDLE_PATH = path.resolve(__dirname, "..", "dist", "proxy.js");
 
-/** Builds a fresh bundle into a temp dir with no node_modules near it, so it must stand alone. */
+let built: string | undefined;
+
+/**
+ * Builds this checkout's proxy once per process into a temp dir with no node_modules near it,
+ * so the bundle must stand alone; the dir goes when the process exits.
+ */
 export function buildProxyBundle(): string {
+  if (built !== undefined && existsSync(built)) return built;
   const dir = mkdtempSync(path.join(os.tmpdir(), "pxt-bundle-"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const outfile = path.join(dir, "proxy.js");
   buildSync({ entryPoints: [path.join(__dirname, "..", "proxy", "main.ts")], bundle: true, platform: "node", target: "node20", outfile, logLevel: "error" });
+  built = outfile;
   return outfile;
 }
 
