@@ -306,11 +306,12 @@ check_role() {
 # Copies routes/<stack>/<stack>.{cfg,map} into haproxy/routes.d and <stack>.json into
 # proxy/routes.d, recording each as a fragment so a rebuild can take it out again.
 merge_fragments() {
-  local d f stack name target
+  local d f stack name target merged
   for d in "$ROOT"/routes/*/; do
     d=${d%/}
     stack=${d##*/}
     [[ $stack =~ $NAME_RE ]] || { warn "ignoring $d: not a stack name"; continue; }
+    merged=0
     for f in "$d"/*; do
       name=${f##*/}
       case $name in
@@ -318,14 +319,15 @@ merge_fragments() {
         "$stack".json) target=proxy/routes.d/$name ;;
         *) fail "unexpected file in routes of stack $stack: $f" ;;
       esac
-      if [[ ! -d $STAGE/${target%%/*} ]]; then
-        warn "routes of stack $stack not merged: $name needs ${target%%/*}/, which this release does not run"
-        continue
-      fi
+      # Stacks push routes for both engines; the other engine's files are not for this release.
+      [[ -d $STAGE/${target%%/*} ]] || continue
       [[ ! -e $STAGE/$target ]] || fail "route file $target of attached stack $stack collides with the bundle's own"
       install -D -m 0644 "$f" "$STAGE/$target"
       printf 'fragment=%s %s\n' "$stack" "$target" >>"$WORK/fragments"
+      merged=$((merged + 1))
     done
+    # Going live without them would drop every hostname of that stack without a word.
+    ((merged > 0)) || fail "routes of attached stack $stack have no file for the engine this release runs; run \`pulumi up\` on stack $stack (it pushes routes for both engines), then deploy again"
   done
 }
 

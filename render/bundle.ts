@@ -127,24 +127,20 @@ function renderHost(host: HostPlan, opts: RenderOptions, userData: string): Rend
   return { host: host.name, files: sorted(files), userData };
 }
 
-/** The files an attached stack pushes to the owning stack's LB, laid out like a release. */
+/**
+ * The files an attached stack pushes to the owning stack's LB, laid out like a release: for
+ * both engines, so the owner can switch engines without dropping this stack's routes (the
+ * LB's apply merges the files of the engine it runs and refuses a stack that has none).
+ */
 export function renderAttachedRoutes(fragment: RouteFragment, lb: LbSettings): RenderedFile[] {
   const dir = attachedRoutesDir(fragment.stack);
   const rel = (p: string) => `${dir}${p.slice(paths.CURRENT.length)}`;
   const s = fragment.stack;
-  switch (lb.engine) {
-    case "haproxy":
-      return sorted([
-        { path: rel(`${paths.HAPROXY_ROUTES_D}/${s}.cfg`), mode: 0o644, content: renderHaproxyRoutes(fragment, lb) },
-        { path: rel(`${paths.HAPROXY_ROUTES_D}/${s}.map`), mode: 0o644, content: renderHaproxyMap(fragment) },
-      ]);
-    case "ts":
-      return [{ path: rel(`${paths.PROXY_ROUTES_D}/${s}.json`), mode: 0o644, content: renderProxyRoutes(fragment, lb) }];
-    default: {
-      const never: never = lb.engine;
-      throw new Error(`unknown engine ${String(never)}`);
-    }
-  }
+  return sorted([
+    { path: rel(`${paths.HAPROXY_ROUTES_D}/${s}.cfg`), mode: 0o644, content: renderHaproxyRoutes(fragment, lb) },
+    { path: rel(`${paths.HAPROXY_ROUTES_D}/${s}.map`), mode: 0o644, content: renderHaproxyMap(fragment) },
+    { path: rel(`${paths.PROXY_ROUTES_D}/${s}.json`), mode: 0o644, content: renderProxyRoutes(fragment, lb) },
+  ]);
 }
 
 export function renderStack(plan: StackPlan, opts: RenderOptions = {}): RenderedHost[] {

@@ -110,6 +110,18 @@ describe("apply.sh on an ingress host", () => {
     assert.equal(await httpGet(lab, port, "/", "app.example.test"), "prod-app");
   });
 
+  test("routes for the other engine only are refused, naming the stack, instead of dropping its hostnames", async () => {
+    const { h, port, script } = await ingressHost("wrong-engine");
+    const live = await h.current();
+    // A ts-engine fragment alone (as pushed before stacks shipped both engines) on an haproxy LB.
+    const r = await h.pushRoutes("demo", { "demo.json": '{"kind":"proxy-routes","stack":"demo","routes":[],"backends":[]}\n' }, script);
+    assert.equal(r.code, 1, output(r));
+    assert.ok(r.stderr.includes("routes of attached stack demo have no file for the engine this release runs"), output(r));
+    assert.equal(await h.current(), live);
+    assert.deepEqual(await h.routesDirs(), []);
+    assert.equal(await httpGet(lab, port, "/", "app.example.test"), "prod-app");
+  });
+
   test("a fragment that breaks haproxy is refused and the previous routes of that stack are restored", async () => {
     const { h, port, script } = await ingressHost("bad-fragment");
     assert.equal((await h.pushRoutes("demo", routeFragment("demo", { "demo.example.test": "demo-app" }), script)).code, 0);

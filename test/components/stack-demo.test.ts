@@ -82,7 +82,7 @@ test("the routes go to prod's LB with prod's key, as flat route files, added in 
   const dir = await (copy.inputs["source"] as { path: Promise<string> }).path;
   assert.equal(dir, join(loaded.bundleDir, "demo", "_routes-for-prod", hash));
   const expected = renderAttachedRoutes(planStack(loadTopology("demo")).attach!.fragment, ROUTE_SETTINGS);
-  assert.deepEqual(readdirSync(dir).sort(), ["demo.cfg", "demo.map"]);
+  assert.deepEqual(readdirSync(dir).sort(), ["demo.cfg", "demo.json", "demo.map"]);
   for (const f of expected) assert.equal(readFileSync(join(dir, f.path.slice(f.path.lastIndexOf("/") + 1)), "utf8"), f.content);
   assert.equal(copy.inputs["remotePath"], "/srv/ingress/incoming");
   assert.deepEqual(copy.inputs["triggers"], [hash]);

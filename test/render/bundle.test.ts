@@ -65,7 +65,7 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
   ]);
   const routes = all.demo![1]!;
   assert.equal(routes.userData, undefined);
-  assert.deepEqual(routes.files.map((f) => f.path), ["/srv/ingress/routes/demo/haproxy/routes.d/demo.cfg", "/srv/ingress/routes/demo/haproxy/routes.d/demo.map"]);
+  assert.deepEqual(routes.files.map((f) => f.path), ["/srv/ingress/routes/demo/haproxy/routes.d/demo.cfg", "/srv/ingress/routes/demo/haproxy/routes.d/demo.map", "/srv/ingress/routes/demo/proxy/routes.d/demo.json"]);
   for (const h of Object.values(all).flat()) {
     for (const f of h.files) {
       assert.match(f.path, /^\/(etc\/containers\/systemd|srv\/ingress\/(current|routes))\//, `${h.host}: ${f.path}`);
@@ -142,6 +142,7 @@ test("npm run render writes the upload layout apply.sh reads, and user data, byt
     const files = walk(join(out, "1")).map((p) => relative(join(out, "1"), p)).sort();
     assert.deepEqual(files, [
       "_routes-for-prod/demo.cfg",
+      "_routes-for-prod/demo.json",
       "_routes-for-prod/demo.map",
       "demo.user-data.yaml",
       "demo/MANIFEST",

@@ -76,10 +76,15 @@ test("the routes file carries the stack's routes and backends with the LB's conn
 test("proxy.json plus every stack's routes file (demo attached to a ts LB) is what the proxy merges", () => {
   const demo = planStack(loadTopology("demo"));
   const [attached] = renderStack(demo, { attachedLb: { ...lbSettingsOf(undefined), engine: "ts" } }).filter((h) => h.host.startsWith("_routes-for-"));
-  assert.deepEqual(attached!.files.map((f) => f.path), ["/srv/ingress/routes/demo/proxy/routes.d/demo.json"]);
+  // Routes for both engines go up; the ts LB merges the .json.
+  assert.deepEqual(attached!.files.map((f) => f.path), [
+    "/srv/ingress/routes/demo/haproxy/routes.d/demo.cfg",
+    "/srv/ingress/routes/demo/haproxy/routes.d/demo.map",
+    "/srv/ingress/routes/demo/proxy/routes.d/demo.json",
+  ]);
   const config = { path: PROXY_CONFIG, text: renderProxyConfig(lb) };
   const own = { path: `${PROXY_ROUTES_D}/standalone-demo.json`, text: renderProxyRoutes(ingress.fragment, ingress) };
-  const demoFile = { path: `${PROXY_ROUTES_D}/demo.json`, text: attached!.files[0]!.content };
+  const demoFile = { path: `${PROXY_ROUTES_D}/demo.json`, text: attached!.files.find((f) => f.path.endsWith("/demo.json"))!.content };
   // every fragment satisfies the schema the proxy reads routes.d with
   for (const f of [own, demoFile]) assert.ok(proxyRoutesFileSchema.safeParse(JSON.parse(f.text)).success, f.path);
   const result = assembleProxyConfig(config, [demoFile, own]);
