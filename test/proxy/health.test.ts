@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -11,7 +10,8 @@ import { CheckResult, initialHealth, nextHealth, statusText } from "../../proxy/
 import { HealthMonitor } from "../../proxy/health/monitor";
 import { runCheck } from "../../proxy/health/run-check";
 import { memoryLogger } from "../../proxy/log/logger";
-import { makeCert } from "./helpers/daemons";
+import { ManagedProcess } from "../../sandbox/process";
+import { selfSignedCertificate } from "../../sandbox/tls";
 import { freePort, waitFor } from "./helpers/harness";
 
 describe("health state machine (HAProxy's counter)", () => {
@@ -47,12 +47,12 @@ const check = (over: Partial<HealthCheckConfig> = {}): HealthCheckConfig => ({ t
 
 describe("checks against a real nginx `ssl proxy_protocol` with a health path (loopback)", () => {
   let dir: string;
-  let nginx: ChildProcess;
+  let nginx: ManagedProcess;
   let port: number;
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), "pxt-health-"));
-    const { cert, key } = makeCert(dir, ["site.example"]);
+    const { certPath: cert, keyPath: key } = await selfSignedCertificate(dir, ["site.example"]);
     port = await freePort();
     writeFileSync(
       path.join(dir, "nginx.conf"),
@@ -71,7 +71,7 @@ http {
 }
 `,
     );
-    nginx = spawn("nginx", ["-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: "ignore" });
+    nginx = await ManagedProcess.start({ name: "nginx", argv: ["nginx", "-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], logPath: path.join(dir, "nginx.log") });
     // Wait for nginx with the cheapest check there is.
     for (let i = 0; i < 50; i++) {
       const r = await runCheck({ name: "s", address: "127.0.0.1", port }, check({ type: "tcp" }));
@@ -80,10 +80,8 @@ http {
     }
   });
   after(async () => {
-    // SIGTERM, not SIGKILL: a killed master leaves its worker running, orphaned, on the port.
-    const exited = new Promise((resolve) => nginx.once("exit", resolve));
-    nginx.kill("SIGTERM");
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    // SIGTERM to nginx's process group first, then SIGKILL to the group: no worker is left orphaned on the port.
+    await nginx?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 

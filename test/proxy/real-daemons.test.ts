@@ -5,41 +5,59 @@
  * Client, proxy and backends sit in their own network namespaces.
  */
 import assert from "node:assert/strict";
-import { ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ProxyConfigInput } from "../../proxy/config/schema";
+import { HaproxyDaemon, sandboxNginxMain, startHaproxy, startNginx, waitForListening } from "../../sandbox/daemons";
+import type { Netns } from "../../sandbox/netns";
+import type { ManagedProcess } from "../../sandbox/process";
+import { Sandbox } from "../../sandbox/sandbox";
+import { selfSignedCertificate } from "../../sandbox/tls";
 import { buildBundle, NODE_CURRENT } from "./helpers/bundle";
-import { haproxyConfig, makeCert, nginxConfig } from "./helpers/daemons";
+import { haproxyConfig, nginxHttp } from "./helpers/daemons";
 import { waitFor } from "./helpers/harness";
-import { createTopology, Topology, waitListening } from "./helpers/netns";
+import { jsonLines, link, logLines, namespaces } from "./helpers/sandbox";
+
+/** client <-> proxy <-> backend, each link with an IPv4 and an IPv6 subnet. */
+const addr = {
+  client4: "10.77.1.2", proxyFront4: "10.77.1.1", proxyBack4: "10.77.2.1", backend4: "10.77.2.2",
+  client6: "fd77:1::2", proxyFront6: "fd77:1::1", proxyBack6: "fd77:2::1", backend6: "fd77:2::2",
+};
 
 describe("real clients through the proxy to nginx and haproxy", { timeout: 30_000 }, () => {
-  let topo: Topology;
-  let dir: string;
+  let sb: Sandbox;
+  let ns: Record<"client" | "proxy" | "backend", Netns>;
+  let nginxDir: string;
   let bundle: string;
-  let proxy: ChildProcess;
-  let haproxy: ChildProcess;
-  const proxyLines: Record<string, unknown>[] = [];
-  const haproxyLines: string[] = [];
+  let proxy: ManagedProcess;
+  let haproxy: HaproxyDaemon;
 
   before(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), "pxt-daemons-"));
     bundle = buildBundle();
-    topo = createTopology("rd");
-    const { addr, ns } = topo;
-    const { cert, key } = makeCert(dir, ["demo.test", "v6.test", "haproxy.test"]);
-    const nginxConf = nginxConfig(dir, {
-      listen: [`${addr.backend4}:443`, `[${addr.backend6}]:443`],
-      trusted: [addr.proxyBack4, addr.proxyBack6, addr.backend4],
-      cert,
-      key,
+    sb = await Sandbox.create({ prefix: "pxt" });
+    ns = await namespaces(sb, ["client", "proxy", "backend"]);
+    await link(sb, { ns: ns.client, ifname: "front", addresses: [`${addr.client4}/24`, `${addr.client6}/64`] }, { ns: ns.proxy, ifname: "front", addresses: [`${addr.proxyFront4}/24`, `${addr.proxyFront6}/64`] });
+    await link(sb, { ns: ns.proxy, ifname: "back", addresses: [`${addr.proxyBack4}/24`, `${addr.proxyBack6}/64`] }, { ns: ns.backend, ifname: "back", addresses: [`${addr.backend4}/24`, `${addr.backend6}/64`] });
+    const { certPath: cert, keyPath: key } = await selfSignedCertificate(await sb.subdir("certs"), ["demo.test", "v6.test", "haproxy.test"]);
+    const nginx = await startNginx(sb, ns.backend, {
+      name: "nginx",
+      config: sandboxNginxMain({
+        http: nginxHttp({
+          listen: [`${addr.backend4}:443`, `[${addr.backend6}]:443`],
+          trusted: [addr.proxyBack4, addr.proxyBack6, addr.backend4],
+          cert,
+          key,
+        }),
+      }),
+      waitFor: [{ port: 443 }],
     });
-    topo.spawnIn(ns.backend, "nginx", ["-c", nginxConf, "-g", "daemon off;"]);
-    haproxy = topo.spawnIn(ns.backend, "haproxy", ["-db", "-f", haproxyConfig(dir, { bind: [`${addr.backend4}:9443`, `[${addr.backend6}]:9443`], forwardTo: `${addr.backend4}:443` })]);
-    haproxy.stdout!.on("data", (d: Buffer) => haproxyLines.push(...d.toString().split("\n").filter(Boolean)));
+    nginxDir = nginx.dir;
+    haproxy = await startHaproxy(sb, ns.backend, {
+      name: "haproxy",
+      config: haproxyConfig({ bind: [`${addr.backend4}:9443`, `[${addr.backend6}]:9443`], forwardTo: `${addr.backend4}:443` }),
+      waitFor: [{ port: 9443 }],
+    });
     const config: ProxyConfigInput = {
       global: { workers: 1 },
       listeners: [{ name: "https_ingress", mode: "tls-passthrough", binds: [{ address: addr.proxyFront4, port: 443 }, { address: addr.proxyFront6, port: 443 }] }],
@@ -54,74 +72,62 @@ describe("real clients through the proxy to nginx and haproxy", { timeout: 30_00
         { name: "haproxy", authorityTlv: true, servers: [{ name: "hap01", address: addr.backend4, port: 9443 }] },
       ],
     };
-    const configFile = path.join(dir, "proxy.json");
+    const configFile = path.join(await sb.subdir("proxy"), "proxy.json");
     writeFileSync(configFile, JSON.stringify(config));
-    proxy = topo.spawnIn(ns.proxy, NODE_CURRENT, [bundle, "--config", configFile]);
-    let pending = "";
-    proxy.stdout!.on("data", (d: Buffer) => {
-      const lines = (pending + d.toString()).split("\n");
-      pending = lines.pop()!;
-      for (const line of lines) proxyLines.push(JSON.parse(line) as Record<string, unknown>);
-    });
-    await Promise.all([waitListening(topo, ns.backend, 443), waitListening(topo, ns.backend, 9443), waitListening(topo, ns.proxy, 443)]);
+    proxy = await ns.proxy.spawn("proxy", [NODE_CURRENT, bundle, "--config", configFile]);
+    await waitForListening(ns.proxy, [{ port: 443 }], { process: proxy });
   });
 
   after(async () => {
-    await topo?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await sb?.teardown();
     if (bundle) rmSync(path.dirname(bundle), { recursive: true, force: true });
   });
 
-  const accessLog = () => readFileSync(path.join(dir, "access.log"), "utf8").trim().split("\n");
-  const connections = () => proxyLines.filter((l) => l.event === "connection");
+  const curl = async (args: string[]) => (await ns.client.exec(["curl", "-sS", "-k", "--max-time", "5", ...args])).stdout;
+  const accessLog = () => readFileSync(path.join(nginxDir, "access.log"), "utf8").trim().split("\n");
+  const connections = () => jsonLines(proxy).filter((l) => l.event === "connection");
+  const haproxyLines = () => logLines(haproxy.process);
 
-  it("curl over IPv4: nginx sees the client's real address", () => {
-    const { addr, ns } = topo;
-    const body = topo.execIn(ns.client, "curl", ["-sS", "-k", "--max-time", "5", "--resolve", `demo.test:443:${addr.proxyFront4}`, "https://demo.test/"]);
+  it("curl over IPv4: nginx sees the client's real address", async () => {
+    const body = await curl(["--resolve", `demo.test:443:${addr.proxyFront4}`, "https://demo.test/"]);
     assert.equal(body, `real client ${addr.client4} via ${addr.client4}\n`);
     assert.match(accessLog().at(-1)!, new RegExp(`^${addr.client4} \\d+ ${addr.client4} demo.test$`));
   });
 
-  it("curl over IPv6 to an IPv6 backend: PROXY TCP6 with the client's address", () => {
-    const { addr, ns } = topo;
-    const body = topo.execIn(ns.client, "curl", ["-sS", "-k", "--max-time", "5", "--resolve", `v6.test:443:[${addr.proxyFront6}]`, "https://v6.test/"]);
+  it("curl over IPv6 to an IPv6 backend: PROXY TCP6 with the client's address", async () => {
+    const body = await curl(["--resolve", `v6.test:443:[${addr.proxyFront6}]`, "https://v6.test/"]);
     assert.equal(body, `real client ${addr.client6} via ${addr.client6}\n`);
     assert.match(accessLog().at(-1)!, new RegExp(`^${addr.client6} \\d+ ${addr.client6} v6.test$`));
   });
 
-  it("IPv6 client to the IPv4 backend: the header falls back to TCP6 with a mapped destination", () => {
-    const { addr, ns } = topo;
-    const body = topo.execIn(ns.client, "curl", ["-sS", "-k", "--max-time", "5", "--resolve", `demo.test:443:[${addr.proxyFront6}]`, "https://demo.test/"]);
+  it("IPv6 client to the IPv4 backend: the header falls back to TCP6 with a mapped destination", async () => {
+    const body = await curl(["--resolve", `demo.test:443:[${addr.proxyFront6}]`, "https://demo.test/"]);
     assert.equal(body, `real client ${addr.client6} via ${addr.client6}\n`);
   });
 
-  it("openssl s_client (TLS 1.3 and 1.2)", () => {
-    const { addr, ns } = topo;
+  it("openssl s_client (TLS 1.3 and 1.2)", async () => {
     for (const version of ["-tls1_3", "-tls1_2"]) {
-      const out = topo.execIn(ns.client, "openssl", ["s_client", version, "-quiet", "-connect", `${addr.proxyFront4}:443`, "-servername", "demo.test"], "GET / HTTP/1.0\r\nHost: demo.test\r\n\r\n");
+      const { stdout: out } = await ns.client.exec(["openssl", "s_client", version, "-quiet", "-connect", `${addr.proxyFront4}:443`, "-servername", "demo.test"], { input: "GET / HTTP/1.0\r\nHost: demo.test\r\n\r\n" });
       assert.match(out, new RegExp(`real client ${addr.client4.replace(/\./g, "\\.")} via`));
     }
   });
 
-  it("Node's tls client", () => {
-    const { addr, ns } = topo;
+  it("Node's tls client", async () => {
     const script = `const tls=require("tls");const s=tls.connect({host:"${addr.proxyFront6}",port:443,servername:"demo.test",rejectUnauthorized:false},()=>s.write("GET / HTTP/1.0\\r\\nHost: demo.test\\r\\n\\r\\n"));let b="";s.on("data",d=>b+=d);s.on("end",()=>{process.stdout.write(b);s.destroy()});setTimeout(()=>process.exit(3),5000).unref();`;
-    const out = topo.execIn(ns.client, NODE_CURRENT, ["-e", script]);
+    const { stdout: out } = await ns.client.exec([NODE_CURRENT, "-e", script]);
     assert.match(out, new RegExp(`real client ${addr.client6} via`));
   });
 
   it("HAProxy 2.6 accept-proxy parses our header, AUTHORITY TLV included", async () => {
-    const { addr, ns } = topo;
-    const body = topo.execIn(ns.client, "curl", ["-sS", "-k", "--max-time", "5", "--resolve", `haproxy.test:443:${addr.proxyFront4}`, "https://haproxy.test/"]);
+    const body = await curl(["--resolve", `haproxy.test:443:${addr.proxyFront4}`, "https://haproxy.test/"]);
     // nginx sits behind haproxy, so it sees the address haproxy took from our header
     assert.equal(body, `real client ${addr.client4} via ${addr.client4}\n`);
-    await waitFor(() => haproxyLines.some((l) => l.startsWith("HAPROXY")), 3000, "haproxy log");
-    assert.match(haproxyLines.find((l) => l.startsWith("HAPROXY"))!, new RegExp(`^HAPROXY ci=${addr.client4} cp=\\d+ authority=haproxy.test ts=--`));
+    await waitFor(() => haproxyLines().some((l) => l.startsWith("HAPROXY")), 3000, "haproxy log");
+    assert.match(haproxyLines().find((l) => l.startsWith("HAPROXY"))!, new RegExp(`^HAPROXY ci=${addr.client4} cp=\\d+ authority=haproxy.test ts=--`));
   });
 
   it("unknown SNI from curl is dropped without a reply, and logged", async () => {
-    const { addr, ns } = topo;
-    assert.throws(() => topo.execIn(ns.client, "curl", ["-sS", "-k", "--max-time", "5", "--resolve", `other.test:443:${addr.proxyFront4}`, "https://other.test/"]));
+    await assert.rejects(curl(["--resolve", `other.test:443:${addr.proxyFront4}`, "https://other.test/"]));
     await waitFor(() => connections().some((l) => l.sni === "other.test"), 2000, "drop log line");
     const line = connections().find((l) => l.sni === "other.test")!;
     assert.equal(line.ts, "PR");
@@ -133,7 +139,7 @@ describe("real clients through the proxy to nginx and haproxy", { timeout: 30_00
     await waitFor(() => connections().some((l) => l.sni === "v6.test"), 3000, "log lines");
     const line = connections().find((l) => l.sni === "v6.test")!;
     for (const field of ["ci", "cp", "t", "ft", "b", "s", "Tw", "Tc", "Tt", "B", "ts", "ac", "fc", "bc", "sc", "rc", "sq", "bq"]) assert.ok(field in line, field);
-    assert.equal(line.ci, topo.addr.client6);
+    assert.equal(line.ci, addr.client6);
     assert.deepEqual([line.ft, line.b, line.s, line.ts], ["https_ingress", "v6", "v601", "--"]);
     assert.ok((line.B as number) > 0);
   });

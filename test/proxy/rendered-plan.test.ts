@@ -9,9 +9,8 @@
  * unknown name is dropped without a byte.
  */
 import assert from "node:assert/strict";
-import { ChildProcess, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ProxyRoutesFile } from "../../proxy/config/schema";
@@ -19,14 +18,21 @@ import { lbSettingsOf, RenderedFile, renderStack } from "../../render/bundle";
 import { loadTopology } from "../../scripts/stack-files";
 import { planStack, Topology } from "../../topology";
 import * as paths from "../../topology/paths";
+import { sandboxNginxMain, startNginx, waitForListening } from "../../sandbox/daemons";
+import type { Netns } from "../../sandbox/netns";
+import type { ManagedProcess } from "../../sandbox/process";
+import { Sandbox } from "../../sandbox/sandbox";
+import { selfSignedCertificate } from "../../sandbox/tls";
 import { buildBundle, NODE_CURRENT } from "./helpers/bundle";
-import { makeCert, nginxConfig, PP2_TLS_BACKEND_SCRIPT } from "./helpers/daemons";
+import { nginxHttp, PP2_TLS_BACKEND_SCRIPT } from "./helpers/daemons";
 import { waitFor } from "./helpers/harness";
-import { createNamespaces, Namespaces, waitListening } from "./helpers/netns";
+import { jsonLines, link, logLines, namespaces } from "./helpers/sandbox";
 
 // The public side (documentation ranges; they exist only in the namespaces below).
-const CLIENT4 = "192.0.2.10";
-const LB4 = "192.0.2.1";
+// Documentation addresses that exist only in this test's namespaces (not 192.0.2.0/24, which
+// may be the machine's real uplink).
+const CLIENT4 = "203.0.113.10";
+const LB4 = "203.0.113.1";
 const CLIENT6 = "2001:db8::10";
 const LB6 = "2001:db8::1";
 const DEMO = "demo.fiscalismia.com";
@@ -55,10 +61,11 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
   let root: string;
   let lbFiles: readonly RenderedFile[];
   let demoRoutes: RenderedFile;
-  let net: Namespaces<"client" | "lb" | "web">;
-  let proxy: ChildProcess;
-  let stderr = "";
-  const lines: Record<string, unknown>[] = [];
+  let sb: Sandbox;
+  let ns: Record<"client" | "lb" | "web", Netns>;
+  let nginxDir: string;
+  let proxy: ManagedProcess;
+  const lines = () => jsonLines(proxy);
   /** Every backend server the merged routes files name: SNI -> address:port. */
   const targets = new Map<string, { address: string; port: number }>();
 
@@ -67,10 +74,12 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
 
   before(async () => {
     bundle = buildBundle();
-    root = mkdtempSync(path.join(os.tmpdir(), "pxt-srv-ingress-"));
+    sb = await Sandbox.create({ prefix: "pxt" });
+    root = await sb.subdir("srv-ingress");
     lbFiles = renderStack(prodPlan, { proxyBundle: readFileSync(bundle, "utf8") }).find((h) => h.host === lb.name)!.files;
     const attached = renderStack(demoPlan, { attachedLb: lbSettingsOf(prodTopo) }).find((h) => h.host === "_routes-for-prod")!;
-    demoRoutes = attached.files[0]!;
+    // demo pushes routes for both engines; a ts LB merges the .json one.
+    demoRoutes = attached.files.find((f) => f.path.endsWith("/demo.json"))!;
 
     // A release laid out as on the host: current -> releases/<id>, demo's pushed routes
     // under routes/demo/, and copied into the release's proxy/routes.d as apply.sh does.
@@ -97,52 +106,46 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
     const lbPrivate = (topo: Topology, network: string, ip: string) => `${ip}${prefixOf(topo, network)}`;
     const prodLbIp = lb.privateIps.find((p) => p.network === "prod")!.ip;
     const servers = (stack: Topology, network: string) => stack.servers.map((s) => `${s.networks[network]!}${prefixOf(stack, network)}`);
-    net = createNamespaces("rp", ["client", "lb", "web"], [
-      { a: "client", b: "lb", addressesA: [`${CLIENT4}/24`, `${CLIENT6}/64`], addressesB: [`${LB4}/24`, `${LB6}/64`] },
-      { a: "lb", b: "web", addressesA: [lbPrivate(prodTopo, "prod", prodLbIp)], addressesB: servers(prodTopo, "prod") },
-      { a: "lb", b: "web", addressesA: [lbPrivate(demoTopo, "demo", demoPlan.attach!.ip)], addressesB: servers(demoTopo, "demo") },
-    ]);
+    ns = await namespaces(sb, ["client", "lb", "web"]);
+    await link(sb, { ns: ns.client, ifname: "public", addresses: [`${CLIENT4}/24`, `${CLIENT6}/64`] }, { ns: ns.lb, ifname: "public", addresses: [`${LB4}/24`, `${LB6}/64`] });
+    await link(sb, { ns: ns.lb, ifname: "prod", addresses: [lbPrivate(prodTopo, "prod", prodLbIp)] }, { ns: ns.web, ifname: "prod", addresses: servers(prodTopo, "prod") });
+    await link(sb, { ns: ns.lb, ifname: "demo", addresses: [lbPrivate(demoTopo, "demo", demoPlan.attach!.ip)] }, { ns: ns.web, ifname: "demo", addresses: servers(demoTopo, "demo") });
 
     // Backends: the demo site is a TLS server that demands PROXY v2 and reports the header;
     // every other site is nginx with `listen ... ssl proxy_protocol` trusting the LB.
-    const dir = path.join(root, "backends");
-    mkdirSync(dir);
-    const { cert, key } = makeCert(dir, [...targets.keys()]);
+    const { certPath: cert, keyPath: key } = await selfSignedCertificate(await sb.subdir("certs"), [...targets.keys()]);
     const demo = targets.get(DEMO)!;
-    const pp2 = net.spawnIn(net.ns.web, NODE_CURRENT, ["-e", PP2_TLS_BACKEND_SCRIPT, demo.address, String(demo.port), cert, key]);
-    pp2.stderr!.on("data", (d: Buffer) => (stderr += `pp2 backend: ${d.toString()}`));
-    const others = [...targets.entries()].filter(([host]) => host !== DEMO).map(([, t]) => `${t.address}:${t.port}`);
-    const conf = nginxConfig(dir, {
-      listen: [...new Set(others)],
-      trusted: [prodLbIp, demoPlan.attach!.ip],
-      cert,
-      key,
-      logFormat: "$server_addr:$server_port $proxy_protocol_addr $remote_addr $ssl_server_name",
+    const pp2 = await ns.web.spawn("pp2-backend", [NODE_CURRENT, "-e", PP2_TLS_BACKEND_SCRIPT, demo.address, String(demo.port), cert, key]);
+    const others = [...targets.values()].filter((t) => t !== demo);
+    const nginx = await startNginx(sb, ns.web, {
+      name: "nginx",
+      config: sandboxNginxMain({
+        http: nginxHttp({
+          listen: [...new Set(others.map((t) => `${t.address}:${t.port}`))],
+          trusted: [prodLbIp, demoPlan.attach!.ip],
+          cert,
+          key,
+          logFormat: "$server_addr:$server_port $proxy_protocol_addr $remote_addr $ssl_server_name",
+        }),
+      }),
+      waitFor: others.map((t) => ({ address: t.address, port: t.port })),
     });
-    net.spawnIn(net.ns.web, "nginx", ["-c", conf, "-g", "daemon off;"]);
+    nginxDir = nginx.dir;
+    await waitForListening(ns.web, [{ address: demo.address, port: demo.port }], { process: pp2 });
 
-    proxy = net.spawnIn(net.ns.lb, NODE_CURRENT, argv());
-    let pending = "";
-    proxy.stdout!.on("data", (d: Buffer) => {
-      const parts = (pending + d.toString()).split("\n");
-      pending = parts.pop()!;
-      for (const line of parts) lines.push(JSON.parse(line) as Record<string, unknown>);
-    });
-    proxy.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    await waitFor(() => lines.some((l) => l.msg === "ready") || proxy.exitCode !== null, 10_000, "proxy ready");
-    assert.ok(lines.some((l) => l.msg === "ready"), `proxy did not start: ${stderr}`);
-    await Promise.all([...new Set([...targets.values()].map((t) => t.port))].map((port) => waitListening(net, net.ns.web, port)));
+    proxy = await ns.lb.spawn("proxy", [NODE_CURRENT, ...argv()]);
+    await waitFor(() => lines().some((l) => l.msg === "ready") || !proxy.running, 10_000, "proxy ready");
+    assert.ok(lines().some((l) => l.msg === "ready"), `proxy did not start: ${logLines(proxy).join("\n")}`);
   });
 
   after(async () => {
-    await net?.destroy();
-    if (root) rmSync(root, { recursive: true, force: true });
+    await sb?.teardown();
     if (bundle) rmSync(path.dirname(bundle), { recursive: true, force: true });
   });
 
-  const curl = (host: string, lbAddress: string) =>
-    net.execIn(net.ns.client, "curl", ["-sS", "-k", "--max-time", "5", "--resolve", `${host}:443:${lbAddress.includes(":") ? `[${lbAddress}]` : lbAddress}`, `https://${host}/`]);
-  const connections = () => lines.filter((l) => l.event === "connection");
+  const curl = async (host: string, lbAddress: string) =>
+    (await ns.client.exec(["curl", "-sS", "-k", "--max-time", "5", "--resolve", `${host}:443:${lbAddress.includes(":") ? `[${lbAddress}]` : lbAddress}`, `https://${host}/`])).stdout;
+  const connections = () => lines().filter((l) => l.event === "connection");
 
   it("runs the plan's command line from the release, with the rendered bundle", () => {
     assert.deepEqual(command, ["node", paths.PROXY_BUNDLE, "--config", paths.PROXY_CONFIG, "--routes-dir", paths.PROXY_ROUTES_D]);
@@ -155,7 +158,7 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
     const check = spawnSync(NODE_CURRENT, [...argv(), "--check"]);
     assert.equal(check.status, 0, check.stderr.toString());
     assert.match(check.stdout.toString(), /is valid: 2 listener\(s\), 5 route\(s\), 5 backend\(s\) \(2 routes file\(s\): demo\.json, prod\.json\)/);
-    const starting = lines.find((l) => l.msg === "starting")!;
+    const starting = lines().find((l) => l.msg === "starting")!;
     assert.equal(starting.routes, 5);
     assert.equal(starting.mode, "threads", "no workers setting: one per CPU, as threads on Node 24");
   });
@@ -163,7 +166,7 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
   it(`TLS with SNI ${DEMO} reaches the demo server, which reads a PROXY v2 header carrying the client's address`, async () => {
     const demo = targets.get(DEMO)!;
     assert.deepEqual(demo, { name: "demo", address: "172.20.0.2", port: 443 });
-    const header = JSON.parse(curl(DEMO, LB4)) as Record<string, unknown>;
+    const header = JSON.parse(await curl(DEMO, LB4)) as Record<string, unknown>;
     assert.equal(header.version, 2);
     assert.equal(header.command, "PROXY");
     assert.equal(header.family, "TCP4");
@@ -174,17 +177,17 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
     assert.deepEqual([line.ci, line.b, line.s, line.ts], [CLIENT4, "demo_demo_443", "demo", "--"]);
   });
 
-  it("over IPv6 too: the [::]:443 bind, a TCP6 header with the client's address", () => {
-    const header = JSON.parse(curl(DEMO, LB6)) as Record<string, unknown>;
+  it("over IPv6 too: the [::]:443 bind, a TCP6 header with the client's address", async () => {
+    const header = JSON.parse(await curl(DEMO, LB6)) as Record<string, unknown>;
     assert.equal(header.family, "TCP6");
     assert.match(String(header.src), /^\[2001:db8:0:0:0:0:0:10\]:\d+$/);
   });
 
   it("every other site of both stacks reaches its own server, and nginx sees the client", async () => {
-    const accessLog = () => readFileSync(path.join(root, "backends", "access.log"), "utf8").trim().split("\n");
+    const accessLog = () => readFileSync(path.join(nginxDir, "access.log"), "utf8").trim().split("\n");
     for (const [host, target] of targets) {
       if (host === DEMO) continue;
-      assert.equal(curl(host, LB4), `real client ${CLIENT4} via ${CLIENT4}\n`, host);
+      assert.equal(await curl(host, LB4), `real client ${CLIENT4} via ${CLIENT4}\n`, host);
       // nginx writes the line after the response, so it may land just after curl exits
       const expected = `${target.address}:${target.port} ${CLIENT4} ${CLIENT4} ${host}`;
       await waitFor(() => accessLog().includes(expected), 2000, `access log line for ${host}`);
@@ -195,7 +198,7 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
     // The rendered drop holds the connection until the inspect deadline, then closes it.
     const waitMs = lb.ingress!.timeouts.inspect + 3000;
     const script = `const s=require("tls").connect({host:"${LB4}",port:443,servername:"unknown.fiscalismia.com",rejectUnauthorized:false});let n=0;s.on("data",d=>n+=d.length);s.on("error",e=>{process.stdout.write(n+" "+e.message);process.exit(0)});setTimeout(()=>process.exit(3),${waitMs}).unref();`;
-    const out = net.execIn(net.ns.client, NODE_CURRENT, ["-e", script]);
+    const { stdout: out } = await ns.client.exec([NODE_CURRENT, "-e", script]);
     // a FIN before any byte (drop), not a reset (reject)
     assert.match(out, /^0 Client network socket disconnected before secure TLS connection was established/);
     await waitFor(() => connections().some((l) => l.sni === "unknown.fiscalismia.com"), 3000, "drop log line");

@@ -21,7 +21,7 @@ export async function waitFor(check: () => boolean, timeoutMs = 3000, what = "co
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep } from "../../../sandbox/command";
 
 export async function startEngine(input: ProxyConfigInput) {
   const result = validateProxyConfig(input);
