@@ -25,6 +25,17 @@ const port = z
 
 const labels = z.record(z.string(), z.string()).default({});
 
+// Values that end up inside rendered files (nginx, Quadlet) are held to plain characters: a
+// newline or quote there would add directives to a unit or a server block.
+const hostPath = z
+  .string()
+  .regex(/^(\/[A-Za-z0-9._-]+)+\/?$/, "must be an absolute path of letters, digits, '.', '_', '-' and '/'")
+  .refine((p) => !p.split("/").includes(".."), "must not contain '..'");
+
+const imageRef = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._\/:-]*(@sha256:[a-f0-9]{64})?$/, "must be an image reference such as docker.io/library/nginx:1.28-alpine, optionally @sha256:<digest>");
+
 export const LOCATIONS = ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"] as const;
 export const NETWORK_ZONES = ["eu-central", "us-east", "us-west", "ap-southeast"] as const;
 export const ENGINES = ["haproxy", "ts"] as const;
@@ -43,7 +54,7 @@ export const networkSchema = z
 export const serverSchema = z
   .object({
     name,
-    serverType: z.string().min(1),
+    serverType: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "must be a Hetzner server type such as cx22"),
     image: z.string().min(1),
     /** network name -> this server's fixed private IP in it */
     networks: z.record(z.string(), z.string()),
@@ -53,7 +64,7 @@ export const serverSchema = z
 
 const tlsSchema = z.discriminatedUnion("source", [
   /** Certificates already on the server, e.g. certbot's /etc/letsencrypt/live/<domain>. */
-  z.object({ source: z.literal("host"), path: z.string().startsWith("/", "must be an absolute path on the server") }).strict(),
+  z.object({ source: z.literal("host"), path: hostPath }).strict(),
   /** PEM from secret stack config: the names of the two secret keys. */
   z.object({ source: z.literal("provided"), certSecret: z.string().min(1), keySecret: z.string().min(1) }).strict(),
   z.object({ source: z.literal("self-signed") }).strict(),
@@ -146,9 +157,9 @@ export const ingressSchema = z.discriminatedUnion("mode", [ownIngressSchema, att
 
 const imagesSchema = z
   .object({
-    haproxy: z.string().default("docker.io/library/haproxy:3.2.8-alpine"),
-    nginx: z.string().default("docker.io/library/nginx:1.28-alpine"),
-    node: z.string().default("docker.io/library/node:24-alpine"),
+    haproxy: imageRef.default("docker.io/library/haproxy:3.2.8-alpine"),
+    nginx: imageRef.default("docker.io/library/nginx:1.28-alpine"),
+    node: imageRef.default("docker.io/library/node:24-alpine"),
   })
   .strict();
 

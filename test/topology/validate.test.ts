@@ -214,3 +214,24 @@ test("the error message lists every issue with its path", () => {
     return true;
   });
 });
+
+test("values rendered into files cannot smuggle in directives", () => {
+  rejects(
+    (c) => (c.sites[0].tls = { source: "host", path: "/etc/letsencrypt/live/x\nPodmanArgs=--privileged" }),
+    "sites[0].tls.path",
+    "must be an absolute path of letters, digits, '.', '_', '-' and '/'",
+  );
+  rejects((c) => (c.sites[0].tls = { source: "host", path: "/etc/letsencrypt/../../root" }), "sites[0].tls.path", "must not contain '..'");
+  rejects(
+    (c) => (c.containerImages = { nginx: "nginx:1.28\nVolume=/:/host" }),
+    "containerImages.nginx",
+    "must be an image reference such as docker.io/library/nginx:1.28-alpine, optionally @sha256:<digest>",
+  );
+  rejects((c) => (c.servers[0].serverType = "cx22; reboot"), "servers[0].serverType", "must be a Hetzner server type such as cx22");
+});
+
+test("an image pinned by digest is accepted", () => {
+  const c = validConfig();
+  c.containerImages = { nginx: `docker.io/library/nginx:1.28-alpine@sha256:${"a".repeat(64)}` };
+  assert.deepEqual(issuesOf(c), []);
+});
