@@ -53,7 +53,7 @@ export function lbSettingsOf(owner: Topology | undefined): LbSettings {
   const ingress =
     owner?.ingress.mode === "own"
       ? owner.ingress
-      : ingressSchema.parse({ mode: "own", server: { name: "lb", serverType: "-", image: "-", networks: {} } });
+      : ingressSchema.parse({ mode: "own", server: { name: "lb", serverType: "cx22", image: "debian-13", networks: {} } });
   if (ingress.mode !== "own") throw new Error("unreachable: the default ingress is an own ingress");
   const engine: Engine = ingress.engine === "ts" ? "ts" : "haproxy";
   return { engine, healthCheck: ingress.healthCheck, timeouts: ingress.timeouts };
