@@ -90,6 +90,15 @@ interface CheckOutcome {
   readonly log: string;
 }
 
+/** Both backends healthy: the plain TCP check connected, the TLS + HTTP check got 200. */
+function assertBothUp(r: CheckOutcome): void {
+  assert.equal(r.l4.status, "UP");
+  assert.equal(r.l4.checkStatus, "L4OK");
+  assert.equal(r.l7.status, "UP");
+  assert.equal(r.l7.checkStatus, "L7OK");
+  assert.equal(r.l7.checkCode, 200);
+}
+
 describe("the original failure: podman DNAT vs. host networking", { timeout: 60_000 }, () => {
   let sb: Sandbox;
   let lb: Netns;
@@ -212,11 +221,7 @@ describe("the original failure: podman DNAT vs. host networking", { timeout: 60_
     await setState({ forwarding: true, published: true, forwardDrop: false, hostNginx: false });
     assert.equal(await ncFromLb(), "connected");
     const r = await checkOnce();
-    assert.equal(r.l4.status, "UP");
-    assert.equal(r.l4.checkStatus, "L4OK");
-    assert.equal(r.l7.status, "UP");
-    assert.equal(r.l7.checkStatus, "L7OK");
-    assert.equal(r.l7.checkCode, 200);
+    assertBothUp(r);
     assert.doesNotMatch(r.log, /is DOWN/);
 
     const hap = await startHaproxy(sb, lb, { name: "haproxy", config: HAPROXY_CFG, waitFor: [{ port: 8443 }] });
@@ -254,11 +259,7 @@ describe("the original failure: podman DNAT vs. host networking", { timeout: 60_
       await setState({ forwarding, published: false, forwardDrop: false, hostNginx: true });
       assert.equal(await ncFromLb(), "connected");
       const r = await checkOnce();
-      assert.equal(r.l4.status, "UP");
-      assert.equal(r.l4.checkStatus, "L4OK");
-      assert.equal(r.l7.status, "UP");
-      assert.equal(r.l7.checkStatus, "L7OK");
-      assert.equal(r.l7.checkCode, 200);
+      assertBothUp(r);
     });
   }
 });
