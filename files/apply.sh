@@ -303,6 +303,26 @@ check_role() {
 
 # --- routes of attached stacks -------------------------------------------------------
 
+# An attached stack may add backends and hostnames, nothing else: a frontend, listen, global
+# or defaults section in its .cfg would change how the owner's LB treats everyone's traffic.
+check_fragment() {
+  local stack=$1 f=$2 line
+  case $f in
+    *.cfg)
+      while IFS= read -r line || [[ -n $line ]]; do
+        [[ $line =~ ^[[:space:]] || -z $line || $line == \#* ]] && continue
+        [[ $line =~ ^backend[[:space:]]+[A-Za-z0-9_.:-]+[[:space:]]*$ ]] ||
+          fail "routes of attached stack $stack: ${f##*/} may only hold backend sections, found: ${line:0:80}"
+      done <"$f" ;;
+    *.map)
+      while IFS= read -r line || [[ -n $line ]]; do
+        [[ -z $line || $line == \#* ]] && continue
+        [[ $line =~ ^[A-Za-z0-9*][A-Za-z0-9.-]*[[:space:]]+[A-Za-z0-9_.:-]+$ ]] ||
+          fail "routes of attached stack $stack: ${f##*/} holds a line that is not \"<hostname> <backend>\": ${line:0:80}"
+      done <"$f" ;;
+  esac
+}
+
 # Copies routes/<stack>/<stack>.{cfg,map} into haproxy/routes.d and <stack>.json into
 # proxy/routes.d, recording each as a fragment so a rebuild can take it out again.
 merge_fragments() {
@@ -321,6 +341,7 @@ merge_fragments() {
       esac
       # Stacks push routes for both engines; the other engine's files are not for this release.
       [[ -d $STAGE/${target%%/*} ]] || continue
+      check_fragment "$stack" "$f"
       [[ ! -e $STAGE/$target ]] || fail "route file $target of attached stack $stack collides with the bundle's own"
       install -D -m 0644 "$f" "$STAGE/$target"
       printf 'fragment=%s %s\n' "$stack" "$target" >>"$WORK/fragments"

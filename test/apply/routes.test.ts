@@ -122,6 +122,23 @@ describe("apply.sh on an ingress host", () => {
     assert.equal(await httpGet(lab, port, "/", "app.example.test"), "prod-app");
   });
 
+  test("an attached stack's fragment may only add backends and hostnames", async () => {
+    const { h, port, script } = await ingressHost("sections");
+    const live = await h.current();
+    const sneaky = {
+      "demo.cfg": "backend demo_b0\n    http-request return status 200 string ok\n\nfrontend takeover\n    bind :9999\n",
+      "demo.map": "demo.example.test demo_b0\n",
+    };
+    const r = await h.pushRoutes("demo", sneaky, script);
+    assert.equal(r.code, 1, output(r));
+    assert.ok(r.stderr.includes("routes of attached stack demo: demo.cfg may only hold backend sections, found: frontend takeover"), output(r));
+    const badMap = await h.pushRoutes("demo", { ...routeFragment("demo", { "demo.example.test": "demo-app" }), "demo.map": "demo.example.test demo_b0 extra\n" }, script);
+    assert.equal(badMap.code, 1, output(badMap));
+    assert.match(badMap.stderr, /demo\.map holds a line that is not "<hostname> <backend>"/);
+    assert.equal(await h.current(), live);
+    assert.equal(await httpGet(lab, port, "/", "app.example.test"), "prod-app");
+  });
+
   test("a fragment that breaks haproxy is refused and the previous routes of that stack are restored", async () => {
     const { h, port, script } = await ingressHost("bad-fragment");
     assert.equal((await h.pushRoutes("demo", routeFragment("demo", { "demo.example.test": "demo-app" }), script)).code, 0);
