@@ -69,6 +69,19 @@ function routeFragment(topo: Topology, lbIps: ReadonlyMap<string, string>): Rout
   return { stack: topo.stack, backends: [...backends.values()], routes };
 }
 
+/** What every host plan says about its server, whatever runs on it. */
+function serverFields(topo: Topology, server: ServerConfig) {
+  return {
+    stack: topo.stack,
+    name: server.name,
+    serverType: server.serverType,
+    image: server.image,
+    selinux: KNOWN_IMAGES[server.image]?.selinux ?? false,
+    labels: server.labels,
+    privateIps: Object.entries(server.networks).map(([network, ip]) => ({ network, ip })),
+  };
+}
+
 function sshRule(topo: Topology): FirewallRule {
   return { port: SSH_PORT, sources: topo.ssh.adminCidrs, purpose: "ssh", scope: "public" };
 }
@@ -137,14 +150,8 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
   listens.push({ port: SSH_PORT, purpose: "ssh", by: "sshd" });
 
   return {
-    stack: topo.stack,
-    name: server.name,
+    ...serverFields(topo, server),
     role: "ingress",
-    serverType: server.serverType,
-    image: server.image,
-    selinux: KNOWN_IMAGES[server.image]?.selinux ?? false,
-    labels: server.labels,
-    privateIps: Object.entries(server.networks).map(([network, ip]) => ({ network, ip })),
     containers: [container],
     listens,
     firewall,
@@ -209,14 +216,8 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
   }
 
   return {
-    stack: topo.stack,
-    name: server.name,
+    ...serverFields(topo, server),
     role: "web",
-    serverType: server.serverType,
-    image: server.image,
-    selinux: KNOWN_IMAGES[server.image]?.selinux ?? false,
-    labels: server.labels,
-    privateIps: Object.entries(server.networks).map(([network, ip]) => ({ network, ip })),
     containers: [nginx],
     listens: [
       ...ports.map((port): ListenPlan => ({ port, purpose: "site", by: "nginx" })),
