@@ -23,7 +23,6 @@ before(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), "pxt-bundle-run-"));
 });
 after(() => {
-  rmSync(path.dirname(bundle), { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -5,7 +5,7 @@
  * Client, proxy and backends sit in their own network namespaces.
  */
 import assert from "node:assert/strict";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ProxyConfigInput } from "../../proxy/config/schema";
@@ -80,7 +80,6 @@ describe("real clients through the proxy to nginx and haproxy", { timeout: 30_00
 
   after(async () => {
     await sb?.teardown();
-    if (bundle) rmSync(path.dirname(bundle), { recursive: true, force: true });
   });
 
   const curl = async (args: string[]) => (await ns.client.exec(["curl", "-sS", "-k", "--max-time", "5", ...args])).stdout;

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ProxyRoutesFile } from "../../proxy/config/schema";
@@ -140,7 +140,6 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
 
   after(async () => {
     await sb?.teardown();
-    if (bundle) rmSync(path.dirname(bundle), { recursive: true, force: true });
   });
 
   const curl = async (host: string, lbAddress: string) =>

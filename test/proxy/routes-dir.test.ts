@@ -188,7 +188,6 @@ describe("the bundle with --routes-dir", { timeout: 30_000 }, () => {
     dir = mkdtempSync(path.join(os.tmpdir(), "pxt-routes-run-"));
   });
   after(() => {
-    rmSync(path.dirname(bundle), { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   });
 
