@@ -138,6 +138,9 @@ export async function haproxyServerStates(socketPath: string, timeoutMs = 2000):
  * Waits until `backend/server` has finished a check whose row satisfies
  * `accept`, and returns that row. Rows from before the first check ("INI")
  * never match, so the server's optimistic initial UP is not mistaken for health.
+ * HAProxy stores a check's result before it moves the server (and logs the move),
+ * so a row can show the new check status with the old status: make `accept`
+ * name the status too when the caller relies on it.
  */
 export async function waitForServerCheck(
   socketPath: string,

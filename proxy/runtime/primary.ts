@@ -112,10 +112,12 @@ export class Primary {
     }
     await this.stats.apply(this.config.stats);
     if (this.sources.statsSocket) await this.stats.listenUnix(this.sources.statsSocket);
-    this.logger.event("info", "ready", { binds: this.config.listeners.flatMap((l) => l.binds.map((b) => `${l.name}@${b.address}:${b.port}`)) });
+    // Handlers before "ready": a supervisor may signal the moment it sees it, and an
+    // unhandled SIGHUP or SIGTERM would end the process instead of reloading or draining.
     process.on("SIGHUP", () => void this.reload("SIGHUP"));
     process.on("SIGTERM", () => void this.drain("SIGTERM"));
     process.on("SIGINT", () => void this.drain("SIGINT"));
+    this.logger.event("info", "ready", { binds: this.config.listeners.flatMap((l) => l.binds.map((b) => `${l.name}@${b.address}:${b.port}`)) });
     await this.watch();
   }
 

@@ -14,7 +14,7 @@ import { parseProxyHeader } from "../../proxy/codec/proxy-header-parser";
 import { ProxyConfigInput } from "../../proxy/config/schema";
 import { clientHello } from "../../proxy/fuzz/vectors";
 import { buildBundle, NODE20, NODE_CURRENT } from "./helpers/bundle";
-import { connectClient, freePort, startBackend, waitFor } from "./helpers/harness";
+import { connectClient, freePort, isListening, startBackend, waitFor } from "./helpers/harness";
 
 let bundle: string;
 let dir: string;
@@ -128,6 +128,10 @@ for (const [label, node, mode] of [
         await waitFor(() => backend.connections.length === before + 2, 2000, "live tunnel");
         proxy.child.kill("SIGTERM");
         await waitFor(() => proxy.lines.filter((l) => l.msg === "draining").length >= 2, 3000, "draining");
+        // A worker logs "draining" once it has closed its server; under node:cluster the listening
+        // socket is the primary's, closed only when the primary has handled both workers' close
+        // messages. Wait for the socket itself to go, then a connect must be refused.
+        await waitFor(() => !isListening(port), 3000, `nothing listening on port ${port}`, () => `still listening; lines: ${JSON.stringify(proxy.lines.slice(-4))}`);
         await assert.rejects(connectClient(port), /ECONNREFUSED/);
         live.socket.end();
         await waitFor(() => live.closed, 2000, "live tunnel finishes");

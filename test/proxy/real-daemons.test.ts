@@ -84,19 +84,25 @@ describe("real clients through the proxy to nginx and haproxy", { timeout: 30_00
 
   const curl = async (args: string[]) => (await ns.client.exec(["curl", "-sS", "-k", "--max-time", "5", ...args])).stdout;
   const accessLog = () => readFileSync(path.join(nginxDir, "access.log"), "utf8").trim().split("\n");
+  /**
+   * nginx writes the access log line after it has sent the response, so curl may exit (and this
+   * test read the log) before the line is there: wait for it to be the last line.
+   */
+  const waitForAccessLine = (line: RegExp) =>
+    waitFor(() => line.test(accessLog().at(-1)!), 3000, `access log line ${line}`, () => JSON.stringify(accessLog().slice(-3)));
   const connections = () => jsonLines(proxy).filter((l) => l.event === "connection");
   const haproxyLines = () => logLines(haproxy.process);
 
   it("curl over IPv4: nginx sees the client's real address", async () => {
     const body = await curl(["--resolve", `demo.test:443:${addr.proxyFront4}`, "https://demo.test/"]);
     assert.equal(body, `real client ${addr.client4} via ${addr.client4}\n`);
-    assert.match(accessLog().at(-1)!, new RegExp(`^${addr.client4} \\d+ ${addr.client4} demo.test$`));
+    await waitForAccessLine(new RegExp(`^${addr.client4} \\d+ ${addr.client4} demo.test$`));
   });
 
   it("curl over IPv6 to an IPv6 backend: PROXY TCP6 with the client's address", async () => {
     const body = await curl(["--resolve", `v6.test:443:[${addr.proxyFront6}]`, "https://v6.test/"]);
     assert.equal(body, `real client ${addr.client6} via ${addr.client6}\n`);
-    assert.match(accessLog().at(-1)!, new RegExp(`^${addr.client6} \\d+ ${addr.client6} v6.test$`));
+    await waitForAccessLine(new RegExp(`^${addr.client6} \\d+ ${addr.client6} v6.test$`));
   });
 
   it("IPv6 client to the IPv4 backend: the header falls back to TCP6 with a mapped destination", async () => {

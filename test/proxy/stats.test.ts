@@ -95,7 +95,20 @@ describe("bundle with two worker threads: health, stats, shared rate table", () 
     assert.equal(await curl(...code, "-u", "admin:wrong", url), "401");
     assert.equal(await curl(...code, "-u", "admin:s3cret", url), "200");
     await waitFor(() => output.includes("Server dead/gone is DOWN, reason: Layer4 connection problem"), 3000, "DOWN log line");
-    const report = JSON.parse(await curl("-u", "admin:s3cret", `${url}?json`)) as { backends: { name: string; status: string; servers: { statusDetail: string; checkStatus: string; checkDescription: string; checkInfo: string }[] }[] };
+    type Report = { backends: { name: string; status: string; servers: { statusDetail: string; checkStatus: string; checkDescription: string; checkInfo: string }[] }[] };
+    // The two checks run on their own schedules: on a loaded machine `dead` can be DOWN while
+    // `live` has not finished its first check (INI). Wait until both have a result.
+    let report: Report = { backends: [] };
+    const settled = async () => {
+      report = JSON.parse(await curl("-u", "admin:s3cret", `${url}?json`)) as Report;
+      const live = report.backends.find((b) => b.name === "live")?.servers[0];
+      return live !== undefined && live.checkStatus !== "INI";
+    };
+    const deadline = Date.now() + 10_000;
+    while (!(await settled())) {
+      assert.ok(Date.now() < deadline, `live never finished its first check: ${JSON.stringify(report)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const dead = report.backends.find((b) => b.name === "dead")!;
     assert.deepEqual([dead.status, dead.servers[0]!.checkStatus, dead.servers[0]!.checkDescription, dead.servers[0]!.checkInfo], ["DOWN", "L4CON", "Layer4 connection problem", "Connection refused"]);
     const live = report.backends.find((b) => b.name === "live")!;

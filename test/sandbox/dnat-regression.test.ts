@@ -12,6 +12,7 @@ import {
   cleanupStale,
   createBridgedContainer,
   holdHostPort,
+  pollUntil,
   probeTcp,
   PrivateNetwork,
   publishPorts,
@@ -90,6 +91,14 @@ interface CheckOutcome {
   readonly log: string;
 }
 
+/** Check results that count as passed; any other result is a failure. */
+const PASSED = new Set(["L4OK", "L6OK", "L7OK", "L7OKC"]);
+
+/** With fall 1 and rise 1 one check decides: the server's status agrees with its last result. */
+function verdictApplied(row: HaproxyServerState): boolean {
+  return row.status === (PASSED.has(row.checkStatus) ? "UP" : "DOWN");
+}
+
 /** Both backends healthy: the plain TCP check connected, the TLS + HTTP check got 200. */
 function assertBothUp(r: CheckOutcome): void {
   assert.equal(r.l4.status, "UP");
@@ -165,15 +174,33 @@ describe("the original failure: podman DNAT vs. host networking", { timeout: 60_
     }
   }
 
-  /** A fresh haproxy per case, so its log holds only this case's transitions. */
+  /**
+   * A fresh haproxy per case, so its log holds only this case's transitions. Returns once the
+   * first check's verdict is fully applied: HAProxy stores a check's result before it moves the
+   * server and writes the "is DOWN" line as it moves it, and `show stat` (another thread) can
+   * be read in between. So wait for the status that the result means with fall 1 / rise 1,
+   * then for the log line of every server that went DOWN.
+   */
   async function checkOnce(): Promise<CheckOutcome> {
     const hap = await startHaproxy(sb, lb, { name: "haproxy", config: HAPROXY_CFG, waitFor: [{ port: 8443 }] });
     try {
       const [l4, l7] = await Promise.all([
-        waitForServerCheck(hap.statsSocket, "demo_l4", "demo", () => true),
-        waitForServerCheck(hap.statsSocket, "demo_l7", "demo", () => true),
+        waitForServerCheck(hap.statsSocket, "demo_l4", "demo", verdictApplied),
+        waitForServerCheck(hap.statsSocket, "demo_l7", "demo", verdictApplied),
       ]);
-      return { l4, l7, log: await hap.process.log() };
+      const downLines = [l4, l7].filter((r) => r.status === "DOWN").map((r) => `Server ${r.backend}/${r.server} is DOWN`);
+      let log = "";
+      await pollUntil(
+        "the DOWN log lines",
+        async () => {
+          log = await hap.process.log();
+          return downLines.every((line) => log.includes(line)) ? true : undefined;
+        },
+        { timeoutMs: 3000, intervalMs: 20 },
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}; wanted ${JSON.stringify(downLines)}, log: ${log.slice(-1500)}`);
+      });
+      return { l4, l7, log };
     } finally {
       await hap.process.stop();
     }
@@ -230,11 +257,24 @@ describe("the original failure: podman DNAT vs. host networking", { timeout: 60_
     } finally {
       await hap.process.stop();
     }
-    const access = await readFile(`${containerNginx.dir}/access.log`, "utf8");
     // Checks carry a PROXY v2 LOCAL header (no client address), and nginx accepts it.
-    assert.match(access, /^- 172\.20\.1\.3 "GET \/healthz HTTP\/1\.0" 200 demo\.fiscalismia\.com$/m);
+    const check = /^- 172\.20\.1\.3 "GET \/healthz HTTP\/1\.0" 200 demo\.fiscalismia\.com$/m;
     // Real traffic carries the client's address; the TCP peer is the LB.
-    assert.match(access, /^127\.0\.0\.1 172\.20\.1\.3 "GET \/healthz HTTP\/1\.1" 200 demo\.fiscalismia\.com$/m);
+    const proxied = /^127\.0\.0\.1 172\.20\.1\.3 "GET \/healthz HTTP\/1\.1" 200 demo\.fiscalismia\.com$/m;
+    // nginx writes a line after it has sent the response, so curl may have exited before it is there.
+    let access = "";
+    await pollUntil(
+      "the check's and the proxied request's lines in nginx's access log",
+      async () => {
+        access = await readFile(`${containerNginx.dir}/access.log`, "utf8");
+        return check.test(access) && proxied.test(access) ? true : undefined;
+      },
+      { timeoutMs: 3000, intervalMs: 20 },
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; access log ends with: ${access.slice(-800)}`);
+    });
+    assert.match(access, check);
+    assert.match(access, proxied);
   });
 
   it("forwarding on but a forward chain with policy drop: Layer4 timeout again", async () => {

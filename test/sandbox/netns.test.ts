@@ -135,6 +135,15 @@ describe("netns library", { timeout: 60_000 }, () => {
     const daemon = await a.spawn("sleeper", ["sleep", "30"]);
     // A process the sandbox did not start itself still dies with its namespace.
     await b.exec(["sh", "-c", "setsid sleep 30 >/dev/null 2>&1 < /dev/null &"]);
+    // spawn() returns once `ip netns exec` runs, which may be before it has entered the
+    // namespace (the background sleep is in b from its fork on): wait for the daemon to be in a.
+    await pollUntil(
+      "the daemon inside its namespace",
+      async () => (processesInPrefixedNetns(sb.namePrefix).includes(daemon.pid) ? true : undefined),
+      { timeoutMs: 3000, intervalMs: 10 },
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; pids in the namespaces: ${JSON.stringify(processesInPrefixedNetns(sb.namePrefix))}, daemon ${daemon.pid}`);
+    });
     assert.equal(processesInPrefixedNetns(sb.namePrefix).length, 2);
     assert.equal(sb.leftovers().namespaces.length, 2);
 

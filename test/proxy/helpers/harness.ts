@@ -1,4 +1,5 @@
 /** Loopback-only helpers for engine tests: free ports, a recording backend, waits. */
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import { ProxyConfigInput } from "../../../proxy/config/schema";
 import { validateProxyConfig } from "../../../proxy/config/validate";
@@ -13,12 +14,37 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   return port;
 }
 
-export async function waitFor(check: () => boolean, timeoutMs = 3000, what = "condition"): Promise<void> {
+/** Polls `check` every 10 ms; on timeout the error names `what` and, if given, what `lastSeen` says was there. */
+export async function waitFor(check: () => boolean, timeoutMs = 3000, what = "condition", lastSeen?: () => string): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${lastSeen ? `; last seen: ${lastSeen()}` : ""}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Whether a TCP socket in this network namespace listens on `port` (any address), read from
+ * /proc/net/tcp{,6}: it tells "the listener is closed" without opening a connection.
+ */
+export function isListening(port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  const table = (file: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch {
+      return ""; // no IPv6 in this kernel
+    }
+  };
+  return ["/proc/net/tcp", "/proc/net/tcp6"].some((file) =>
+    table(file)
+      .split("\n")
+      .slice(1)
+      .some((line) => {
+        const [, local, , state] = line.trim().split(/\s+/);
+        return state === "0A" && local?.endsWith(`:${hexPort}`) === true;
+      }),
+  );
 }
 
 export { sleep } from "../../../sandbox/command";
