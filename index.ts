@@ -15,6 +15,7 @@ import { IngressAttachment } from "./components/ingress-attachment";
 import { exportedLbSettings } from "./components/lb-settings";
 import { displayName, resourceLabels } from "./components/names";
 import { dnsRecords, sshCommand, statsUrl as statsUrlOf } from "./components/outputs";
+import { PrimaryIps } from "./components/primary-ip";
 import { PrivateNetwork } from "./components/private-network";
 import { bundleRoot, readApplyScript, readProxyBundle } from "./components/program-files";
 import { HostServer } from "./components/server";
@@ -54,6 +55,9 @@ const hosts = plan.hosts.map((host) => {
   const bundle = bundles.get(host.name);
   if (!bundle?.rendered.userData) throw new Error(`renderer returned no bundle with user data for host ${host.name}`);
   const firewall = new HostFirewall(`firewall-${host.name}`, { host, protect: topology.protect });
+  // The LB's addresses are what DNS points at: they outlive a rebuilt LB.
+  const primaryIps =
+    host.role === "ingress" ? new PrimaryIps(`ips-${host.name}`, { stack, host: host.name, location: topology.location, protect: topology.protect }) : undefined;
   const server = new HostServer(`server-${host.name}`, {
     host,
     location: topology.location,
@@ -63,6 +67,7 @@ const hosts = plan.hosts.map((host) => {
     sshKeyId: deployKey.sshKey.id,
     placementGroupId,
     userData: bundle.rendered.userData,
+    ...(primaryIps ? { primaryIps: { ipv4: primaryIps.ipv4Id, ipv6: primaryIps.ipv6Id } } : {}),
     protect: topology.protect,
   });
   const deploy = new HostDeploy(`deploy-${host.name}`, { host, server, privateKey: deployKey.privateKey, bundle: bundle.local, lookupSecret });
@@ -75,7 +80,8 @@ const attachment = attach
       attach,
       networks: topology.networks,
       privateNetworks: networks,
-      bundleRoot: bundleRoot(),
+      organization: pulumi.getOrganization(),
+      project: pulumi.getProject(),
       after: hosts.map((h) => h.deploy.apply),
       protect: topology.protect,
     })

@@ -4,8 +4,8 @@
 // bytes, same name. Older hashes of the same host are removed.
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { bundleHash, type RenderedFile, type RenderedHost } from "../render/bundle";
-import { hostBundleFiles, routesBundleFiles, type UploadFile } from "../render/upload";
+import { bundleHash, type RenderedHost } from "../render/bundle";
+import { hostBundleFiles, type UploadFile } from "../render/upload";
 
 export { hostBundleFiles, MANIFEST_FILE, routesBundleFiles, withApplyScript } from "../render/upload";
 
@@ -17,10 +17,6 @@ export interface LocalBundle {
 
 export function writeHostBundle(root: string, stack: string, rendered: RenderedHost): LocalBundle {
   return writeUpload(root, stack, rendered.host, bundleHash(rendered.files), hostBundleFiles(rendered));
-}
-
-export function writeRoutesBundle(root: string, stack: string, name: string, files: readonly RenderedFile[]): LocalBundle {
-  return writeUpload(root, stack, name, bundleHash(files), routesBundleFiles(files));
 }
 
 /** Writes `<root>/<stack>/<name>/<hash>/` unless it is already complete. */

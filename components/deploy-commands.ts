@@ -30,8 +30,13 @@ export function incomingDir(hash: string): string {
 export type ApplyAction =
   /** Stage, validate, swap and reload a host's own bundle. */
   | { readonly kind: "bundle"; readonly hash: string; readonly role: HostRole }
-  /** Put an attached stack's route files on the LB, then rebuild, validate, swap and reload it. */
-  | { readonly kind: "routes"; readonly hash: string; readonly stack: string }
+  /**
+   * Put an attached stack's route files on the LB (read from stdin, `routesPayload`), then
+   * rebuild, validate, swap and reload it. Stdin, not an uploaded directory: nothing on the LB
+   * (the owner's prune of incoming/, a rebuilt LB) can take the files away between a copy and
+   * a retried run.
+   */
+  | { readonly kind: "routes"; readonly stack: string }
   /** Take an attached stack's routes off the LB and reload; run by the fragment's delete. */
   | { readonly kind: "remove-routes"; readonly stack: string };
 
@@ -51,7 +56,7 @@ export function applyCommand(action: ApplyAction): string {
     }
     case "routes":
       // The LB's installed script: the owner's version decides how its releases are built.
-      return `${AS_ROOT}/bin/bash ${INSTALLED_APPLY} --routes ${incomingDir(action.hash)} --stack ${stackArg(action.stack)}`;
+      return `${AS_ROOT}/bin/bash ${INSTALLED_APPLY} --routes - --stack ${stackArg(action.stack)}`;
     case "remove-routes":
       return `${AS_ROOT}/bin/bash ${INSTALLED_APPLY} --remove-routes ${stackArg(action.stack)}`;
     default: {
@@ -104,19 +109,27 @@ export interface SecretFileContent {
   readonly content: string;
 }
 
-/**
- * stdin of the secrets command: one line per file, `<path>\t<base64 of content>`. Base64
- * keeps PEM newlines and any byte of a password out of the framing.
- */
+/** One line per file, `<name>\t<base64 of content>`: base64 keeps newlines and any byte out of the framing. */
+function filesPayload(files: readonly { readonly name: string; readonly content: string }[]): string {
+  return files.map((f) => `${f.name}\t${Buffer.from(f.content, "utf8").toString("base64")}\n`).join("");
+}
+
+/** stdin of the secrets command: each file by its absolute path under `root`. */
 export function secretPayload(files: readonly SecretFileContent[], root: string = SECRETS_DIR): string {
-  return files
-    .map((f) => {
-      if (!f.path.startsWith(`${root}/`) || f.path.includes("..") || /[\s']/.test(f.path)) {
-        throw new Error(`secret file ${f.path} must be a plain path under ${root}`);
-      }
-      return `${f.path}\t${Buffer.from(f.content, "utf8").toString("base64")}\n`;
-    })
-    .join("");
+  for (const f of files) {
+    if (!f.path.startsWith(`${root}/`) || f.path.includes("..") || /[\s']/.test(f.path)) {
+      throw new Error(`secret file ${f.path} must be a plain path under ${root}`);
+    }
+  }
+  return filesPayload(files.map((f) => ({ name: f.path, content: f.content })));
+}
+
+/** stdin of `apply.sh --routes -`: each route file by its bare name (<stack>.cfg, .map, .json). */
+export function routesPayload(files: readonly { readonly path: string; readonly content: string }[]): string {
+  for (const f of files) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(f.path)) throw new Error(`route file "${f.path}" must be a bare file name`);
+  }
+  return filesPayload(files.map((f) => ({ name: f.path, content: f.content })));
 }
 
 /**

@@ -27,10 +27,13 @@ export class DeployKey extends pulumi.ComponentResource {
     const key = new tls.PrivateKey(name, { algorithm: "ED25519" }, { ...protectedOptions(args.protect, this), additionalSecretOutputs: ["privateKeyOpenssh", "privateKeyPem", "privateKeyPemPkcs8"] });
     // Secret by the provider already; wrapped again so no code path can ever unwrap it by accident.
     this.privateKey = pulumi.secret(key.privateKeyOpenssh);
-    this.publicKey = key.publicKeyOpenssh;
+    // Trimmed: Hetzner's API strips trailing whitespace from public keys (changelog, April
+    // 2026), the provider stores what the API returns, and publicKey is ForceNew, so the
+    // generator's trailing newline would plan a replacement of the key on every `up`.
+    this.publicKey = key.publicKeyOpenssh.apply((k) => k.trim());
     this.sshKey = new hcloud.SshKey(
       name,
-      { name: displayName(args.stack, "deploy"), publicKey: key.publicKeyOpenssh, labels: resourceLabels(args.stack, "deploy-key") },
+      { name: displayName(args.stack, "deploy"), publicKey: this.publicKey, labels: resourceLabels(args.stack, "deploy-key") },
       protectedOptions(args.protect, this),
     );
     this.registerOutputs({ publicKey: this.publicKey });

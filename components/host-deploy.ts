@@ -6,14 +6,16 @@
 //   apply    apply.sh --bundle ... --role ...: validate, swap, reload, roll back; then prunes
 //            bundles older than a day from incoming/
 //
-// `triggers: [hash]` replaces bundle and apply whenever the bundle's content changes, so a
-// host whose files did not change is not touched. Every step is deletedWith the server: its
+// `triggers: [hash, server id]` replaces bundle and apply whenever the bundle's content or
+// the server changes, so a host whose files did not change is not touched, and a new server
+// gets everything. Every step is deletedWith the server: its
 // teardown is the server's deletion, and an SSH delete against a gone host would fail.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "../topology";
 import { applyCommand, DEPLOY_USER, INCOMING_DIR, pruneIncomingCommand, secretPayload, secretsChangedCommand, waitForBootCommand, writeSecretsCommand } from "./deploy-commands";
 import { childName } from "./names";
+import { dialErrorLimitFor, SSH_DIAL_BUDGET_MS } from "./ssh-retry";
 import { deployStepOptions, secretStepOptions } from "./options";
 import { secretFileContents, type SecretLookup } from "./secret-files";
 import type { HostServer } from "./server";
@@ -26,9 +28,9 @@ export interface HostDeployArgs {
   readonly lookupSecret: SecretLookup;
 }
 
-/** A fresh server answers SSH a minute or so after creation: retry for about five minutes. */
+/** A fresh server answers SSH a minute or so after creation: keep dialling for SSH_DIAL_BUDGET_MS. */
 export function sshConnection(host: pulumi.Input<string>, privateKey: pulumi.Input<string>): command.types.input.remote.ConnectionArgs {
-  return { host, user: DEPLOY_USER, privateKey, dialErrorLimit: 20, perDialTimeout: 15 };
+  return { host, user: DEPLOY_USER, privateKey, dialErrorLimit: dialErrorLimitFor(SSH_DIAL_BUDGET_MS), perDialTimeout: 15 };
 }
 
 export class HostDeploy extends pulumi.ComponentResource {
@@ -42,16 +44,22 @@ export class HostDeploy extends pulumi.ComponentResource {
     const { host, server, bundle } = args;
     const connection = sshConnection(server.ipv4, args.privateKey);
     const attached = [...server.attachments.values()];
+    // Every step names the server in its triggers: a replaced server is a new machine that
+    // needs each step run again (CopyToRemote, in particular, copies again only on a trigger,
+    // a new source or a new remote path, never because its connection's host changed).
+    const serverId = server.server.id;
+    // Debian's sshd refuses the PULUMI_COMMAND_* variables this would send, and logs it.
+    const noEnv = { addPreviousOutputInEnv: false } as const;
 
     this.boot = new command.remote.Command(
       childName(name, "boot"),
-      { connection, create: waitForBootCommand() },
+      { connection, create: waitForBootCommand(), triggers: [serverId], ...noEnv },
       deployStepOptions(this, server.server, attached),
     );
 
     this.bundle = new command.remote.CopyToRemote(
       childName(name, "bundle"),
-      { connection, source: new pulumi.asset.FileArchive(bundle.localDir), remotePath: INCOMING_DIR, triggers: [bundle.hash] },
+      { connection, source: new pulumi.asset.FileArchive(bundle.localDir), remotePath: INCOMING_DIR, triggers: [bundle.hash, serverId] },
       deployStepOptions(this, server.server, [this.boot]),
     );
 
@@ -67,6 +75,8 @@ export class HostDeploy extends pulumi.ComponentResource {
           update: `${write} && ${secretsChangedCommand(host)}`,
           stdin: pulumi.secret(secretFiles.apply((files) => secretPayload(files))),
           logging: "none",
+          triggers: [serverId],
+          ...noEnv,
         },
         secretStepOptions(this, server.server, [this.boot]),
       );
@@ -74,7 +84,7 @@ export class HostDeploy extends pulumi.ComponentResource {
 
     this.apply = new command.remote.Command(
       childName(name, "apply"),
-      { connection, create: `${applyCommand({ kind: "bundle", hash: bundle.hash, role: host.role })} && ${pruneIncomingCommand(bundle.hash)}`, triggers: [bundle.hash] },
+      { connection, create: `${applyCommand({ kind: "bundle", hash: bundle.hash, role: host.role })} && ${pruneIncomingCommand(bundle.hash)}`, triggers: [bundle.hash, serverId], ...noEnv },
       deployStepOptions(this, server.server, this.secrets ? [this.bundle, this.secrets] : [this.bundle]),
     );
     this.registerOutputs({ hash: bundle.hash });

@@ -3,23 +3,28 @@
 //   owner     StackReference to the stack that owns the LB; its outputs (OWNER_OUTPUTS) give
 //             the LB's server id, addresses, route settings and its deploy key (secret)
 //   network   ServerNetwork putting that LB into this stack's network at the configured IP
-//   routes    the fragment (_routes-for-<owner>) copied to the LB and applied with its apply.sh
+//   routes    the route files, sent on stdin to the LB's apply.sh --routes -
 //
 // All three belong to this stack: `pulumi destroy` here runs the routes' delete
 // (apply.sh --remove-routes <stack>, which rebuilds and reloads the LB) and then detaches the LB from
 // this network, and the owning stack never notices. Destroy attached stacks before their owner.
+//
+// The routes name the LB (its server id) and the owning stack in their triggers, with
+// delete-first replacement: moving to another owner, or a rebuilt LB, first removes the routes
+// from the old LB (over its old connection; a rebuilt LB keeps its primary IPs, so that is the
+// new server, where the removal finds nothing and succeeds), then adds them to the new one.
 import * as command from "@pulumi/command";
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { renderAttachedRoutes, stackOfReference, type LbSettings } from "../render/bundle";
+import { bundleHash, renderAttachedRoutes, type LbSettings } from "../render/bundle";
 import type { AttachPlan, NetworkConfig } from "../topology";
-import { writeRoutesBundle } from "./bundle-dir";
-import { applyCommand, INCOMING_DIR } from "./deploy-commands";
+import { routesBundleFiles } from "./bundle-dir";
+import { applyCommand, routesPayload } from "./deploy-commands";
 import { sshConnection } from "./host-deploy";
 import { childName } from "./names";
 import { subnetFor } from "./network-plan";
-import { fragmentOptions, protectedOptions } from "./options";
-import { OWNER_OUTPUTS } from "./outputs";
+import { attachmentOptions, fragmentOptions } from "./options";
+import { OWNER_OUTPUTS, stackReferenceName } from "./outputs";
 import type { PrivateNetwork } from "./private-network";
 import { parseLbSettings } from "./lb-settings";
 
@@ -28,8 +33,9 @@ export interface IngressAttachmentArgs {
   readonly attach: AttachPlan;
   readonly networks: readonly NetworkConfig[];
   readonly privateNetworks: ReadonlyMap<string, PrivateNetwork>;
-  /** Where the fragment's local bundle is written (see bundle-dir.ts). */
-  readonly bundleRoot: string;
+  /** The organization and project a bare `ingress.stack` name is resolved in. */
+  readonly organization: string;
+  readonly project: string;
   /** The routes go live once these exist (the deploys of this stack's servers). */
   readonly after: readonly pulumi.Resource[];
   readonly protect: boolean;
@@ -37,8 +43,9 @@ export interface IngressAttachmentArgs {
 
 export class IngressAttachment extends pulumi.ComponentResource {
   readonly owner: pulumi.StackReference;
+  /** The StackReference name, "<org>/<project>/<stack>". */
+  readonly ownerName: string;
   readonly network: hcloud.ServerNetwork;
-  readonly routesBundle: command.remote.CopyToRemote;
   readonly routes: command.remote.Command;
   readonly lbIpv4: pulumi.Output<string>;
   readonly lbIpv6: pulumi.Output<string>;
@@ -50,7 +57,8 @@ export class IngressAttachment extends pulumi.ComponentResource {
     super("ingress:hetzner:IngressAttachment", name, {}, opts);
     const { attach, stack } = args;
 
-    this.owner = new pulumi.StackReference(childName(name, "owner"), { name: attach.stack }, { parent: this });
+    this.ownerName = stackReferenceName(attach.stack, args.organization, args.project);
+    this.owner = new pulumi.StackReference(childName(name, "owner"), { name: this.ownerName }, { parent: this });
     const out = (key: keyof typeof OWNER_OUTPUTS) => this.owner.requireOutput(OWNER_OUTPUTS[key]);
     this.lbIpv4 = out("ipv4").apply(String);
     this.lbIpv6 = out("ipv6").apply(String);
@@ -66,39 +74,28 @@ export class IngressAttachment extends pulumi.ComponentResource {
     this.network = new hcloud.ServerNetwork(
       childName(name, "network", attach.network),
       { serverId: out("serverId").apply(Number), subnetId: subnetResource.id, ip: attach.ip, aliasIps: [] },
-      protectedOptions(args.protect, this),
+      attachmentOptions(args.protect, this),
     );
 
-    // The fragment depends on the owner's engine and settings, known once the reference is read.
-    const bundle = this.settings.apply((settings) => {
-      return writeRoutesBundle(args.bundleRoot, stack, `_routes-for-${stackOfReference(attach.stack)}`, renderAttachedRoutes(attach.fragment, settings));
-    });
-    this.fragmentHash = bundle.hash;
+    // The route files depend on the owner's engine and settings, known once the reference is read.
+    const rendered = this.settings.apply((settings) => renderAttachedRoutes(attach.fragment, settings));
+    this.fragmentHash = rendered.apply(bundleHash);
+    const files = rendered.apply(routesBundleFiles);
     const connection = sshConnection(this.lbIpv4, lbKey);
-
-    this.routesBundle = new command.remote.CopyToRemote(
-      childName(name, "routes-bundle"),
-      {
-        connection,
-        source: bundle.localDir.apply((dir) => new pulumi.asset.FileArchive(dir)),
-        remotePath: INCOMING_DIR,
-        triggers: [bundle.hash],
-      },
-      fragmentOptions(this, [this.network]),
-    );
-    const add = bundle.hash.apply((hash) => applyCommand({ kind: "routes", hash, stack }));
+    const add = applyCommand({ kind: "routes", stack });
     this.routes = new command.remote.Command(
       childName(name, "routes"),
       {
         connection,
-        // No triggers here: a replacement would run the old resource's delete after the new
-        // create and take the fresh routes away again. A changed hash changes `create`, which
-        // runs `update` (the same --routes) in place; only a destroy runs `delete`.
+        // New route files change stdin, which runs `update` (the same --routes) in place.
         create: add,
         update: add,
         delete: applyCommand({ kind: "remove-routes", stack }),
+        stdin: files.apply(routesPayload),
+        triggers: [out("serverId").apply(String), this.ownerName],
+        addPreviousOutputInEnv: false,
       },
-      fragmentOptions(this, [this.network, this.routesBundle, ...args.after]),
+      fragmentOptions(this, [this.network, ...args.after]),
     );
     this.registerOutputs({ lbIpv4: this.lbIpv4, fragmentHash: this.fragmentHash });
   }

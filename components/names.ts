@@ -39,7 +39,7 @@ export function labelValue(text: string): string {
 
 export const MANAGED_BY = "pulumi-hetzner-ingress";
 
-export type ResourceRole = "ingress" | "web" | "network" | "deploy-key" | "placement";
+export type ResourceRole = "ingress" | "web" | "network" | "deploy-key" | "placement" | "primary-ip";
 
 /**
  * The same three labels on every resource, so `hcloud server list -l stack=prod` and

@@ -20,6 +20,16 @@ export const OWNER_OUTPUTS = {
   statsUrl: "statsUrl",
 } as const;
 
+/**
+ * The StackReference name of the owning stack. A bare stack name ("prod") is completed with
+ * this program's organization and project: Pulumi Cloud wants the real organization, and a
+ * self-managed backend answers `organization`. A full "<org>/<project>/<stack>" is kept.
+ */
+export function stackReferenceName(configured: string, organization: string, project: string): string {
+  if (configured.includes("/")) return configured;
+  return `${organization}/${project}/${configured}`;
+}
+
 /** Where `sshCommand` expects the deploy key; docs/deploy.md shows how to put it there. */
 export const DEPLOY_KEY_FILE = "./deploy-key";
 

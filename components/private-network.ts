@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { NetworkConfig } from "../topology";
 import { childName, displayName, resourceLabels } from "./names";
 import { subnetSpecs } from "./network-plan";
-import { protectedOptions } from "./options";
+import { attachmentOptions, protectedOptions } from "./options";
 
 export interface PrivateNetworkArgs {
   readonly stack: string;
@@ -42,7 +42,7 @@ export class PrivateNetwork extends pulumi.ComponentResource {
         new hcloud.NetworkSubnet(
           childName(name, "subnet", spec.key),
           { networkId, type: "cloud", networkZone: args.networkZone, ipRange: spec.ipRange },
-          protectedOptions(protect, this),
+          attachmentOptions(protect, this),
         ),
       );
     }

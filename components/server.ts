@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan, NetworkConfig } from "../topology";
 import { childName, displayName, resourceLabels } from "./names";
 import { subnetFor } from "./network-plan";
-import { protectedOptions, serverOptions, serverProtection } from "./options";
+import { attachmentOptions, serverOptions, serverProtection } from "./options";
 import type { PrivateNetwork } from "./private-network";
 
 export interface HostServerArgs {
@@ -22,6 +22,8 @@ export interface HostServerArgs {
   readonly sshKeyId: pulumi.Input<string>;
   readonly placementGroupId: pulumi.Input<number>;
   readonly userData: string;
+  /** Primary IP ids for the public interface (the LB's); otherwise Hetzner assigns new ones. */
+  readonly primaryIps?: { readonly ipv4: pulumi.Input<number>; readonly ipv6: pulumi.Input<number> };
   readonly protect: boolean;
 }
 
@@ -49,7 +51,7 @@ export class HostServer extends pulumi.ComponentResource {
         // from first boot, before sshd or anything else listens.
         firewallIds: [args.firewallId],
         placementGroupId: args.placementGroupId,
-        publicNets: [{ ipv4Enabled: true, ipv6Enabled: true }],
+        publicNets: [{ ipv4Enabled: true, ipv6Enabled: true, ...(args.primaryIps ? { ipv4: args.primaryIps.ipv4, ipv6: args.primaryIps.ipv6 } : {}) }],
         userData: args.userData,
         ...serverProtection(protect),
       },
@@ -69,7 +71,7 @@ export class HostServer extends pulumi.ComponentResource {
           childName(name, "network", network),
           // aliasIps: [] because the provider otherwise reports a diff on every preview.
           { serverId, subnetId: subnetResource.id, ip, aliasIps: [] },
-          protectedOptions(protect, this),
+          attachmentOptions(protect, this),
         ),
       );
     }

@@ -58,8 +58,9 @@ say_block() {
 usage() {
   cat <<'EOF'
 usage: apply.sh --bundle DIR --role ingress|web
-       apply.sh --routes DIR --stack STACK
+       apply.sh --routes DIR|- --stack STACK
        apply.sh --remove-routes STACK
+       apply.sh --switch-certs
        apply.sh --help
 Applies a rendered bundle, or installs/removes an attached stack's route fragments,
 as a new validated release under $INGRESS_ROOT (default /srv/ingress). See docs/apply.md.
@@ -84,6 +85,7 @@ STAGE=""
 VDIR=""
 ROUTES_STACK=""      # stack whose routes dir this run replaced or removed
 ROUTES_BACKUP=""     # where its previous routes were kept ("" if it had none)
+declare -a CERT_UNDO=()       # "<link>\t<previous target>" of each certificate link this run moved
 declare -a UNITS_TOUCHED=()   # units reloaded or restarted, to undo
 declare -a UNITS_CHANGED=()   # unit files installed (added or replaced)
 declare -a UNITS_REMOVED=()   # unit files removed
@@ -163,7 +165,11 @@ on_exit() {
     printf 'apply: error: %s\n' "$FAIL_MSG" >&2
     log_line "error: $FAIL_MSG"
     [[ -z $FAIL_DETAIL ]] || say_block "$FAIL_DETAIL"
+    restore_cert_links
     case $PHASE in
+      certs)
+        say "failed: certificate links restored; nginx was not reloaded"
+        ;;
       prepare | staged)
         [[ -z $NEW ]] || rm -rf "${ROOT:?}/releases/$NEW"
         restore_routes
@@ -230,6 +236,67 @@ install_unit_file() {
   mkdir -p "$QUADLET_DIR"
   install -m "$(stat -c %a "$src")" "$src" "$QUADLET_DIR/.$name.container.tmp"
   mv -f "$QUADLET_DIR/.$name.container.tmp" "$QUADLET_DIR/$name.container"
+}
+
+# --- certificates kept on the host (tls.source: host) --------------------------------
+
+# The release's tls/host-certs lists "<link> <real dir> <stand-in dir>" per site. nginx opens
+# <link>/fullchain.pem and <link>/privkey.pem; the link points at the real directory (e.g.
+# certbot's live/<name>) once both files are there, at the deploy's self-signed stand-in
+# until then. One symlink per site, swapped atomically, so cert and key always match.
+link_host_certs() {
+  local list=$1/tls/host-certs link real standin target old
+  [[ -f $list ]] || return 0
+  while read -r link real standin; do
+    [[ -z $link || $link == \#* ]] && continue
+    [[ $link == "$ROOT"/* || $link == /srv/ingress/* ]] || fail "tls/host-certs: link $link is not under $ROOT"
+    if [[ -s $real/fullchain.pem && -s $real/privkey.pem ]]; then target=$real; else target=$standin; fi
+    old=$(readlink "$link" 2>/dev/null || true)
+    [[ $old != "$target" ]] || continue
+    CERT_UNDO+=("$link"$'\t'"$old")
+    mkdir -p "${link%/*}"
+    ln -sfn "$target" "$link.tmp"
+    mv -Tf "$link.tmp" "$link"
+    if [[ $target == "$real" ]]; then say "certificate $link -> $real"; else say "certificate $link -> self-signed stand-in (no certificate in $real yet)"; fi
+  done <"$list"
+}
+
+restore_cert_links() {
+  local entry link old
+  for entry in "${CERT_UNDO[@]}"; do
+    link=${entry%%$'\t'*}
+    old=${entry#*$'\t'}
+    if [[ -n $old ]]; then
+      ln -sfn "$old" "$link.tmp" && mv -Tf "$link.tmp" "$link"
+    else
+      rm -f "$link"
+    fi
+  done
+  CERT_UNDO=()
+}
+
+# --switch-certs: run after a certificate appears or is renewed (certbot's --deploy-hook).
+# Moves the live release's links, checks the release with nginx as it will run, reloads.
+switch_certs() {
+  PREV=$(current_id)
+  if [[ -z $PREV ]]; then
+    PHASE=committed
+    say "no live release yet: the first deploy links the certificates"
+    return 0
+  fi
+  PHASE=certs
+  link_host_certs "$ROOT/releases/$PREV"
+  if ((${#CERT_UNDO[@]} == 0)); then
+    PHASE=committed
+    say "unchanged: every certificate link already points where it should"
+    return 0
+  fi
+  NEW=$PREV
+  validate_release
+  NEW=""
+  ctl reload nginx.service || fail "systemctl reload nginx.service failed"
+  PHASE=committed
+  say "nginx reloaded with the switched certificates"
 }
 
 # --- bundle --------------------------------------------------------------------------
@@ -647,6 +714,7 @@ build_and_apply() {
   STAGE=""
   PHASE=staged
   say "staged release $id"
+  link_host_certs "$ROOT/releases/$id"
   validate_release
   if [[ -n $PREV ]]; then tree_manifest "$ROOT/releases/$PREV" >"$WORK/prev.manifest"; else : >"$WORK/prev.manifest"; fi
   PHASE=live
@@ -668,6 +736,19 @@ units_installed() {
     cmp -s "$f" "$QUADLET_DIR/${f##*/}" || return 1
   done
   return 0
+}
+
+# `--routes -`: the route files arrive on stdin, one line each, "<name>\t<base64>" (the
+# deploy's routesPayload). Decoded into DIR; names are checked by install_routes.
+read_routes_stdin() {
+  local dir=$1 name b64
+  mkdir -p "$dir"
+  while IFS=$'\t' read -r name b64 || [[ -n $name ]]; do
+    [[ -n $name ]] || continue
+    [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || fail "routes on stdin: bad file name: ${name:0:80}"
+    [[ ! -e $dir/$name ]] || fail "routes on stdin: $name is sent twice"
+    printf '%s' "$b64" | base64 -d >"$dir/$name" 2>/dev/null || fail "routes on stdin: $name is not base64"
+  done
 }
 
 # Replaces routes/<stack> with the new fragment files, keeping the old ones to restore.
@@ -723,6 +804,7 @@ main() {
         esac
         shift 2
         ;;
+      --switch-certs) mode=certs; shift ;;
       -h | --help) usage; exit 0 ;;
       *) usage_error "unknown argument: $1" ;;
     esac
@@ -737,6 +819,8 @@ main() {
     mode=routes
   elif [[ $mode == remove ]]; then
     [[ -z $role ]] || usage_error "--remove-routes takes no other option"
+  elif [[ $mode == certs ]]; then
+    [[ -z $role && -z $stack ]] || usage_error "--switch-certs takes no other option"
   else
     usage_error "one of --bundle, --routes or --remove-routes is required"
   fi
@@ -773,6 +857,9 @@ main() {
   PREV=$(current_id)
 
   case $mode in
+    certs)
+      switch_certs
+      ;;
     bundle)
       say "applying bundle $bundle (role $role) over ${PREV:-no release}"
       stage_bundle "$bundle"
@@ -781,6 +868,10 @@ main() {
     routes | remove)
       if [[ $mode == routes ]]; then
         say "installing routes of stack $stack"
+        if [[ $routes == - ]]; then
+          routes=$WORK/routes-in
+          read_routes_stdin "$routes"
+        fi
         install_routes "$routes" "$stack"
       else
         if [[ ! -d $ROOT/routes/$stack ]]; then

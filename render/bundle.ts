@@ -2,6 +2,7 @@
 // their on-host paths, plus its cloud-init user data), and for a stack attached to another
 // stack's LB, the route fragment that goes to that LB. Pure: the CLI and the Pulumi deploy
 // only write or copy what this returns.
+import { renderHostCerts } from "./host-certs";
 import { createHash } from "node:crypto";
 import * as paths from "../topology/paths";
 import { ingressSchema } from "../topology/schema";
@@ -53,7 +54,7 @@ export function lbSettingsOf(owner: Topology | undefined): LbSettings {
   const ingress =
     owner?.ingress.mode === "own"
       ? owner.ingress
-      : ingressSchema.parse({ mode: "own", server: { name: "lb", serverType: "cx22", image: "debian-13", networks: {} } });
+      : ingressSchema.parse({ mode: "own", server: { name: "lb", serverType: "cx23", image: "debian-13", networks: {} } });
   if (ingress.mode !== "own") throw new Error("unreachable: the default ingress is an own ingress");
   const engine: Engine = ingress.engine === "ts" ? "ts" : "haproxy";
   return { engine, healthCheck: ingress.healthCheck, timeouts: ingress.timeouts };
@@ -99,6 +100,8 @@ function renderFile(host: HostPlan, file: FilePlan): string {
       return renderQuadletUnit(host, quadletContainerOf(host, file.path));
     case "nftables":
       return renderNftables(host);
+    case "host-certs":
+      return renderHostCerts(host);
     default: {
       const never: never = file.kind;
       throw new Error(`no renderer for file kind ${String(never)}`);

@@ -35,12 +35,20 @@ export async function installSiteCertificates(root: HostRoot, host: HostPlan, wo
     if (s.certDelivery !== "host" || done.has(s.cert)) continue;
     done.add(s.cert);
     const pem = await makeCert(workDir, [s.site.hostname], s.site.hostname);
-    if (s.cert.includes(LIVE) && dirname(s.cert) === dirname(s.key)) writeCertbotLayout(root, s.cert, s.key, pem);
+    // As on a host where the certificate exists: it sits in certbot's layout at the configured
+    // path, and the link nginx reads through points there (what apply.sh's link_host_certs does).
+    const real = s.hostCert?.real;
+    if (!real) throw new Error(`host ${host.name}: site ${s.site.hostname} keeps its certificate on the host but has no hostCert plan`);
+    const cert = `${real}/fullchain.pem`;
+    const key = `${real}/privkey.pem`;
+    if (cert.includes(LIVE)) writeCertbotLayout(root, cert, key, pem);
     else {
-      root.write(s.cert, pem.cert, 0o644);
-      root.write(s.key, pem.key, 0o600);
+      root.write(cert, pem.cert, 0o644);
+      root.write(key, pem.key, 0o600);
     }
-    written.push(s.cert, s.key);
+    mkdirSync(root.path(dirname(s.hostCert!.link)), { recursive: true });
+    symlinkSync(real, root.path(s.hostCert!.link));
+    written.push(cert, key);
   }
   // Deploy-delivered certificates come as a cert/key pair per listener, naming every hostname.
   const certs = host.secretFiles.filter((f) => f.from.kind === "tls-cert");

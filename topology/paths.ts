@@ -29,3 +29,15 @@ export const TLS_DIR = `${SECRETS_DIR}/tls`;
 export function tlsPaths(port: number): { readonly cert: string; readonly key: string } {
   return { cert: `${TLS_DIR}/port-${port}/fullchain.pem`, key: `${TLS_DIR}/port-${port}/privkey.pem` };
 }
+
+/** Which certificate each tls.source "host" site uses: apply.sh reads it (link real stand-in). */
+export const HOST_CERTS_FILE = `${CURRENT}/tls/host-certs`;
+
+/**
+ * A site whose certificate is kept on the host (tls.source "host"): nginx opens
+ * `<link>/fullchain.pem` and `<link>/privkey.pem`, and apply.sh points the link at the real
+ * directory once it holds both files, at the deploy's self-signed stand-in until then.
+ */
+export function hostCertPaths(hostname: string): { readonly link: string; readonly standin: string } {
+  return { link: `${TLS_DIR}/live/${hostname}`, standin: `${TLS_DIR}/standin/${hostname}` };
+}

@@ -24,7 +24,8 @@ export type FileKind =
   | "proxy-config"
   | "proxy-routes"
   | "quadlet"
-  | "nftables";
+  | "nftables"
+  | "host-certs";
 
 export interface FilePlan {
   /** Absolute path on the host. */
@@ -95,6 +96,12 @@ export interface SitePlan {
   readonly key: string;
   /** host: certificates already on the server; deploy: written from Pulumi secrets on deploy. */
   readonly certDelivery: "host" | "deploy";
+  /**
+   * certDelivery "host": `cert` and `key` lie in `link`, which apply.sh points at `real` (the
+   * configured directory) once it holds both files and at `standin` (self-signed, written on
+   * deploy) until then, so a fresh server deploys before any certificate exists.
+   */
+  readonly hostCert?: { readonly link: string; readonly real: string; readonly standin: string };
 }
 
 export interface WebPlan {

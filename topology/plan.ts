@@ -171,8 +171,9 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
 
 function sitePlan(site: SiteConfig): SitePlan {
   if (site.tls.source === "host") {
-    const dir = site.tls.path.replace(/\/+$/, "");
-    return { site, cert: `${dir}/fullchain.pem`, key: `${dir}/privkey.pem`, certDelivery: "host" };
+    const real = site.tls.path.replace(/\/+$/, "");
+    const { link, standin } = paths.hostCertPaths(site.hostname);
+    return { site, cert: `${link}/fullchain.pem`, key: `${link}/privkey.pem`, certDelivery: "host", hostCert: { link, real, standin } };
   }
   const { cert, key } = paths.tlsPaths(site.port);
   return { site, cert, key, certDelivery: "deploy" };
@@ -191,7 +192,7 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
   const ports = [...new Set(sites.map((s) => s.site.port))].sort((a, b) => a - b);
 
   const mounts = [ROOT_MOUNT, { host: paths.ACME_WEBROOT, container: paths.ACME_WEBROOT }];
-  for (const dir of new Set(sites.filter((s) => s.certDelivery === "host").map((s) => hostCertMount(s.cert)))) {
+  for (const dir of new Set(sites.flatMap((s) => (s.hostCert ? [hostCertMount(`${s.hostCert.real}/fullchain.pem`)] : [])))) {
     mounts.push({ host: dir, container: dir });
   }
   const nginx: ContainerPlan = {
@@ -203,6 +204,15 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
   };
 
   const secretFiles: SecretFilePlan[] = [];
+  // The stand-in a host-kept certificate starts from: self-signed, one per site.
+  for (const s of sites) {
+    if (!s.hostCert) continue;
+    const hostnames = [s.site.hostname];
+    secretFiles.push(
+      { path: `${s.hostCert.standin}/fullchain.pem`, from: { kind: "tls-cert", hostnames, source: "self-signed" } },
+      { path: `${s.hostCert.standin}/privkey.pem`, from: { kind: "tls-key", hostnames, source: "self-signed" } },
+    );
+  }
   for (const port of ports) {
     const onPort = sites.filter((s) => s.site.port === port);
     const first = onPort[0]!;
@@ -233,6 +243,7 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
       ...sites.map((s): FilePlan => ({ path: `${paths.NGINX_SITES_D}/${s.site.hostname}.conf`, kind: "nginx-site", mode: 0o644 })),
       quadletFile("nginx"),
       NFTABLES,
+      ...(sites.some((s) => s.hostCert) ? [{ path: paths.HOST_CERTS_FILE, kind: "host-certs", mode: 0o644 } satisfies FilePlan] : []),
     ],
     secretFiles,
     web: { sites, realIpFrom },

@@ -54,7 +54,7 @@ export const networkSchema = z
 export const serverSchema = z
   .object({
     name,
-    serverType: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "must be a Hetzner server type such as cx22"),
+    serverType: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "must be a Hetzner server type such as cx23"),
     image: z.string().min(1),
     /** network name -> this server's fixed private IP in it */
     networks: z.record(z.string(), z.string()),
@@ -143,8 +143,13 @@ const ownIngressSchema = z
 const attachIngressSchema = z
   .object({
     mode: z.literal("attach"),
-    /** The owning stack, as a StackReference name: "<org>/<project>/<stack>". */
-    stack: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'write it as "<org>/<project>/<stack>", e.g. "organization/hetzner-ingress/prod"'),
+    /**
+     * The owning stack: its name ("prod", in this program's organization and project) or a
+     * full StackReference name "<org>/<project>/<stack>".
+     */
+    stack: z
+      .string()
+      .regex(/^(?:[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/)?[A-Za-z0-9_.-]+$/, 'write the owning stack\'s name, e.g. "prod", or "<org>/<project>/<stack>" for a stack of another organization or project'),
     /** This stack's network that the LB joins, and its fixed IP there. */
     network: z.string(),
     ip: z.string(),

@@ -3,6 +3,7 @@
 import { ConfigIssue, ConfigValidationError, formatPath } from "./errors";
 import { normaliseHostname } from "./hostname";
 import { KNOWN_IMAGES, quadletImages } from "./images";
+import { removedServerTypeMessage } from "./server-types";
 import { Cidr, Ipv4Cidr, cidrContainsIpv4, cidrSize, cidrsOverlap, intToIpv4, ipv4ToInt, isWholeInternet, parseCidr } from "./ip";
 import { ENGINES, ServerConfig, StackConfig, stackConfigSchema } from "./schema";
 import type { Engine, Topology } from "./types";
@@ -167,6 +168,8 @@ function checkNetworks(cfg: StackConfig, report: Report): Map<string, ParsedNetw
 }
 
 function checkServer(server: ServerConfig, path: string, networks: Map<string, ParsedNetwork>, declared: ReadonlySet<string>, ipOwners: Map<string, string>, report: Report): void {
+  const removed = removedServerTypeMessage(server.serverType);
+  if (removed) report(`${path}.serverType`, removed);
   const facts = KNOWN_IMAGES[server.image];
   if (!facts) {
     report(`${path}.image`, `unknown image "${server.image}"; use one whose podman has Quadlet: ${quadletImages().join(", ")}`);

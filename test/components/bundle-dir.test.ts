@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { planStack } from "../../topology";
 import { bundleHash, lbSettingsOf, renderAttachedRoutes } from "../../render/bundle";
-import { hostBundleFiles, routesBundleFiles, writeHostBundle, writeRoutesBundle } from "../../components/bundle-dir";
+import { hostBundleFiles, routesBundleFiles, writeHostBundle } from "../../components/bundle-dir";
+import { routesPayload } from "../../components/deploy-commands";
 import { renderHostBundles } from "../../components/host-bundles";
 
 const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");
@@ -32,11 +33,12 @@ test("a host bundle: apply.sh at the root and in the release, every file in MANI
       "srv/ingress/current/nginx/nginx.conf",
       "srv/ingress/current/nginx/sites/backend.demo.fiscalismia.com.conf",
       "srv/ingress/current/nginx/sites/demo.fiscalismia.com.conf",
+      "srv/ingress/current/tls/host-certs",
       "MANIFEST",
     ],
   );
   const manifest = files.find((f) => f.path === "MANIFEST")!.content.trimEnd().split("\n");
-  assert.equal(manifest.length, 7);
+  assert.equal(manifest.length, 8);
   for (const line of manifest) assert.match(line, /^[a-z][a-z0-9./_-]+ 0[0-7]{3} [0-9a-f]{64}$/);
   assert.match(manifest[0]!, /^apply\.sh 0755 /);
   assert.match(manifest[2]!, /^srv\/ingress\/current\/apply\.sh 0755 /);
@@ -69,7 +71,7 @@ test("an attached stack's routes are uploaded flat, as apply.sh --routes wants t
 
 const isRoot = process.getuid?.() === 0;
 
-test("files/apply.sh applies the LB bundle, adds the demo routes and removes them again", { skip: !isRoot && "needs root for a network namespace" }, async (t) => {
+test("files/apply.sh applies the LB bundle, adds the demo routes from stdin and removes them again", { skip: !isRoot && "needs root for a network namespace" }, async (t) => {
   const ns = `comp-apply-${process.pid}`;
   assert.equal(spawnSync("ip", ["netns", "add", ns]).status, 0);
   const listeners: ChildProcess[] = [];
@@ -99,8 +101,8 @@ test("files/apply.sh applies the LB bundle, adds the demo routes and removes the
     INGRESS_VALIDATE_NGINX: "true",
     INGRESS_PROBE_TIMEOUT: "5",
   };
-  const run = (args: string[]) => {
-    const r = spawnSync("ip", ["netns", "exec", ns, "/bin/bash", ...args], { env, encoding: "utf8" });
+  const run = (args: string[], input?: string) => {
+    const r = spawnSync("ip", ["netns", "exec", ns, "/bin/bash", ...args], { env, encoding: "utf8", ...(input === undefined ? {} : { input }) });
     return { status: r.status, out: `${r.stdout}${r.stderr}` };
   };
 
@@ -113,10 +115,15 @@ test("files/apply.sh applies the LB bundle, adds the demo routes and removes the
   assert.equal(applied.status, 0, applied.out);
   assert.equal(readFileSync(join(root, "current", "apply.sh"), "utf8"), APPLY_SH, "the release carries apply.sh for later route changes");
 
-  const routes = writeRoutesBundle(join(work, "local"), "demo", "_routes-for-prod", renderAttachedRoutes(demo.attach!.fragment, lbSettingsOf(prodTopo)));
-  cpSync(routes.localDir, join(incoming, routes.hash), { recursive: true });
-  const added = run([join(root, "current", "apply.sh"), "--routes", join(incoming, routes.hash), "--stack", "demo"]);
+  // As the program sends them: on stdin, nothing uploaded that a prune or a rebuilt LB could lose.
+  const payload = routesPayload(routesBundleFiles(renderAttachedRoutes(demo.attach!.fragment, lbSettingsOf(prodTopo))));
+  const added = run([join(root, "current", "apply.sh"), "--routes", "-", "--stack", "demo"], payload);
   assert.equal(added.status, 0, added.out);
+  assert.deepEqual(readdirSync(join(root, "routes", "demo")).sort(), ["demo.cfg", "demo.json", "demo.map"]);
+  assert.equal(readFileSync(join(root, "routes", "demo", "demo.json"), "utf8"), renderAttachedRoutes(demo.attach!.fragment, lbSettingsOf(prodTopo)).find((f) => f.path.endsWith("demo.json"))!.content);
+  const bad = run([join(root, "current", "apply.sh"), "--routes", "-", "--stack", "demo"], "../demo.map\tZGVtbwo=\n");
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.out, /routes on stdin: bad file name: \.\.\/demo\.map/);
   const map = readFileSync(join(root, "current", "haproxy", "routes.map"), "utf8");
   assert.match(map, /^demo\.fiscalismia\.com demo_demo_443$/m);
   assert.match(map, /^fiscalismia\.com prod_frontend_443$/m);

@@ -26,7 +26,7 @@ test("apply.sh is called exactly as its CLI reads (docs/apply.md)", () => {
     `/bin/bash /srv/ingress/incoming/${HASH}/apply.sh --bundle /srv/ingress/incoming/${HASH} --role ingress`,
   );
   assert.equal(applyCommand({ kind: "bundle", hash: HASH, role: "web" }), `/bin/bash /srv/ingress/incoming/${HASH}/apply.sh --bundle /srv/ingress/incoming/${HASH} --role web`);
-  assert.equal(applyCommand({ kind: "routes", hash: HASH, stack: "demo" }), `/bin/bash /srv/ingress/current/apply.sh --routes /srv/ingress/incoming/${HASH} --stack demo`);
+  assert.equal(applyCommand({ kind: "routes", stack: "demo" }), "/bin/bash /srv/ingress/current/apply.sh --routes - --stack demo");
   assert.equal(applyCommand({ kind: "remove-routes", stack: "demo" }), "/bin/bash /srv/ingress/current/apply.sh --remove-routes demo");
 });
 

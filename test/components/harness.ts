@@ -22,6 +22,7 @@ export interface SentOptions {
   readonly urn: string;
   readonly parent: string;
   readonly protect: boolean;
+  readonly deleteBeforeReplace: boolean;
   readonly ignoreChanges: readonly string[];
   readonly deletedWith: string;
   /** URNs this resource waits for: dependsOn plus the resources its inputs come from. */
@@ -69,6 +70,24 @@ export function configFromYaml(file: string): Record<string, string> {
   return Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
 }
 
+/** A registration as the mock provider sees it, with the options the program sent. */
+export interface MockRegistration {
+  readonly type: string;
+  readonly name: string;
+  readonly inputs: Record<string, unknown>;
+  readonly options: SentOptions | undefined;
+}
+
+/**
+ * Stands in for the providers behind the mocks (test/components/lifecycle/): which id a
+ * registration gets (the prior one, or a new one when the provider would replace it) and
+ * what state it reports. Without it, ids count up from 1000 and state echoes the inputs.
+ */
+export interface MockProvider {
+  id(reg: MockRegistration): string | Promise<string>;
+  state?(reg: MockRegistration, id: string): Record<string, unknown> | undefined | Promise<Record<string, unknown> | undefined>;
+}
+
 export interface LoadOptions {
   readonly stack: string;
   readonly config: Record<string, string>;
@@ -77,21 +96,30 @@ export interface LoadOptions {
   /** Outputs of each StackReference, by referenced stack name. */
   readonly stackReferences?: Record<string, Record<string, unknown>>;
   readonly apply?: (config: Record<string, string>) => Record<string, string>;
+  readonly provider?: MockProvider;
+  /** Where the program writes its upload directories; a fresh temp dir by default. */
+  readonly bundleDir?: string;
 }
 
 export async function loadProgram(opts: LoadOptions): Promise<Loaded> {
   const resources: Recorded[] = [];
   const options = new Map<string, SentOptions>();
   let nextId = 1000;
-  const bundleDir = mkdtempSync(join(tmpdir(), "ingress-bundles-"));
+  const bundleDir = opts.bundleDir ?? mkdtempSync(join(tmpdir(), "ingress-bundles-"));
   process.env[BUNDLE_DIR_ENV] = bundleDir;
-  process.on("exit", () => rmSync(bundleDir, { recursive: true, force: true }));
+  if (!opts.bundleDir) process.on("exit", () => rmSync(bundleDir, { recursive: true, force: true }));
+  // Options by "<type> <name>", taken from each request before the mock provider sees it.
+  const pending = new Map<string, SentOptions>();
 
   await pulumi.runtime.setMocks(
     {
-      newResource(args) {
+      async newResource(args) {
         const inputs = args.inputs as Record<string, unknown>;
-        const id = args.type === "pulumi:pulumi:StackReference" ? String(inputs["name"]) : String(nextId++);
+        const reg: MockRegistration = { type: args.type, name: args.name, inputs, options: pending.get(`${args.type} ${args.name}`) };
+        const custom = opts.provider && args.type !== "pulumi:pulumi:StackReference";
+        const id = args.type === "pulumi:pulumi:StackReference" ? String(inputs["name"]) : custom ? await opts.provider!.id(reg) : String(nextId++);
+        const provided = custom ? await opts.provider!.state?.(reg, id) : undefined;
+        if (provided) return record(args.type, args.name, inputs, id, provided);
         let state: Record<string, unknown> = { ...inputs };
         switch (args.type) {
           case "hcloud:index/server:Server": {
@@ -128,6 +156,8 @@ export async function loadProgram(opts: LoadOptions): Promise<Loaded> {
     "hetzner-ingress",
     opts.stack,
     false,
+    // What a self-managed backend answers for pulumi.getOrganization().
+    "organization",
   );
 
   interface RegisterRequest {
@@ -135,6 +165,7 @@ export async function loadProgram(opts: LoadOptions): Promise<Loaded> {
     getName(): string;
     getParent(): string;
     getProtect(): boolean;
+    getDeletebeforereplace(): boolean;
     getIgnorechangesList(): string[];
     getDeletedwith(): string;
     getDependenciesList(): string[];
@@ -143,21 +174,23 @@ export async function loadProgram(opts: LoadOptions): Promise<Loaded> {
   type Callback = (err: unknown, response?: { getUrn(): string }) => void;
   const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: Callback): Promise<void> };
   const register = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (req, cb) =>
-    register(req, (err, response) => {
-      if (response) {
-        options.set(`${req.getType()} ${req.getName()}`, {
-          urn: response.getUrn(),
-          parent: req.getParent(),
-          protect: req.getProtect(),
-          ignoreChanges: req.getIgnorechangesList(),
-          deletedWith: req.getDeletedwith(),
-          dependencies: req.getDependenciesList(),
-          additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
-        });
-      }
+  const optionsOf = (req: RegisterRequest, urn: string): SentOptions => ({
+    urn,
+    parent: req.getParent(),
+    protect: req.getProtect(),
+    deleteBeforeReplace: req.getDeletebeforereplace(),
+    ignoreChanges: req.getIgnorechangesList(),
+    deletedWith: req.getDeletedwith(),
+    dependencies: req.getDependenciesList(),
+    additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+  });
+  monitor.registerResource = (req, cb) => {
+    pending.set(`${req.getType()} ${req.getName()}`, optionsOf(req, ""));
+    return register(req, (err, response) => {
+      if (response) options.set(`${req.getType()} ${req.getName()}`, optionsOf(req, response.getUrn()));
       cb(err, response);
     });
+  };
 
   function record(type: string, name: string, inputs: Record<string, unknown>, id: string, state: Record<string, unknown>) {
     resources.push({ seq: resources.length, type, name, id, inputs, state });

@@ -2,8 +2,7 @@
 // prod stack's LB through a StackReference, whose outputs the mock returns.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { stackFile } from "../../scripts/stack-files";
 import { renderAttachedRoutes } from "../../render/bundle";
 import { planStack } from "../../topology";
@@ -23,7 +22,6 @@ const T = {
   network: "hcloud:index/network:Network",
   firewall: "hcloud:index/firewall:Firewall",
   command: "command:remote:Command",
-  copy: "command:remote:CopyToRemote",
   ref: "pulumi:pulumi:StackReference",
 };
 
@@ -46,15 +44,22 @@ test("the exact set of resources: own network and server, plus the LB attachment
       `${T.serverNetwork} server-demo-network-demo`,
       "ingress:hetzner:HostDeploy deploy-demo",
       `${T.command} deploy-demo-boot`,
-      `${T.copy} deploy-demo-bundle`,
+      "command:remote:CopyToRemote deploy-demo-bundle",
       `${T.command} deploy-demo-apply`,
+      // Self-signed stand-ins for the two sites until certbot's certificates exist.
+      `${T.command} deploy-demo-secrets`,
+      "tls:index/privateKey:PrivateKey deploy-demo-tls-key-demo-fiscalismia-com",
+      "tls:index/selfSignedCert:SelfSignedCert deploy-demo-tls-cert-demo-fiscalismia-com",
+      "tls:index/privateKey:PrivateKey deploy-demo-tls-key-backend-demo-fiscalismia-com",
+      "tls:index/selfSignedCert:SelfSignedCert deploy-demo-tls-cert-backend-demo-fiscalismia-com",
       "ingress:hetzner:IngressAttachment ingress",
       `${T.ref} ingress-owner`,
       `${T.serverNetwork} ingress-network-demo`,
-      `${T.copy} ingress-routes-bundle`,
       `${T.command} ingress-routes`,
     ].sort(),
   );
+  // Pulumi.demo.yaml names the owner "prod"; the reference completes it with this program's
+  // organization (what the backend answers: "organization" on a self-managed one) and project.
   assert.equal(one(loaded, T.ref, "ingress-owner").inputs["name"], PROD_REF);
 });
 
@@ -75,55 +80,53 @@ test("the demo server's cloud firewall is SSH from the admin CIDR only", () => {
   ]);
 });
 
-test("the routes go to prod's LB with prod's key, as flat route files, added in place and removed on destroy", async () => {
+test("the routes go to prod's LB with prod's key on stdin, updated in place, replaced delete first when the LB or owner changes", () => {
   const hash = loaded.exports["routesBundleHash"] as string;
   assert.match(hash, /^[0-9a-f]{64}$/);
-  const copy = one(loaded, T.copy, "ingress-routes-bundle");
-  const dir = await (copy.inputs["source"] as { path: Promise<string> }).path;
-  assert.equal(dir, join(loaded.bundleDir, "demo", "_routes-for-prod", hash));
-  const expected = renderAttachedRoutes(planStack(loadTopology("demo")).attach!.fragment, ROUTE_SETTINGS);
-  assert.deepEqual(readdirSync(dir).sort(), ["demo.cfg", "demo.json", "demo.map"]);
-  for (const f of expected) assert.equal(readFileSync(join(dir, f.path.slice(f.path.lastIndexOf("/") + 1)), "utf8"), f.content);
-  assert.equal(copy.inputs["remotePath"], "/srv/ingress/incoming");
-  assert.deepEqual(copy.inputs["triggers"], [hash]);
-
   const routes = one(loaded, T.command, "ingress-routes");
-  const add = `/bin/bash /srv/ingress/current/apply.sh --routes /srv/ingress/incoming/${hash} --stack demo`;
+  const add = "/bin/bash /srv/ingress/current/apply.sh --routes - --stack demo";
   assert.deepEqual(
     { create: routes.inputs["create"], update: routes.inputs["update"], delete: routes.inputs["delete"], triggers: routes.inputs["triggers"] },
-    { create: add, update: add, delete: "/bin/bash /srv/ingress/current/apply.sh --remove-routes demo", triggers: undefined },
+    // prod's LB server id and the owner: a rebuilt LB or another owner replaces the routes.
+    { create: add, update: add, delete: "/bin/bash /srv/ingress/current/apply.sh --remove-routes demo", triggers: ["4242", PROD_REF] },
   );
-  for (const r of [copy, routes]) {
-    assert.ok(isSecret(r.inputs["connection"]), `${r.name}: connection is secret`);
-    const c = reveal(r.inputs["connection"]) as Record<string, unknown>;
-    assert.equal(c["host"], "198.51.100.50");
-    assert.equal(c["privateKey"], PROD_KEY);
-  }
+  assert.equal(routes.inputs["addPreviousOutputInEnv"], false);
+  // stdin: "<name>\t<base64>" per flat route file, exactly the rendered files.
+  const expected = renderAttachedRoutes(planStack(loadTopology("demo")).attach!.fragment, ROUTE_SETTINGS);
+  const sentFiles = String(routes.inputs["stdin"]).trimEnd().split("\n").map((line) => line.split("\t"));
+  assert.deepEqual(
+    sentFiles.map(([name, b64]) => [name, Buffer.from(b64!, "base64").toString("utf8")]),
+    expected.map((f) => [f.path.slice(f.path.lastIndexOf("/") + 1), f.content]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+  );
+  assert.ok(isSecret(routes.inputs["connection"]), "connection is secret");
+  const c = reveal(routes.inputs["connection"]) as Record<string, unknown>;
+  assert.equal(c["host"], "198.51.100.50");
+  assert.equal(c["privateKey"], PROD_KEY);
 });
 
 test("sent options: the routes wait for the LB attachment and the demo deploy, and are never deletedWith", () => {
   const routes = sent(loaded, T.command, "ingress-routes");
   assert.equal(routes.deletedWith, "");
-  for (const dep of [
-    urnOf(loaded, T.serverNetwork, "ingress-network-demo"),
-    urnOf(loaded, T.copy, "ingress-routes-bundle"),
-    urnOf(loaded, T.command, "deploy-demo-apply"),
-  ]) {
+  assert.equal(routes.deleteBeforeReplace, true, "the old LB loses the routes before the new one gets them");
+  assert.equal(sent(loaded, T.serverNetwork, "ingress-network-demo").deleteBeforeReplace, true);
+  for (const dep of [urnOf(loaded, T.serverNetwork, "ingress-network-demo"), urnOf(loaded, T.command, "deploy-demo-apply")]) {
     assert.ok(routes.dependencies.includes(dep), `ingress-routes waits for ${dep}`);
   }
-  assert.ok(sent(loaded, T.copy, "ingress-routes-bundle").dependencies.includes(urnOf(loaded, T.serverNetwork, "ingress-network-demo")));
   // demo is not protected: `pulumi destroy -s demo` must be able to remove all of it.
   // (The StackReference is read, not registered: it has no options.)
   assert.ok(loaded.resources.filter((r) => r.type !== T.ref).every((r) => sent(loaded, r.type, r.name).protect === false));
   assert.equal(one(loaded, T.server, "server-demo").inputs["deleteProtection"], false);
   assert.equal(one(loaded, T.network, "network-demo").inputs["deleteProtection"], false);
-  assert.deepEqual(sent(loaded, T.server, "server-demo").ignoreChanges, ["userData", "sshKeys", "image"]);
+  assert.deepEqual(sent(loaded, T.server, "server-demo").ignoreChanges, ["userData", "sshKeys", "image", "location", "serverType"]);
 });
 
-test("the demo server gets its bundle like any host, with no secret files (certbot certificates)", () => {
+test("the demo server gets its bundle like any host, and a self-signed stand-in per site as secret files", () => {
   const hash = (loaded.exports["bundleHashes"] as Record<string, string>)["demo"]!;
   assert.equal(one(loaded, T.command, "deploy-demo-apply").inputs["create"], `/bin/bash /srv/ingress/incoming/${hash}/apply.sh --bundle /srv/ingress/incoming/${hash} --role web && find /srv/ingress/incoming -mindepth 1 -maxdepth 1 ! -name ${hash} -mmin +1440 -exec rm -rf -- {} +`);
-  assert.equal(loaded.resources.some((r) => r.name === "deploy-demo-secrets"), false);
+  const secrets = one(loaded, T.command, "deploy-demo-secrets");
+  assert.ok(isSecret(secrets.inputs["stdin"]));
+  const paths = String(reveal(secrets.inputs["stdin"])).trimEnd().split("\n").map((l) => l.split("\t")[0]);
+  assert.deepEqual(paths, ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"].flatMap((h) => [`/srv/ingress/secrets/tls/standin/${h}/fullchain.pem`, `/srv/ingress/secrets/tls/standin/${h}/privkey.pem`]));
 });
 
 test("outputs: DNS for the demo hostnames to prod's LB, prod's engine and stats, SSH to the demo server", () => {

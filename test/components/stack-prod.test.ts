@@ -31,7 +31,11 @@ const T = {
   key: "tls:index/privateKey:PrivateKey",
   command: "command:remote:Command",
   copy: "command:remote:CopyToRemote",
+  primaryIp: "hcloud:index/primaryIp:PrimaryIp",
+  selfSigned: "tls:index/selfSignedCert:SelfSignedCert",
 };
+const WEB = ["monitoring", "frontend", "backend"] as const;
+const SITE_OF: Record<(typeof WEB)[number], string> = { monitoring: "monitoring.fiscalismia.com", frontend: "fiscalismia.com", backend: "backend.fiscalismia.com" };
 
 test("the exact set of resources", () => {
   const expected = [
@@ -54,8 +58,16 @@ test("the exact set of resources", () => {
       `${T.copy} deploy-${h}-bundle`,
       `${T.command} deploy-${h}-apply`,
     ]),
-    // Only the LB has secret files (stats.env); the web servers use certbot's certificates.
     `${T.command} deploy-loadbalancer-secrets`,
+    // The LB's addresses outlive its server.
+    "ingress:hetzner:PrimaryIps ips-loadbalancer",
+    `${T.primaryIp} ips-loadbalancer-ipv4`,
+    `${T.primaryIp} ips-loadbalancer-ipv6`,
+    // Each web server gets a self-signed stand-in per site until certbot's certificate exists.
+    ...WEB.flatMap((h) => {
+      const key = SITE_OF[h].replace(/\./g, "-");
+      return [`${T.command} deploy-${h}-secrets`, `${T.key} deploy-${h}-tls-key-${key}`, `${T.selfSigned} deploy-${h}-tls-cert-${key}`];
+    }),
   ].sort();
   assert.deepEqual(loaded.resources.map((r) => `${r.type} ${r.name}`).sort(), expected);
 });
@@ -83,19 +95,40 @@ test("every server: its firewall from first boot, the deploy key, the spread gro
     const firewall = one(loaded, T.firewall, `firewall-${host}`);
     assert.deepEqual(server.inputs, {
       name: `prod-${host}`,
-      serverType: "cx22",
+      serverType: "cx23",
       image: "debian-13",
       location: "fsn1",
       labels: { stack: "prod", role: host === "loadbalancer" ? "ingress" : "web", "managed-by": "pulumi-hetzner-ingress" },
       sshKeys: [key.id],
       firewallIds: [Number(firewall.id)],
       placementGroupId: Number(placement.id),
-      publicNets: [{ ipv4Enabled: true, ipv6Enabled: true }],
+      publicNets: [
+        host === "loadbalancer"
+          ? { ipv4Enabled: true, ipv6Enabled: true, ipv4: Number(one(loaded, T.primaryIp, "ips-loadbalancer-ipv4").id), ipv6: Number(one(loaded, T.primaryIp, "ips-loadbalancer-ipv6").id) }
+          : { ipv4Enabled: true, ipv6Enabled: true },
+      ],
       userData: renderCloudInit(),
       deleteProtection: true,
       rebuildProtection: true,
     });
     assert.ok(firewall.seq < server.seq, `${host}: the firewall exists before the server boots`);
+  }
+});
+
+test("the LB's primary IPs: kept when a server is deleted, protected in prod, in the stack's location", () => {
+  for (const type of ["ipv4", "ipv6"]) {
+    assert.deepEqual(one(loaded, T.primaryIp, `ips-loadbalancer-${type}`).inputs, {
+      name: `prod-loadbalancer-${type}`,
+      type,
+      location: "fsn1",
+      assigneeType: "server",
+      autoDelete: false,
+      deleteProtection: true,
+      labels: { stack: "prod", role: "primary-ip", "managed-by": "pulumi-hetzner-ingress" },
+    });
+    const o = sent(loaded, T.primaryIp, `ips-loadbalancer-${type}`);
+    assert.equal(o.protect, true);
+    assert.deepEqual(o.ignoreChanges, ["location"]);
   }
 });
 
@@ -154,12 +187,19 @@ test("each deploy: wait for cloud-init, copy the bundle named by its hash, run a
     const s = steps(host);
     assert.equal(s.boot.inputs["create"], waitForBootCommand());
     assert.equal(s.bundle.inputs["remotePath"], "/srv/ingress/incoming");
-    assert.deepEqual(s.bundle.inputs["triggers"], [hash]);
+    const serverId = one(loaded, T.server, `server-${host}`).id;
+    // The server's id too: a replaced server gets the bundle copied and applied again.
+    assert.deepEqual(s.bundle.inputs["triggers"], [hash, serverId]);
+    assert.deepEqual(s.boot.inputs["triggers"], [serverId]);
     const source = s.bundle.inputs["source"] as { path: Promise<string> };
     const localDir = await source.path;
     assert.equal(localDir, join(loaded.bundleDir, "prod", host, hash));
     assert.match(readFileSync(join(localDir, "MANIFEST"), "utf8"), /^apply\.sh 0755 [0-9a-f]{64}$/m);
-    assert.deepEqual(s.apply.inputs["triggers"], [hash]);
+    assert.deepEqual(s.apply.inputs["triggers"], [hash, serverId]);
+    if (s.secrets) assert.deepEqual(s.secrets.inputs["triggers"], [serverId]);
+    for (const step of [s.boot, s.apply, ...(s.secrets ? [s.secrets] : [])]) {
+      assert.equal(step.inputs["addPreviousOutputInEnv"], false, `${step.name}: sends no PULUMI_COMMAND_* variables, which Debian's sshd refuses`);
+    }
     assert.equal(
       s.apply.inputs["create"],
       `/bin/bash /srv/ingress/incoming/${hash}/apply.sh --bundle /srv/ingress/incoming/${hash} --role ${role} && ` +
@@ -168,6 +208,8 @@ test("each deploy: wait for cloud-init, copy the bundle named by its hash, run a
     const connection = reveal(s.apply.inputs["connection"]) as Record<string, unknown>;
     assert.equal(connection["host"], one(loaded, T.server, `server-${host}`).state["ipv4Address"]);
     assert.equal(connection["user"], "root");
+    // Five minutes of pulumi-command's backoff (components/ssh-retry.ts) for a booting server.
+    assert.equal(connection["dialErrorLimit"], 68);
   }
 });
 
@@ -205,7 +247,8 @@ test("the deploy key: ed25519, its private half secret wherever it goes", () => 
   assert.deepEqual(one(loaded, T.key, "deploy-key").inputs, { algorithm: "ED25519" });
   assert.deepEqual(one(loaded, T.sshKey, "deploy-key").inputs, {
     name: "prod-deploy",
-    publicKey: "ssh-ed25519 AAAAmockdeploy-key\n",
+    // Without the generator's trailing newline: Hetzner stores the key trimmed, and publicKey is ForceNew.
+    publicKey: "ssh-ed25519 AAAAmockdeploy-key",
     labels: { stack: "prod", role: "deploy-key", "managed-by": "pulumi-hetzner-ingress" },
   });
   for (const r of [...ofType(loaded, T.command).values(), ...ofType(loaded, T.copy).values()]) {
@@ -254,11 +297,14 @@ test("the program is the one Pulumi runs: Pulumi.yaml names this project with th
 
 // The options the program really sent (read from the mock monitor's requests; see harness.ts).
 test("sent options: prod protects what holds state, servers ignore replacing changes, deploy steps die with their server", () => {
+  for (const subnet of ofType(loaded, T.subnet).keys()) assert.equal(sent(loaded, T.subnet, subnet).deleteBeforeReplace, true, `${subnet}: replaced delete first`);
   for (const [type, name] of [
     [T.network, "network-prod"],
     [T.subnet, "network-prod-subnet-172-24-0-0-24"],
     [T.key, "deploy-key"],
     [T.sshKey, "deploy-key"],
+    [T.primaryIp, "ips-loadbalancer-ipv4"],
+    [T.primaryIp, "ips-loadbalancer-ipv6"],
     ...HOSTS.flatMap((h) => [
       [T.firewall, `firewall-${h}`],
       [T.server, `server-${h}`],
@@ -269,7 +315,10 @@ test("sent options: prod protects what holds state, servers ignore replacing cha
   }
   for (const host of HOSTS) {
     const server = urnOf(loaded, T.server, `server-${host}`);
-    assert.deepEqual(sent(loaded, T.server, `server-${host}`).ignoreChanges, ["userData", "sshKeys", "image"]);
+    assert.deepEqual(sent(loaded, T.server, `server-${host}`).ignoreChanges, ["userData", "sshKeys", "image", "location", "serverType"]);
+    // Delete first: the replacement needs the old one's name and private IP (and the LB its primary IPs).
+    assert.equal(sent(loaded, T.server, `server-${host}`).deleteBeforeReplace, true, `${host}: server replaced delete first`);
+    assert.equal(sent(loaded, T.serverNetwork, `server-${host}-network-prod`).deleteBeforeReplace, true, `${host}: ServerNetwork replaced delete first`);
     const s = steps(host);
     for (const step of [s.boot, s.bundle, s.apply, ...(s.secrets ? [s.secrets] : [])]) {
       const o = sent(loaded, step.type, step.name);

@@ -76,7 +76,7 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
 
 test("an attached stack needs its LB's settings; without the owner's config it defaults to haproxy", () => {
   const demo = planStack(loadTopology("demo"));
-  assert.throws(() => renderStack(demo), /attaches to organization\/hetzner-ingress\/prod: pass the LB's settings/);
+  assert.throws(() => renderStack(demo), /attaches to prod: pass the LB's settings/);
   const defaults = lbSettingsOf(undefined);
   assert.equal(defaults.engine, "haproxy");
   assert.deepEqual(defaults.healthCheck, { interval: 5000, timeout: 2000, fall: 3, rise: 2 });
@@ -138,7 +138,7 @@ test("npm run render writes the upload layout apply.sh reads, and user data, byt
     assert.ok(existsSync(tsx));
     run(join(out, "1"), "demo");
     const log = run(join(out, "2"), "demo");
-    assert.match(log, /routes go to the LB of organization\/hetzner-ingress\/prod: engine haproxy, settings from .*Pulumi\.prod\.yaml/);
+    assert.match(log, /routes go to the LB of prod: engine haproxy, settings from .*Pulumi\.prod\.yaml/);
     const files = walk(join(out, "1")).map((p) => relative(join(out, "1"), p)).sort();
     assert.deepEqual(files, [
       "_routes-for-prod/demo.cfg",
@@ -153,6 +153,7 @@ test("npm run render writes the upload layout apply.sh reads, and user data, byt
       "demo/srv/ingress/current/nginx/nginx.conf",
       "demo/srv/ingress/current/nginx/sites/backend.demo.fiscalismia.com.conf",
       "demo/srv/ingress/current/nginx/sites/demo.fiscalismia.com.conf",
+      "demo/srv/ingress/current/tls/host-certs",
     ]);
     for (const f of files) assert.equal(readFileSync(join(out, "1", f), "utf8"), readFileSync(join(out, "2", f), "utf8"), f);
     const manifest = readFileSync(join(out, "1/demo/MANIFEST"), "utf8").trim().split("\n").map((l) => l.split(" "));

@@ -6,8 +6,8 @@ export function validConfig(): Record<string, unknown> & { [k: string]: any } {
     ssh: { adminCidrs: ["198.51.100.7/32"] },
     networks: [{ name: "prod", ipRange: "172.24.0.0/16", subnets: [{ ipRange: "172.24.0.0/24" }, { ipRange: "172.24.1.0/24" }] }],
     servers: [
-      { name: "frontend", serverType: "cx22", image: "debian-13", networks: { prod: "172.24.0.3" } },
-      { name: "backend", serverType: "cx22", image: "debian-13", networks: { prod: "172.24.0.4" } },
+      { name: "frontend", serverType: "cx23", image: "debian-13", networks: { prod: "172.24.0.3" } },
+      { name: "backend", serverType: "cx23", image: "debian-13", networks: { prod: "172.24.0.4" } },
     ],
     sites: [
       { hostname: "fiscalismia.com", server: "frontend", port: 443, tls: { source: "self-signed" } },
@@ -16,7 +16,7 @@ export function validConfig(): Record<string, unknown> & { [k: string]: any } {
     ingress: {
       mode: "own",
       engine: "haproxy",
-      server: { name: "loadbalancer", serverType: "cx22", image: "debian-13", networks: { prod: "172.24.1.3" } },
+      server: { name: "loadbalancer", serverType: "cx23", image: "debian-13", networks: { prod: "172.24.1.3" } },
       stats: { enabled: true, passwordSecret: "statsPassword", allowedCidrs: ["198.51.100.7/32"] },
     },
   };

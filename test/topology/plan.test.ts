@@ -37,7 +37,7 @@ test("prod owns one LB at 172.24.1.3 and three web servers; demo owns one web se
   ]);
   assert.equal(prod.attach, undefined);
   assert.deepEqual(demo.hosts.map((h) => [h.name, h.role, h.privateIps]), [["demo", "web", [{ network: "demo", ip: "172.20.0.2" }]]]);
-  assert.deepEqual({ stack: demo.attach!.stack, network: demo.attach!.network, ip: demo.attach!.ip }, { stack: "organization/hetzner-ingress/prod", network: "demo", ip: "172.20.1.3" });
+  assert.deepEqual({ stack: demo.attach!.stack, network: demo.attach!.network, ip: demo.attach!.ip }, { stack: "prod", network: "demo", ip: "172.20.1.3" });
 });
 
 test("the LB accepts 80 and 443 from anywhere, stats and SSH only from their CIDRs", () => {
@@ -85,14 +85,30 @@ test("the LB runs haproxy with host networking friendly mounts and the stats env
   ]);
 });
 
-test("certificates from the host are mounted from certbot's tree and never copied", () => {
+test("certificates from the host are read through a link, from certbot's tree or a self-signed stand-in", () => {
   const d = host(demo, "demo");
-  assert.deepEqual(d.secretFiles, []);
-  assert.deepEqual(d.web!.sites.map((s) => [s.cert, s.key, s.certDelivery]), [
-    ["/etc/letsencrypt/live/demo.fiscalismia.com/fullchain.pem", "/etc/letsencrypt/live/demo.fiscalismia.com/privkey.pem", "host"],
-    ["/etc/letsencrypt/live/backend.demo.fiscalismia.com/fullchain.pem", "/etc/letsencrypt/live/backend.demo.fiscalismia.com/privkey.pem", "host"],
-  ]);
+  const tls = "/srv/ingress/secrets/tls";
+  assert.deepEqual(
+    d.web!.sites.map((s) => [s.site.hostname, s.cert, s.key, s.certDelivery, s.hostCert]),
+    ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"].map((h) => [
+      h,
+      `${tls}/live/${h}/fullchain.pem`,
+      `${tls}/live/${h}/privkey.pem`,
+      "host",
+      { link: `${tls}/live/${h}`, real: `/etc/letsencrypt/live/${h}`, standin: `${tls}/standin/${h}` },
+    ]),
+  );
+  // The stand-ins are the only secret files: one self-signed pair per site, naming its host.
+  assert.deepEqual(
+    d.secretFiles.map((f) => [f.path, f.from.kind, f.from.kind === "stats-env" ? undefined : [f.from.source, ...f.from.hostnames]]),
+    ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"].flatMap((h) => [
+      [`${tls}/standin/${h}/fullchain.pem`, "tls-cert", ["self-signed", h]],
+      [`${tls}/standin/${h}/privkey.pem`, "tls-key", ["self-signed", h]],
+    ]),
+  );
+  // certbot's live/ holds symlinks into archive/, so the whole tree is mounted, next to /srv/ingress.
   assert.ok(d.containers[0]!.mounts.some((m) => m.host === "/etc/letsencrypt"));
+  assert.ok(d.files.some((f) => f.path === "/srv/ingress/current/tls/host-certs" && f.kind === "host-certs"));
 });
 
 test("the standalone example owns a ts-engine LB with self-signed listener certificates", () => {

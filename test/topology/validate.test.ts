@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConfigValidationError, validateStackConfig } from "../../topology";
 import { validConfig } from "./fixtures";
+import { REMOVED_SERVER_TYPES } from "../../topology/server-types";
 
 function issuesOf(cfg: unknown): Array<{ path: string; message: string }> {
   try {
@@ -227,11 +228,38 @@ test("values rendered into files cannot smuggle in directives", () => {
     "containerImages.nginx",
     "must be an image reference such as docker.io/library/nginx:1.28-alpine, optionally @sha256:<digest>",
   );
-  rejects((c) => (c.servers[0].serverType = "cx22; reboot"), "servers[0].serverType", "must be a Hetzner server type such as cx22");
+  rejects((c) => (c.servers[0].serverType = "cx22; reboot"), "servers[0].serverType", "must be a Hetzner server type such as cx23");
 });
 
 test("an image pinned by digest is accepted", () => {
   const c = validConfig();
   c.containerImages = { nginx: `docker.io/library/nginx:1.28-alpine@sha256:${"a".repeat(64)}` };
   assert.deepEqual(issuesOf(c), []);
+});
+
+test("a server type Hetzner removed is refused by name, with its successor, for servers and the LB", () => {
+  rejects(
+    (c) => (c.servers[0].serverType = "cx22"),
+    "servers[0].serverType",
+    "server type cx22 was removed by Hetzner (its changelog, 2025-10-16; list checked 2026-12-01); use cx23, its successor",
+  );
+  rejects(
+    (c) => (c.ingress.server.serverType = "cpx21"),
+    "ingress.server.serverType",
+    "server type cpx21 was removed by Hetzner (its changelog, 2025-10-16; list checked 2026-12-01); use cpx22, its successor",
+  );
+  // Every successor is itself a current type: the table never sends a user to another removed one.
+  for (const [removed, successor] of Object.entries(REMOVED_SERVER_TYPES)) {
+    assert.equal(REMOVED_SERVER_TYPES[successor], undefined, `${removed} -> ${successor}`);
+  }
+});
+
+test("ingress.stack: the owning stack's bare name or a full <org>/<project>/<stack>, nothing in between", () => {
+  const attach = (stack: string) => (c: ReturnType<typeof validConfig>) => (c.ingress = { mode: "attach", stack, network: "prod", ip: "172.24.1.3" });
+  for (const stack of ["prod", "organization/hetzner-ingress/prod"]) {
+    const c = validConfig();
+    attach(stack)(c);
+    assert.deepEqual(issuesOf(c), [], stack);
+  }
+  rejects(attach("organization/prod"), "ingress.stack", 'write the owning stack\'s name, e.g. "prod", or "<org>/<project>/<stack>" for a stack of another organization or project');
 });

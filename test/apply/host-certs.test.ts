@@ -1,0 +1,152 @@
+// A fresh web server of the shipped demo stack, before any certificate exists: the program's
+// own bundle and secrets command go on, apply.sh brings nginx up on the self-signed stand-ins,
+// and when certbot's certificate appears, `apply.sh --switch-certs` (certbot's deploy hook)
+// moves that site to it with a reload, no redeploy. Real nginx, real apply.sh, in a network
+// namespace and a private mount namespace whose /srv/ingress and /etc/letsencrypt are this
+// test's directories; systemd, which does not run here, is the one stand-in.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
+import { planStack } from "../../topology";
+import { writeHostBundle } from "../../components/bundle-dir";
+import { renderHostBundles } from "../../components/host-bundles";
+import { secretPayload, writeSecretsCommand } from "../../components/deploy-commands";
+import { ensureMountPoints, releaseMountPoints } from "../../sandbox/mount-points";
+import { systemctlStandin, unitConf } from "./support/systemctl-standin";
+
+const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");
+const demo = planStack(loadTopology("demo"));
+const isRoot = process.getuid?.() === 0;
+const SITES = ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"] as const;
+const PORT_OF: Record<(typeof SITES)[number], number> = { "demo.fiscalismia.com": 443, "backend.demo.fiscalismia.com": 8443 };
+
+function certificate(dir: string, cn: string, hostname: string): { cert: string; key: string } {
+  mkdirSync(dir, { recursive: true });
+  const r = spawnSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+    "-subj", `/CN=${cn}`, "-addext", `subjectAltName=DNS:${hostname}`, "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+  ], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  return { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") };
+}
+
+test("a fresh server deploys on self-signed stand-ins and switches to certbot's certificate by reload", { skip: !isRoot && "needs root for namespaces" }, async (t) => {
+  const ns = `ingsb-${process.pid.toString(36)}-c3rt-hostcerts`;
+  // Not under /tmp: the host's processes get a private /tmp (nginx keeps its pid file there),
+  // which would hide a work dir below it.
+  const work = mkdtempSync(join("/var/tmp", "host-certs-"));
+  const srv = join(work, "srv-ingress");
+  const le = join(work, "letsencrypt");
+  const state = join(work, "systemd");
+  for (const d of [srv, le, join(state, "units"), join(work, "quadlet"), join(work, "acme"), join(work, "tmp")]) mkdirSync(d, { recursive: true });
+  ensureMountPoints(["/srv/ingress", "/etc/letsencrypt", "/var/www/acme"]);
+  assert.equal(spawnSync("ip", ["netns", "add", ns]).status, 0);
+  t.after(() => {
+    spawnSync("bash", ["-c", `kill -TERM $(cat ${state}/nginx.pid 2>/dev/null) 2>/dev/null; for i in $(seq 50); do kill -0 $(cat ${state}/nginx.pid) 2>/dev/null || break; sleep 0.1; done`]);
+    spawnSync("ip", ["netns", "del", ns]);
+    rmSync(work, { recursive: true, force: true });
+    releaseMountPoints();
+  });
+  spawnSync("ip", ["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
+
+  // Everything runs as it would on the host: /srv/ingress and /etc/letsencrypt are the host's.
+  const inHost = (script: string, input?: string) => {
+    const wrapped = `mount --bind ${srv} /srv/ingress && mount --bind ${le} /etc/letsencrypt && mount --bind ${work}/acme /var/www/acme && mount --bind ${work}/tmp /tmp && ${script}`;
+    const r = spawnSync("ip", ["netns", "exec", ns, "unshare", "-m", "--propagation", "private", "bash", "-c", wrapped], {
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        SYSTEMCTL: join(state, "systemctl"),
+        QUADLET_DIR: join(work, "quadlet"),
+        INGRESS_NFT: "true",
+        INGRESS_VALIDATE_NGINX: "nginx -t -q -c {dir}/nginx/nginx.conf",
+        INGRESS_PROBE_TIMEOUT: "10",
+      },
+      ...(input === undefined ? {} : { input }),
+    });
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+  writeFileSync(join(state, "systemctl"), systemctlStandin(state), { mode: 0o755 });
+  writeFileSync(join(state, "units", "nginx.conf"), unitConf({ name: "nginx", signal: "HUP", start: ["/usr/sbin/nginx", "-c", "/srv/ingress/current/nginx/nginx.conf", "-g", "daemon off;"] }));
+
+  // What the deploy's -secrets step writes: the stand-ins (Pulumi's tls provider makes them; openssl here).
+  const host = demo.hosts.find((h) => h.name === "demo")!;
+  const files = SITES.flatMap((h) => {
+    const pem = certificate(join(work, "standin", h), `stand-in ${h}`, h);
+    return [
+      { path: `/srv/ingress/secrets/tls/standin/${h}/fullchain.pem`, content: pem.cert },
+      { path: `/srv/ingress/secrets/tls/standin/${h}/privkey.pem`, content: pem.key },
+    ];
+  });
+  assert.deepEqual(files.map((f) => f.path).sort(), host.secretFiles.map((f) => f.path).sort(), "the plan's secret files are the stand-ins");
+  const secrets = inHost(writeSecretsCommand(), secretPayload(files));
+  assert.equal(secrets.status, 0, secrets.out);
+
+  // The -bundle and -apply steps: the rendered bundle of the shipped stack, as uploaded.
+  const rendered = renderHostBundles(demo, APPLY_SH).find((r) => r.host === "demo")!;
+  const bundle = writeHostBundle(join(work, "local"), "demo", rendered);
+  cpSync(bundle.localDir, join(srv, "incoming", bundle.hash), { recursive: true });
+  const dir = `/srv/ingress/incoming/${bundle.hash}`;
+  const applied = inHost(`/bin/bash ${dir}/apply.sh --bundle ${dir} --role web`);
+  assert.equal(applied.status, 0, applied.out);
+  for (const h of SITES) {
+    assert.match(applied.out, new RegExp(`certificate /srv/ingress/secrets/tls/live/${h.replace(/\./g, "\\.")} -> self-signed stand-in`));
+    assert.equal(readlinkSync(join(srv, "secrets", "tls", "live", h)), `/srv/ingress/secrets/tls/standin/${h}`);
+  }
+
+  const issuer = (h: (typeof SITES)[number]) => {
+    const r = spawnSync("ip", ["netns", "exec", ns, "curl", "-skv", "--haproxy-protocol", "--max-time", "5", "--resolve", `${h}:${PORT_OF[h]}:127.0.0.1`, `https://${h}:${PORT_OF[h]}/healthz`], { encoding: "utf8" });
+    return /issuer: CN=([^\n;]+)/.exec(r.stderr)?.[1]?.trim();
+  };
+  const waitForIssuer = async (h: (typeof SITES)[number], want: string) => {
+    const deadline = Date.now() + 15_000;
+    let got: string | undefined;
+    while (Date.now() < deadline) {
+      got = issuer(h);
+      if (got === want) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(got, want, `${h}: certificate issuer`);
+  };
+  for (const h of SITES) await waitForIssuer(h, `stand-in ${h}`);
+
+  // Nothing appeared yet: the hook changes nothing and reloads nothing.
+  const calls = () => readFileSync(join(state, "calls.log"), "utf8").trimEnd().split("\n");
+  const before = calls().length;
+  const idle = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
+  assert.equal(idle.status, 0, idle.out);
+  assert.match(idle.out, /unchanged: every certificate link already points where it should/);
+  assert.equal(calls().length, before);
+
+  // certbot issues demo.fiscalismia.com (its layout: live/ links into archive/) and runs the hook.
+  const real = certificate(join(work, "real"), "certbot demo", "demo.fiscalismia.com");
+  mkdirSync(join(le, "archive", "demo.fiscalismia.com"), { recursive: true });
+  mkdirSync(join(le, "live", "demo.fiscalismia.com"), { recursive: true });
+  writeFileSync(join(le, "archive", "demo.fiscalismia.com", "fullchain1.pem"), real.cert);
+  writeFileSync(join(le, "archive", "demo.fiscalismia.com", "privkey1.pem"), real.key, { mode: 0o600 });
+  symlinkSync("../../archive/demo.fiscalismia.com/fullchain1.pem", join(le, "live", "demo.fiscalismia.com", "fullchain.pem"));
+  symlinkSync("../../archive/demo.fiscalismia.com/privkey1.pem", join(le, "live", "demo.fiscalismia.com", "privkey.pem"));
+  const switched = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
+  assert.equal(switched.status, 0, switched.out);
+  assert.match(switched.out, /certificate \/srv\/ingress\/secrets\/tls\/live\/demo\.fiscalismia\.com -> \/etc\/letsencrypt\/live\/demo\.fiscalismia\.com/);
+  assert.deepEqual(calls().slice(before), ["reload nginx.service"], "a reload, not a restart or a redeploy");
+  await waitForIssuer("demo.fiscalismia.com", "certbot demo");
+  assert.equal(issuer("backend.demo.fiscalismia.com"), "stand-in backend.demo.fiscalismia.com", "the other site keeps its stand-in");
+
+  // A certificate nginx cannot load is not switched to: the link goes back, nginx keeps serving.
+  mkdirSync(join(le, "live", "backend.demo.fiscalismia.com"), { recursive: true });
+  writeFileSync(join(le, "live", "backend.demo.fiscalismia.com", "fullchain.pem"), "not a certificate\n");
+  writeFileSync(join(le, "live", "backend.demo.fiscalismia.com", "privkey.pem"), "not a key\n");
+  const n = calls().length;
+  const refused = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
+  assert.notEqual(refused.status, 0, refused.out);
+  assert.match(refused.out, /nginx rejected release/);
+  assert.match(refused.out, /certificate links restored; nginx was not reloaded/);
+  assert.equal(readlinkSync(join(srv, "secrets", "tls", "live", "backend.demo.fiscalismia.com")), "/srv/ingress/secrets/tls/standin/backend.demo.fiscalismia.com");
+  assert.equal(calls().length, n, "no reload");
+  assert.equal(issuer("backend.demo.fiscalismia.com"), "stand-in backend.demo.fiscalismia.com");
+  assert.equal(issuer("demo.fiscalismia.com"), "certbot demo");
+});
