@@ -85,7 +85,8 @@ export class HostDeploy extends pulumi.ComponentResource {
     this.apply = new command.remote.Command(
       childName(name, "apply"),
       { connection, create: `${applyCommand({ kind: "bundle", hash: bundle.hash, role: host.role })} && ${pruneIncomingCommand(bundle.hash)}`, triggers: [bundle.hash, serverId], ...noEnv },
-      deployStepOptions(this, server.server, this.secrets ? [this.bundle, this.secrets] : [this.bundle]),
+      // Its output is validators' output: secret in the state, whatever apply.sh already masks.
+      secretStepOptions(this, server.server, this.secrets ? [this.bundle, this.secrets] : [this.bundle]),
     );
     this.registerOutputs({ hash: bundle.hash });
   }

@@ -74,5 +74,6 @@ export function secretStepOptions(parent: Resource, server: Resource, dependsOn:
  * new one gets them, and a create-first replacement's late delete would remove the fresh ones.
  */
 export function fragmentOptions(parent: Resource, dependsOn: readonly Resource[]): CustomResourceOptions {
-  return { parent, deleteBeforeReplace: true, dependsOn: [...dependsOn] };
+  // stdout and stderr are the LB's validators' output: stored encrypted.
+  return { parent, deleteBeforeReplace: true, dependsOn: [...dependsOn], additionalSecretOutputs: ["stdout", "stderr"] };
 }

@@ -38,20 +38,44 @@ readonly NAME_RE='^[a-z0-9][a-z0-9_-]{0,62}$'
 # --- output -------------------------------------------------------------------------
 
 LOG="$ROOT/apply.log"
+
+# Values of the host's secret env files (stats.env): nothing this script prints or logs may
+# carry one. Validators never see them (they get placeholders, see placeholder_env), so this
+# is the second line: whatever a checker or a config still manages to echo is masked.
+declare -a SECRET_VALUES=()
+load_secret_values() {
+  local f k v
+  for f in "$ROOT"/secrets/*.env; do
+    while IFS='=' read -r k v || [[ -n $k ]]; do
+      [[ -n $k && $k != \#* && ${#v} -ge 4 ]] && SECRET_VALUES+=("$v")
+    done <"$f" 2>/dev/null || true
+  done
+}
+SCRUBBED=""
+scrub() {
+  local text=$1 v
+  for v in "${SECRET_VALUES[@]}"; do text=${text//"$v"/<secret>}; done
+  SCRUBBED=$text
+}
+
 log_line() {
-  printf '%(%FT%TZ)T %s\n' -1 "$*" >>"$LOG" 2>/dev/null || true
+  scrub "$*"
+  printf '%(%FT%TZ)T %s\n' -1 "$SCRUBBED" >>"$LOG" 2>/dev/null || true
 }
 say() {
-  printf 'apply: %s\n' "$*" || true
+  scrub "$*"
+  printf 'apply: %s\n' "$SCRUBBED" || true
   log_line "$*"
 }
 warn() {
-  printf 'apply: warning: %s\n' "$*" >&2 || true
+  scrub "$*"
+  printf 'apply: warning: %s\n' "$SCRUBBED" >&2 || true
   log_line "warning: $*"
 }
 # Detail lines (validator output) are indented under the message they belong to.
 say_block() {
-  printf '    %s\n' "${1//$'\n'/$'\n'    }" >&2 || true
+  scrub "$1"
+  printf '    %s\n' "${SCRUBBED//$'\n'/$'\n'    }" >&2 || true
   log_line "$1"
 }
 
@@ -162,7 +186,8 @@ on_exit() {
   if [[ $PHASE != committed ]]; then
     ((rc != 0)) || rc=1
     [[ -n $FAIL_MSG ]] || FAIL_MSG="unexpected error (exit $rc) while in phase $PHASE"
-    printf 'apply: error: %s\n' "$FAIL_MSG" >&2
+    scrub "$FAIL_MSG"
+    printf 'apply: error: %s\n' "$SCRUBBED" >&2
     log_line "error: $FAIL_MSG"
     [[ -z $FAIL_DETAIL ]] || say_block "$FAIL_DETAIL"
     restore_cert_links
@@ -475,7 +500,9 @@ expand_template() {
     vols+=" -v $(printf '%q' "$src:${dst:-$src}:$kept")"
   done < <(unit_lines "$unit" Volume)
   while IFS= read -r v; do
-    [[ -n $v ]] && envs+=" --env-file $(printf '%q' "$v")"
+    [[ -n $v ]] || continue
+    placeholder_env "$v"
+    envs+=" --env-file $(printf '%q' "$PLACEHOLDER_ENV")"
   done < <(unit_lines "$unit" EnvironmentFile)
   # The unit's User=/Group=, so a file the service could not read fails the check too.
   v=$(unit_lines "$unit" User | tail -n1)
@@ -495,6 +522,26 @@ expand_template() {
     t=${t//\{exec\}/${v//"$ROOT/current/"/"$VDIR/"}}
   fi
   CMD=$t
+}
+
+# A copy of an env file with every value replaced by a placeholder of its own: the checks
+# parse the configs as the service will, but a config that echoes a variable (an error message
+# quoting "${STATS_PASSWORD}") can only echo the placeholder. A missing file stays missing,
+# so the check fails as the service would.
+PLACEHOLDER_ENV=""
+placeholder_env() {
+  local src=$1 k v n
+  if [[ ! -f $src ]]; then
+    PLACEHOLDER_ENV=$src
+    return 0
+  fi
+  n=$(find "$WORK" -maxdepth 1 -name 'placeholder-*.env' | wc -l)
+  PLACEHOLDER_ENV=$WORK/placeholder-$n.env
+  : >"$PLACEHOLDER_ENV"
+  while IFS='=' read -r k v || [[ -n $k ]]; do
+    if [[ -z $k || $k == \#* ]]; then printf '%s\n' "$k" >>"$PLACEHOLDER_ENV"; continue; fi
+    printf '%s=placeholder-for-%s\n' "$k" "$k" >>"$PLACEHOLDER_ENV"
+  done <"$src"
 }
 
 # Runs one check; on failure names the release file and shows the checker's output with
@@ -837,6 +884,9 @@ main() {
   trap 'exit 143' TERM
 
   mkdir -p "$ROOT/releases" "$ROOT/routes"
+  # Root only: it holds validators' output, which may quote configs.
+  touch "$LOG" && chmod 0600 "$LOG"
+  load_secret_values
   wait_cloud_init
   exec 9>"$ROOT/.apply.lock"
   flock -w "$LOCK_TIMEOUT" 9 || fail "another apply still holds $ROOT/.apply.lock after ${LOCK_TIMEOUT}s"
@@ -851,6 +901,7 @@ main() {
     mv -T "$prev" "$ROOT/routes/$old"
   done
   [[ ! -f $LOG || $(stat -c %s "$LOG") -lt 1048576 ]] || mv -f "$LOG" "$LOG.1"
+  touch "$LOG" && chmod 0600 "$LOG"
   WORK=$(mktemp -d)
   STAGE=$ROOT/releases/.stage-$$
   mkdir -p "$STAGE"

@@ -3,6 +3,7 @@
 // invalid haproxy/nftables configs refused, nftables loaded into the host namespace.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { haproxyBundle, nftRuleset, routeFragment, type HaproxyBundleOptions } from "./support/bundle";
 import { HostRoot, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
@@ -152,6 +153,44 @@ describe("apply.sh on an ingress host", () => {
     assert.equal(await h.current(), live);
     assert.match(await h.readFile("routes/demo/demo.cfg"), /demo-app/);
     assert.equal(await httpGet(lab, port, "/", "demo.example.test"), "demo-app");
+  });
+
+  test("a fragment that makes haproxy quote the stats password leaks it nowhere: not in stdout, stderr or apply.log", async () => {
+    const { h, bundle, script } = await ingressHost("secret-echo");
+    const password = "S3cr3t-Passw0rd-4711";
+    await mkdir(join(h.root, "secrets"), { recursive: true, mode: 0o700 });
+    await writeFile(join(h.root, "secrets", "stats.env"), `STATS_USER=admin\nSTATS_PASSWORD=${password}\n`, { mode: 0o600 });
+    // The validator runs as podman would: with the unit's EnvironmentFile= loaded (--env-file).
+    const withEnv = join(h.stateDir, "with-env-files");
+    await writeFile(
+      withEnv,
+      '#!/bin/bash\nwhile [[ $1 == --env-file ]]; do while IFS="=" read -r k v; do [[ -n $k ]] && export "$k=$v"; done <"$2"; shift 2; done\nexec "$@"\n',
+      { mode: 0o755 },
+    );
+    const env = { INGRESS_VALIDATE_HAPROXY: `${withEnv} {envfile} /usr/sbin/haproxy -c -f {dir}/haproxy/haproxy.cfg -f {dir}/haproxy/routes.d` };
+    const applied = await h.applyBundle(bundle({ version: "v2", unitLines: [`EnvironmentFile=${h.root}/secrets/stats.env`] }), "ingress", env);
+    assert.equal(applied.code, 0, output(applied));
+
+    // haproxy expands "${VAR}" before it reads a keyword, and names an unknown keyword in its error.
+    const echo = { "demo.cfg": 'backend demo_b0\n    "${STATS_PASSWORD}"\n', "demo.map": "demo.example.test demo_b0\n" };
+    const r = await h.run(script, ["--routes", await h.writeRoutes("demo", echo), "--stack", "demo"], env);
+    assert.equal(r.code, 1, output(r));
+    // The check saw a placeholder, never the password, and still refused the fragment.
+    assert.match(r.stderr, /haproxy rejected release/);
+    assert.match(r.stderr, /placeholder-for-STATS_PASSWORD/);
+    const log = await h.readFile("apply.log");
+    for (const [where, text] of [["stdout", r.stdout], ["stderr", r.stderr], ["apply.log", log]] as const) {
+      assert.ok(!text.includes(password), `${where} holds the stats password`);
+    }
+    assert.equal((await stat(join(h.root, "apply.log"))).mode & 0o777, 0o600, "apply.log is root's alone");
+
+    // Second line: output that carries a real secret value anyway (a checker reading the real
+    // file) is masked wherever apply.sh prints or logs it.
+    const leaky = { INGRESS_VALIDATE_HAPROXY: `cat ${h.root}/secrets/stats.env; exit 1` };
+    const masked = await h.run(script, ["--routes", await h.writeRoutes("demo", routeFragment("demo", { "demo.example.test": "demo-app" })), "--stack", "demo"], leaky);
+    assert.equal(masked.code, 1, output(masked));
+    assert.match(masked.stderr, /STATS_PASSWORD=<secret>/);
+    for (const text of [masked.stdout, masked.stderr, await h.readFile("apply.log")]) assert.ok(!text.includes(password));
   });
 
   test("invalid haproxy or nftables files in a bundle are refused by their own checkers", async () => {

@@ -55,7 +55,7 @@ test("deploy steps go away with their server and wait for what they depend on", 
 
 test("an attached stack's route fragment is never deletedWith anything: its delete removes the routes", () => {
   const opts = fragmentOptions(parent, [attachment, server]);
-  assert.deepEqual(opts, { parent, deleteBeforeReplace: true, dependsOn: [attachment, server] });
+  assert.deepEqual(opts, { parent, deleteBeforeReplace: true, dependsOn: [attachment, server], additionalSecretOutputs: ["stdout", "stderr"] });
   assert.equal("deletedWith" in opts, false);
   assert.equal("protect" in opts, false);
 });

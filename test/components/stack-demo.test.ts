@@ -108,6 +108,7 @@ test("sent options: the routes wait for the LB attachment and the demo deploy, a
   const routes = sent(loaded, T.command, "ingress-routes");
   assert.equal(routes.deletedWith, "");
   assert.equal(routes.deleteBeforeReplace, true, "the old LB loses the routes before the new one gets them");
+  assert.deepEqual(routes.additionalSecretOutputs.slice().sort(), ["connection", "stderr", "stdout"], "the LB's validator output is stored encrypted");
   assert.equal(sent(loaded, T.serverNetwork, "ingress-network-demo").deleteBeforeReplace, true);
   for (const dep of [urnOf(loaded, T.serverNetwork, "ingress-network-demo"), urnOf(loaded, T.command, "deploy-demo-apply")]) {
     assert.ok(routes.dependencies.includes(dep), `ingress-routes waits for ${dep}`);

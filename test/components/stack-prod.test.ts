@@ -330,6 +330,8 @@ test("sent options: prod protects what holds state, servers ignore replacing cha
     assert.ok(deps(s.boot).includes(server), `${host}: boot waits for the server (and so for its firewall)`);
     assert.ok(deps(s.bundle).includes(urnOf(loaded, s.boot.type, s.boot.name)), `${host}: the copy waits for boot`);
     assert.ok(deps(s.apply).includes(urnOf(loaded, s.bundle.type, s.bundle.name)), `${host}: apply waits for the copy`);
+    // apply.sh's output is validators' output: never in the state in clear text.
+    assert.deepEqual(sent(loaded, s.apply.type, s.apply.name).additionalSecretOutputs.slice().sort(), ["connection", "stderr", "stdin", "stdout"]);
     if (s.secrets) {
       assert.ok(deps(s.apply).includes(urnOf(loaded, s.secrets.type, s.secrets.name)), `${host}: apply waits for the secret files`);
       assert.deepEqual(sent(loaded, s.secrets.type, s.secrets.name).additionalSecretOutputs.slice().sort(), ["connection", "stderr", "stdin", "stdout"]);

@@ -124,6 +124,8 @@ export interface HaproxyBundleOptions {
   readonly nftElement?: number;
   readonly nftText?: string;
   readonly haproxyText?: string;
+  /** More [Container] lines of the haproxy unit, e.g. an EnvironmentFile=. */
+  readonly unitLines?: readonly string[];
 }
 
 /** Route fragment files of one stack: <stack>.cfg (backends) and <stack>.map (host -> backend). */
@@ -177,6 +179,7 @@ export function haproxyBundle(o: HaproxyBundleOptions): BundleFiles {
       "Network=host",
       "Volume=/srv/ingress:/srv/ingress:ro,Z",
       "Exec=haproxy -W -db -f /srv/ingress/current/haproxy/haproxy.cfg -f /srv/ingress/current/haproxy/routes.d",
+      ...(o.unitLines ?? []),
       "[Service]",
       "ExecReload=/usr/bin/podman kill --signal USR2 systemd-%N",
       "",

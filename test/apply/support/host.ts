@@ -129,12 +129,17 @@ export class HostRoot {
     return { ...r, bundle };
   }
 
-  /** Puts fragment files in a directory of their own and pushes them as `stack`'s routes. */
-  async pushRoutes(stack: string, files: Readonly<Record<string, string>>, script: string): Promise<RunResult> {
-    const dir = join(this.base, `routes-push-${stack}-${Date.now()}`);
+  /** Puts fragment files in a directory of their own; returns it. */
+  async writeRoutes(stack: string, files: Readonly<Record<string, string>>): Promise<string> {
+    const dir = join(this.base, `routes-push-${stack}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`);
     await mkdir(dir);
     for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
-    return this.run(script, ["--routes", dir, "--stack", stack]);
+    return dir;
+  }
+
+  /** Pushes fragment files as `stack`'s routes. */
+  async pushRoutes(stack: string, files: Readonly<Record<string, string>>, script: string): Promise<RunResult> {
+    return this.run(script, ["--routes", await this.writeRoutes(stack, files), "--stack", stack]);
   }
 
   async calls(): Promise<string[]> {
