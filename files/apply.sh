@@ -660,10 +660,20 @@ apply_nftables() {
   done
 }
 
-# "address port" for each TCP listener the release's configs declare. Wildcards are
-# probed on loopback; unix sockets, env-substituted and ranged addresses are skipped.
+# "address port" for each TCP listener of the release. A rendered release lists them in
+# `listeners` (from the plan: every engine, the ts proxy included); for a bundle without that
+# file they are read from haproxy `bind` and nginx `listen` lines. Wildcards are probed on
+# loopback; unix sockets, env-substituted and ranged addresses are skipped.
 probe_targets() {
   local rel=$ROOT/releases/$NEW spec addr port line
+  if [[ -f $rel/listeners ]]; then
+    while read -r addr port _; do
+      [[ -z $addr || $addr == \#* ]] && continue
+      [[ $port =~ ^[0-9]+$ ]] || continue
+      printf '%s %s\n' "$addr" "$port"
+    done <"$rel/listeners" | sort -u
+    return 0
+  fi
   {
     if [[ -d $rel/haproxy ]]; then
       # haproxy: "bind <addr>:<port>[,<addr>:<port>...] [options]"

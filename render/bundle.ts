@@ -3,6 +3,7 @@
 // stack's LB, the route fragment that goes to that LB. Pure: the CLI and the Pulumi deploy
 // only write or copy what this returns.
 import { renderHostCerts } from "./host-certs";
+import { renderListeners } from "./listeners";
 import { createHash } from "node:crypto";
 import * as paths from "../topology/paths";
 import { ingressSchema } from "../topology/schema";
@@ -102,6 +103,8 @@ function renderFile(host: HostPlan, file: FilePlan): string {
       return renderNftables(host);
     case "host-certs":
       return renderHostCerts(host);
+    case "listeners":
+      return renderListeners(host);
     default: {
       const never: never = file.kind;
       throw new Error(`no renderer for file kind ${String(never)}`);

@@ -41,3 +41,6 @@ export const HOST_CERTS_FILE = `${CURRENT}/tls/host-certs`;
 export function hostCertPaths(hostname: string): { readonly link: string; readonly standin: string } {
   return { link: `${TLS_DIR}/live/${hostname}`, standin: `${TLS_DIR}/standin/${hostname}` };
 }
+
+/** Every TCP port the release's daemons listen on, from the plan: what apply.sh probes. */
+export const LISTENERS_FILE = `${CURRENT}/listeners`;

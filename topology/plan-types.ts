@@ -25,7 +25,8 @@ export type FileKind =
   | "proxy-routes"
   | "quadlet"
   | "nftables"
-  | "host-certs";
+  | "host-certs"
+  | "listeners";
 
 export interface FilePlan {
   /** Absolute path on the host. */

@@ -91,6 +91,7 @@ function quadletFile(name: string): FilePlan {
 }
 
 const NFTABLES: FilePlan = { path: paths.NFTABLES_FILE, kind: "nftables", mode: 0o644 };
+const LISTENERS: FilePlan = { path: paths.LISTENERS_FILE, kind: "listeners", mode: 0o644 };
 const ROOT_MOUNT = { host: paths.INGRESS_ROOT, container: paths.INGRESS_ROOT };
 
 function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFragment): HostPlan {
@@ -140,7 +141,7 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
       { path: `${paths.PROXY_ROUTES_D}/${topo.stack}.json`, kind: "proxy-routes", mode: 0o644 },
     ];
   }
-  files.push(quadletFile(container.name), NFTABLES);
+  files.push(quadletFile(container.name), NFTABLES, LISTENERS);
 
   const listens: ListenPlan[] = [
     { port: ports.http, purpose: "http", by: container.name },
@@ -243,6 +244,7 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
       ...sites.map((s): FilePlan => ({ path: `${paths.NGINX_SITES_D}/${s.site.hostname}.conf`, kind: "nginx-site", mode: 0o644 })),
       quadletFile("nginx"),
       NFTABLES,
+      LISTENERS,
       ...(sites.some((s) => s.hostCert) ? [{ path: paths.HOST_CERTS_FILE, kind: "host-certs", mode: 0o644 } satisfies FilePlan] : []),
     ],
     secretFiles,

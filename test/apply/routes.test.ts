@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { haproxyBundle, nftRuleset, routeFragment, type HaproxyBundleOptions } from "./support/bundle";
+import { CURRENT, haproxyBundle, nftRuleset, QUADLET, routeFragment, type HaproxyBundleOptions } from "./support/bundle";
 import { HostRoot, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
 
 let lab: ApplyLab;
@@ -191,6 +191,28 @@ describe("apply.sh on an ingress host", () => {
     assert.equal(masked.code, 1, output(masked));
     assert.match(masked.stderr, /STATS_PASSWORD=<secret>/);
     for (const text of [masked.stdout, masked.stderr, await h.readFile("apply.log")]) assert.ok(!text.includes(password));
+  });
+
+  test("a ts-engine release is probed on the listeners its plan names: a proxy that never binds is rolled back", async () => {
+    const port = nextPort++;
+    // The proxy unit's process: `bind` listens on the port like the real proxy, `nobind` never does.
+    const h = await HostRoot.create(lab, "ts-probe", (r) => [{ name: "proxy", signal: "HUP", start: ["/bin/bash", "-c", `[[ $(cat ${r.root}/current/proxy/proxy.json) == *nobind* ]] && exec sleep 600; exec socat TCP-LISTEN:${port},reuseaddr,fork SYSTEM:true`] }]);
+    const proxyBundle = (mode: "bind" | "nobind") => ({
+      [`${CURRENT}/proxy/proxy.json`]: `{"mode": "${mode}"}\n`,
+      [`${CURRENT}/listeners`]: `127.0.0.1 ${port} proxy https\n`,
+      [`${QUADLET}/proxy.container`]: "[Container]\nImage=docker.io/library/node:24-alpine\nNetwork=host\nExec=node /srv/ingress/current/proxy/proxy.js --config /srv/ingress/current/proxy/proxy.json\n",
+    });
+    const env = { INGRESS_VALIDATE_PROXY: "true" };
+    const good = await h.applyBundle(proxyBundle("bind"), "ingress", env);
+    assert.equal(good.code, 0, output(good));
+    assert.match(good.stdout, /health probe ok/);
+    const live = await h.current();
+
+    const dead = await h.applyBundle(proxyBundle("nobind"), "ingress", env);
+    assert.equal(dead.code, 1, output(dead));
+    assert.match(dead.stderr, new RegExp(`health probe: nothing accepts connections on 127\\.0\\.0\\.1 port ${port}`));
+    assert.match(dead.stdout, /rolled back/);
+    assert.equal(await h.current(), live);
   });
 
   test("invalid haproxy or nftables files in a bundle are refused by their own checkers", async () => {

@@ -61,8 +61,14 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
     "/srv/ingress/current/haproxy/haproxy.cfg",
     "/srv/ingress/current/haproxy/routes.d/prod.cfg",
     "/srv/ingress/current/haproxy/routes.d/prod.map",
+    "/srv/ingress/current/listeners",
     "/srv/ingress/current/nftables/ingress.nft",
   ]);
+  // What apply.sh probes comes from the plan: the LB's 80, 443 and stats port.
+  assert.equal(
+    all.prod![0]!.files.find((f) => f.path.endsWith("/listeners"))!.content,
+    "# <address> <port> <daemon> <purpose>: apply.sh's health probe connects to each.\n127.0.0.1 80 haproxy http\n127.0.0.1 443 haproxy https\n127.0.0.1 8404 haproxy stats\n",
+  );
   const routes = all.demo![1]!;
   assert.equal(routes.userData, undefined);
   assert.deepEqual(routes.files.map((f) => f.path), ["/srv/ingress/routes/demo/haproxy/routes.d/demo.cfg", "/srv/ingress/routes/demo/haproxy/routes.d/demo.map", "/srv/ingress/routes/demo/proxy/routes.d/demo.json"]);
@@ -99,6 +105,7 @@ test("moving one site to another port changes only the LB's routes and that one 
   const before = renderStack(planStack(loadTopology("prod")));
   const after = renderStack(prodWith((raw) => (raw.sites.find((s) => s.hostname === "fiscalismia.com")!.port = 8443)));
   assert.deepEqual(changedFiles(before, after), [
+    "frontend /srv/ingress/current/listeners",
     "frontend /srv/ingress/current/nftables/ingress.nft",
     "frontend /srv/ingress/current/nginx/nginx.conf",
     "frontend /srv/ingress/current/nginx/sites/fiscalismia.com.conf",
@@ -149,6 +156,7 @@ test("npm run render writes the upload layout apply.sh reads, and user data, byt
       "demo/apply.sh",
       "demo/etc/containers/systemd/nginx.container",
       "demo/srv/ingress/current/apply.sh",
+      "demo/srv/ingress/current/listeners",
       "demo/srv/ingress/current/nftables/ingress.nft",
       "demo/srv/ingress/current/nginx/nginx.conf",
       "demo/srv/ingress/current/nginx/sites/backend.demo.fiscalismia.com.conf",

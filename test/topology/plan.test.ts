@@ -82,6 +82,7 @@ test("the LB runs haproxy with host networking friendly mounts and the stats env
     "/srv/ingress/current/haproxy/errors/503.http",
     "/etc/containers/systemd/haproxy.container",
     "/srv/ingress/current/nftables/ingress.nft",
+    "/srv/ingress/current/listeners",
   ]);
 });
 
