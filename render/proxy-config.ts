@@ -72,6 +72,7 @@ export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
         rateLimit: {
           maxConnectionsPerWindow: rateLimit.threshold,
           windowMs: rateLimit.window,
+          ipv6PrefixLength: rateLimit.ipv6Prefix,
           action: "drop",
           tableSize: rateLimit.tableSize,
           expireMs: rateLimit.expire,

@@ -105,6 +105,11 @@ const rateLimitSchema = z
     tableSize: z.number().int().positive().max(10_000_000).default(500_000),
     expire: durationMs.default(60_000),
     httpSessionsPerSecond: z.number().int().positive().default(128),
+    /**
+     * IPv6 sources are counted per network of this prefix length: one host usually holds a
+     * whole /64, so per-address counting would never limit it.
+     */
+    ipv6Prefix: z.number().int().min(1).max(128).default(64),
   })
   .strict();
 

@@ -67,6 +67,13 @@ export const rateLimitSchema = z
       .describe("A connection is refused when the source's rate, this one included, reaches this (HAProxy's `sc0_conn_rate ge N`)"),
     // At least 100 ms so window numbers fit the shared table's 32-bit cells for years.
     windowMs: z.number().int().min(100).default(3000),
+    ipv6PrefixLength: z
+      .number()
+      .int()
+      .min(1)
+      .max(128)
+      .default(64)
+      .describe("IPv6 sources are counted per network of this length (HAProxy's ipmask(32,N)); IPv4 per address"),
     action: z.enum(["drop", "reject"]).default("drop"),
     tableSize: z.number().int().positive().max(10_000_000).default(500_000),
     expireMs: durationMs.default(60_000),

@@ -52,7 +52,7 @@ function rateLimiter(listener: ProxyConfig["listeners"][number], sources: Snapsh
   // A private table (node:cluster processes) sees only this worker's share of a source's connections.
   const shared = typeof SharedArrayBuffer !== "undefined" && buffer instanceof SharedArrayBuffer;
   const limit = shared ? rl.maxConnectionsPerWindow : Math.ceil(rl.maxConnectionsPerWindow / sources.workerCount);
-  return { table: new RateTable(buffer, rl.windowMs, rl.expireMs), limit, action: rl.action };
+  return { table: new RateTable(buffer, rl.windowMs, rl.expireMs, rl.ipv6PrefixLength), limit, action: rl.action };
 }
 
 export function buildSnapshot(config: ProxyConfig, sources: SnapshotSources): RuntimeSnapshot {

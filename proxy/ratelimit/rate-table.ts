@@ -58,8 +58,17 @@ export function allocateRateTable(tableSize: number, shared: boolean): SharedArr
   return buffer;
 }
 
-/** Source address as four big-endian words; IPv4 and IPv4-mapped IPv6 give the same key. */
-export function sourceKey(address: string, out: Int32Array = new Int32Array(4)): Int32Array | null {
+function isV4Mapped(v6: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (v6[i] !== 0) return false;
+  return v6[10] === 0xff && v6[11] === 0xff;
+}
+
+/**
+ * Source address as four big-endian words; IPv4 and IPv4-mapped IPv6 give the same key. Other
+ * IPv6 addresses keep only their first `ipv6Prefix` bits: a host that owns a /64 can rotate
+ * through 2^64 addresses, so counting per address would never limit it.
+ */
+export function sourceKey(address: string, out: Int32Array = new Int32Array(4), ipv6Prefix = 128): Int32Array | null {
   const bytes = parseIP(address);
   if (bytes === null) return null;
   const v6 = new Uint8Array(16);
@@ -67,7 +76,15 @@ export function sourceKey(address: string, out: Int32Array = new Int32Array(4)):
     v6[10] = 0xff;
     v6[11] = 0xff;
     v6.set(bytes, 12);
-  } else v6.set(bytes);
+  } else {
+    v6.set(bytes);
+    if (ipv6Prefix < 128 && !isV4Mapped(v6)) {
+      const whole = ipv6Prefix >> 3;
+      const bits = ipv6Prefix & 7;
+      if (bits > 0) v6[whole] = v6[whole]! & (0xff << (8 - bits));
+      v6.fill(0, bits > 0 ? whole + 1 : whole);
+    }
+  }
   for (let i = 0; i < 4; i++) out[i] = (v6[4 * i]! << 24) | (v6[4 * i + 1]! << 16) | (v6[4 * i + 2]! << 8) | v6[4 * i + 3]!;
   return out;
 }
@@ -83,6 +100,8 @@ export class RateTable {
     buffer: SharedArrayBuffer | ArrayBuffer,
     private readonly windowMs: number,
     private readonly expireMs: number,
+    /** IPv6 sources are counted per network of this length (see sourceKey). */
+    private readonly ipv6Prefix = 128,
   ) {
     this.seed = new Int32Array(buffer, 0, 1)[0]!;
     this.epoch = new Float64Array(buffer, 8, 1)[0]!;
@@ -96,7 +115,7 @@ export class RateTable {
 
   /** Counts one connection from `address` and returns the source's rate, this connection included. */
   hit(address: string, now: number = Date.now()): number {
-    const key = sourceKey(address, this.key);
+    const key = sourceKey(address, this.key, this.ipv6Prefix);
     if (key === null) return 0;
     const elapsed = Math.max(0, now - this.epoch);
     const sub = this.windowMs / QUARTERS;
@@ -116,7 +135,7 @@ export class RateTable {
 
   /** The rate of `address` without counting (stats and tests). */
   peek(address: string, now: number = Date.now()): number {
-    const key = sourceKey(address, this.key);
+    const key = sourceKey(address, this.key, this.ipv6Prefix);
     if (key === null) return 0;
     const elapsed = Math.max(0, now - this.epoch);
     const sub = this.windowMs / QUARTERS;

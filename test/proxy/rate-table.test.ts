@@ -108,3 +108,48 @@ describe("rate table", () => {
     assert.ok(resized.get(rateBufferKey("https", 200, 3000)) !== undefined);
   });
 });
+
+describe("IPv6 sources by prefix", () => {
+  it("counts every address of one /64 as one source, and other /64s apart (300 rotating addresses)", () => {
+    const buffer = allocateRateTable(1024, false);
+    const t = new RateTable(buffer, 3000, 60_000, 64);
+    const now = Date.now();
+    let rate = 0;
+    for (let i = 1; i <= 300; i++) rate = t.hit(`2001:db8:1:2:${i.toString(16)}::${(i * 7).toString(16)}`, now);
+    assert.equal(Math.round(rate), 300, "one /64, one rate");
+    assert.equal(Math.round(t.hit("2001:db8:1:3::1", now)), 1, "the next /64 is another source");
+    // IPv4, mapped or not, stays per address.
+    t.hit("192.0.2.1", now);
+    assert.equal(Math.round(t.hit("::ffff:192.0.2.2", now)), 1);
+  });
+
+  it("keys by exactly the prefix's bits, also inside a byte", () => {
+    const key = (a: string, p: number) => Array.from(sourceKey(a, new Int32Array(4), p)!);
+    assert.deepEqual(key("2001:db8:1:2:ffff::1", 64), key("2001:db8:1:2::", 128));
+    assert.deepEqual(key("2001:db8:1:2f::1", 60), key("2001:db8:1:20::", 128));
+    assert.notDeepEqual(key("2001:db8:1:2f::1", 64), key("2001:db8:1:20::", 128));
+    assert.deepEqual(key("2001:db8:1:2:3:4:5:6", 128), key("2001:db8:1:2:3:4:5:6", 128));
+    assert.deepEqual(key("::ffff:198.51.100.9", 64), key("198.51.100.9", 128));
+  });
+
+  it("the proxy config defaults to /64 and refuses a prefix outside 1..128", () => {
+    const cfg = (prefix?: number) => ({
+      version: 1,
+      listeners: [
+        {
+          name: "https",
+          mode: "tls-passthrough",
+          binds: [{ address: "127.0.0.1", port: 8443 }],
+          rateLimit: { maxConnectionsPerWindow: 5, ...(prefix === undefined ? {} : { ipv6PrefixLength: prefix }) },
+        },
+      ],
+      backends: [],
+      routes: [],
+    });
+    const ok = validateProxyConfig(cfg());
+    assert.ok(ok.ok, JSON.stringify(ok));
+    if (ok.ok) assert.equal(ok.config.listeners[0]!.rateLimit!.ipv6PrefixLength, 64);
+    assert.equal(validateProxyConfig(cfg(0)).ok, false);
+    assert.equal(validateProxyConfig(cfg(129)).ok, false);
+  });
+});

@@ -80,7 +80,8 @@ describe("haproxy.cfg", () => {
 
   it("rate-limits per source with the configured table", () => {
     assert.match(cfg, /^    stick-table type ipv6 size 500000 expire 1m store conn_rate\(3s\)$/m);
-    assert.match(cfg, /^    tcp-request connection track-sc0 src$/m);
+    // IPv6 per /64, IPv4 per address (test/proxy/ipv6-rate-limit.test.ts floods it).
+    assert.match(cfg, /^    tcp-request connection track-sc0 src,ipmask\(32,64\)$/m);
     assert.match(cfg, /^    tcp-request connection silent-drop if \{ sc0_conn_rate ge 50 \}$/m);
     assert.match(cfg, /^    rate-limit sessions 128$/m);
   });

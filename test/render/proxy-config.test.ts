@@ -27,7 +27,7 @@ test("proxy.json passes the proxy's own validation and maps the plan's listeners
   if (https.mode !== "tls-passthrough") throw new Error("unreachable");
   assert.equal(https.inspectTimeoutMs, ingress.timeouts.inspect);
   assert.deepEqual(https.onNoMatch, { action: "drop", holdUntilInspectDeadline: true, maxHeld: 1024 });
-  assert.deepEqual(https.rateLimit, { maxConnectionsPerWindow: 50, windowMs: 3000, action: "drop", tableSize: 500000, expireMs: 60000 });
+  assert.deepEqual(https.rateLimit, { maxConnectionsPerWindow: 50, windowMs: 3000, ipv6PrefixLength: 64, action: "drop", tableSize: 500000, expireMs: 60000 });
   const http = config.listeners.find((l) => l.name === "http")!;
   assert.equal(http.mode, "http-redirect");
   assert.deepEqual(http.binds.map((b) => b.port), [80, 80]);
