@@ -4,7 +4,7 @@
 // the tests) and 3.2 (the production image) accept; see docs/haproxy.md.
 import { formatDuration } from "../topology/duration";
 import * as paths from "../topology/paths";
-import type { HostPlan, IngressPlan, LbBackend, RouteFragment } from "../topology";
+import { STATS_LOOPBACK_SOURCES, type HostPlan, type IngressPlan, type LbBackend, type RouteFragment } from "../topology";
 
 export interface HaproxyRouteSettings {
   readonly healthCheck: IngressPlan["healthCheck"];
@@ -128,8 +128,8 @@ function renderStats(stats: IngressPlan["stats"]): string {
     "mode http",
     ...binds(stats.port),
     "# The cloud firewall and nftables already limit who reaches this port; refuse anyone",
-    "# else here too, in case either is ever misconfigured.",
-    `acl stats_allowed src ${stats.allowedCidrs.join(" ")}`,
+    "# else here too, in case either is ever misconfigured. Loopback: an SSH tunnel.",
+    `acl stats_allowed src ${[...stats.allowedCidrs, ...STATS_LOOPBACK_SOURCES].join(" ")}`,
     "http-request deny if !stats_allowed",
     "stats enable",
     `stats uri ${STATS_URI}`,

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { proxyConfigSchema, proxyRoutesFileSchema } from "../proxy/config/schema";
 import type { ProxyConfigInput, ProxyRoutesFile, ProxyRoutesFileInput } from "../proxy/config/schema";
-import type { HostPlan, IngressPlan, RouteFragment } from "../topology";
+import { STATS_LOOPBACK_SOURCES, type HostPlan, type IngressPlan, type RouteFragment } from "../topology";
 
 /** proxy/routes.d/<stack>.json: `{kind: "proxy-routes", stack, routes, backends}`, as the proxy validates it. */
 export type { ProxyRoutesFile };
@@ -101,7 +101,7 @@ export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
         path: "/stats",
         auth: { username: stats.user, passwordEnv: STATS_PASSWORD_ENV },
         // The same sources as HAProxy's `acl stats_allowed src ...`: a second fence behind nftables.
-        allowedSources: [...stats.allowedCidrs],
+        allowedSources: [...stats.allowedCidrs, ...STATS_LOOPBACK_SOURCES],
       },
     };
   }

@@ -92,3 +92,38 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
 export function isWholeInternet(c: Cidr): boolean {
   return c.prefix === 0;
 }
+
+/** How many addresses of one family a set of CIDRs covers together (overlaps counted once). */
+export function addressesCovered(cidrs: readonly Cidr[], family: 4 | 6): bigint {
+  const bits = family === 4 ? 32 : 128;
+  const ranges = cidrs
+    .filter((c) => c.family === family)
+    .map((c) => {
+      const start = BigInt(c.base);
+      return { start, end: start + (1n << BigInt(bits - c.prefix)) };
+    })
+    .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  let total = 0n;
+  let reach = -1n;
+  for (const r of ranges) {
+    if (r.end <= reach) continue;
+    total += r.end - (r.start > reach ? r.start : reach);
+    reach = r.end;
+  }
+  return total;
+}
+
+/**
+ * Allow-lists wider than these are a large part of the internet, not an operator's networks:
+ * more than a /8 of IPv4 or a /32 of IPv6 (an ISP's whole allocation).
+ */
+export const WIDE_ALLOW_LIST = { 4: 1n << 24n, 6: 1n << 96n } as const;
+
+/** "2^31 IPv4 addresses (half the IPv4 internet)"-style text for a count of one family. */
+export function describeCoverage(count: bigint, family: 4 | 6): string {
+  const bits = family === 4 ? 32 : 128;
+  const log2 = count.toString(2).length - 1;
+  const exact = 1n << BigInt(log2) === count;
+  const share = count === 1n << BigInt(bits) ? `the whole IPv${family} internet` : `as much as a /${bits - log2}`;
+  return `${exact ? `2^${log2}` : `about 2^${log2}`} IPv${family} addresses (${share})`;
+}

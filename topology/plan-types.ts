@@ -58,6 +58,12 @@ export interface FirewallRule {
   readonly scope: "public" | "private";
 }
 
+/**
+ * Sources the stats page always admits besides its allowed CIDRs: the LB itself, so an SSH
+ * tunnel (ssh -L <port>:127.0.0.1:<port> root@<lb>) reaches it from wherever SSH does.
+ */
+export const STATS_LOOPBACK_SOURCES = ["127.0.0.1/32", "::1/128"] as const;
+
 export interface ListenPlan {
   readonly port: number;
   readonly purpose: FirewallRule["purpose"];

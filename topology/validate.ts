@@ -4,7 +4,7 @@ import { ConfigIssue, ConfigValidationError, formatPath } from "./errors";
 import { normaliseHostname } from "./hostname";
 import { KNOWN_IMAGES, quadletImages } from "./images";
 import { removedServerTypeMessage } from "./server-types";
-import { Cidr, Ipv4Cidr, cidrContainsIpv4, cidrSize, cidrsOverlap, intToIpv4, ipv4ToInt, isWholeInternet, parseCidr } from "./ip";
+import { Cidr, Ipv4Cidr, WIDE_ALLOW_LIST, addressesCovered, cidrContainsIpv4, cidrSize, cidrsOverlap, describeCoverage, intToIpv4, ipv4ToInt, isWholeInternet, parseCidr } from "./ip";
 import { ENGINES, ServerConfig, StackConfig, stackConfigSchema } from "./schema";
 import type { Engine, Topology } from "./types";
 
@@ -92,7 +92,15 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
     if (stats.enabled && stats.allowedCidrs.length === 0) {
       report("ingress.stats.allowedCidrs", "stats is enabled but no source may reach it; list the CIDRs allowed to see the stats page");
     }
-    stats.allowedCidrs.forEach((c, i) => checkCidr(c, `ingress.stats.allowedCidrs[${i}]`, report));
+    const statsCidrs = stats.allowedCidrs.flatMap((c, i) => checkCidr(c, `ingress.stats.allowedCidrs[${i}]`, report) ?? []);
+    // The stats page is HTTP basic auth in clear text: never open to a large part of the internet.
+    const wide = stats.enabled ? wideCoverage(statsCidrs) : undefined;
+    if (wide) {
+      report(
+        "ingress.stats.allowedCidrs",
+        `together these cover ${wide}, and the stats page sends its password in clear text (HTTP basic auth); list your admin networks, or reach it through SSH from wherever SSH is allowed: ssh -L ${stats.port}:127.0.0.1:${stats.port} root@<lb>`,
+      );
+    }
     const ports = cfg.ingress.ports;
     if (ports.http === ports.https) report("ingress.ports.http", `http and https both use port ${ports.http}; give them different ports`);
     if (stats.enabled && (stats.port === ports.http || stats.port === ports.https)) {
@@ -259,10 +267,28 @@ function checkSites(cfg: StackConfig, declared: ReadonlySet<string>, report: Rep
 }
 
 function checkSsh(cfg: StackConfig, report: Report): void {
+  const cidrs: Cidr[] = [];
+  let whole = false;
   cfg.ssh.adminCidrs.forEach((text, i) => {
     const c = checkCidr(text, `ssh.adminCidrs[${i}]`, report);
-    if (c && isWholeInternet(c) && !cfg.ssh.allowFromAnywhere) {
+    if (!c) return;
+    cidrs.push(c);
+    if (isWholeInternet(c) && !cfg.ssh.allowFromAnywhere) {
+      whole = true;
       report(`ssh.adminCidrs[${i}]`, `${text} opens SSH to the whole internet; list your admin addresses instead, or set ssh.allowFromAnywhere: true to accept that risk explicitly`);
     }
   });
+  // Measured, not matched: 0.0.0.0/1 + 128.0.0.0/1 is the whole internet too.
+  if (whole || cfg.ssh.allowFromAnywhere) return;
+  const wide = wideCoverage(cidrs);
+  if (wide) report("ssh.adminCidrs", `together these cover ${wide}, not an operator's networks; list your admin addresses instead, or set ssh.allowFromAnywhere: true to accept that risk explicitly`);
+}
+
+/** The coverage text of the first family over WIDE_ALLOW_LIST, if any. */
+function wideCoverage(cidrs: readonly Cidr[]): string | undefined {
+  for (const family of [4, 6] as const) {
+    const n = addressesCovered(cidrs, family);
+    if (n > WIDE_ALLOW_LIST[family]) return describeCoverage(n, family);
+  }
+  return undefined;
 }

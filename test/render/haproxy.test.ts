@@ -73,7 +73,7 @@ describe("haproxy.cfg", () => {
       "tcp-request content silent-drop if client_hello !known_sni",
       "tcp-request content accept if client_hello",
       "tcp-request content silent-drop",
-      "acl stats_allowed src 198.51.100.7/32",
+      "acl stats_allowed src 198.51.100.7/32 127.0.0.1/32 ::1/128",
     ]);
     assert.match(cfg, /^    tcp-request inspect-delay 5s$/m);
   });
@@ -297,11 +297,15 @@ describe(
       assert.equal(r.stdout, "301 https://fiscalismia.com/a/b?c=1");
     });
 
-    it("the stats page wants the env credentials and refuses sources outside allowedCidrs", async () => {
+    it("the stats page wants the env credentials, admits loopback (an SSH tunnel) and refuses sources outside allowedCidrs", async () => {
       const anonymous = await curl(client, "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", `http://${LB_PUBLIC}:8404/stats`);
       assert.equal(anonymous.stdout, "401");
-      const local = await curl(lbNs, "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", "-u", `${STATS_ENV.STATS_USER}:${STATS_ENV.STATS_PASSWORD}`, "http://127.0.0.1:8404/stats");
-      assert.equal(local.stdout, "403");
+      const auth = ["-u", `${STATS_ENV.STATS_USER}:${STATS_ENV.STATS_PASSWORD}`];
+      const tunnel = await curl(lbNs, "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", ...auth, "http://127.0.0.1:8404/stats");
+      assert.equal(tunnel.stdout, "200");
+      // From the LB's public address: neither an allowed CIDR nor loopback.
+      const outside = await curl(lbNs, "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", ...auth, `http://${LB_PUBLIC}:8404/stats`);
+      assert.equal(outside.stdout, "403");
     });
   },
 );

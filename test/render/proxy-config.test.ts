@@ -41,7 +41,7 @@ test("proxy.json passes the proxy's own validation and maps the plan's listeners
     bind: { address: "0.0.0.0", port: 8404 },
     path: "/stats",
     auth: { username: "admin", passwordEnv: "STATS_PASSWORD" },
-    allowedSources: ingress.stats.allowedCidrs,
+    allowedSources: [...ingress.stats.allowedCidrs, "127.0.0.1/32", "::1/128"],
   });
 });
 

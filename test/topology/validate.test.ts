@@ -263,3 +263,39 @@ test("ingress.stack: the owning stack's bare name or a full <org>/<project>/<sta
   }
   rejects(attach("organization/prod"), "ingress.stack", 'write the owning stack\'s name, e.g. "prod", or "<org>/<project>/<stack>" for a stack of another organization or project');
 });
+
+test("allow-lists are measured, not matched: halves of the internet are the internet", () => {
+  rejects(
+    (c) => (c.ssh.adminCidrs = ["0.0.0.0/1", "128.0.0.0/1"]),
+    "ssh.adminCidrs",
+    "together these cover 2^32 IPv4 addresses (the whole IPv4 internet), not an operator's networks; list your admin addresses instead, or set ssh.allowFromAnywhere: true to accept that risk explicitly",
+  );
+  rejects(
+    (c) => (c.ssh.adminCidrs = ["198.51.100.7/32", "::/1", "8000::/2"]),
+    "ssh.adminCidrs",
+    "together these cover about 2^127 IPv6 addresses (as much as a /1), not an operator's networks; list your admin addresses instead, or set ssh.allowFromAnywhere: true to accept that risk explicitly",
+  );
+  // A /8 is still an operator's network (a large company's); overlaps count once.
+  for (const cidrs of [["10.0.0.0/8"], ["10.0.0.0/8", "10.1.0.0/16"], ["2001:db8::/32"]]) {
+    const c = validConfig();
+    c.ssh.adminCidrs = cidrs;
+    assert.deepEqual(issuesOf(c), [], cidrs.join(","));
+  }
+  const open = validConfig();
+  open.ssh.adminCidrs = ["0.0.0.0/1", "128.0.0.0/1"];
+  open.ssh.allowFromAnywhere = true;
+  assert.deepEqual(issuesOf(open), [], "the explicit override still works");
+});
+
+test("the stats page, basic auth in clear text, is never open to a large part of the internet", () => {
+  rejects(
+    (c) => {
+      c.ingress.stats = { enabled: true, passwordSecret: "statsPassword", allowedCidrs: ["0.0.0.0/0"] };
+    },
+    "ingress.stats.allowedCidrs",
+    "together these cover 2^32 IPv4 addresses (the whole IPv4 internet), and the stats page sends its password in clear text (HTTP basic auth); list your admin networks, or reach it through SSH from wherever SSH is allowed: ssh -L 8404:127.0.0.1:8404 root@<lb>",
+  );
+  const tunnel = validConfig();
+  tunnel.ingress.stats = { enabled: true, passwordSecret: "statsPassword", allowedCidrs: ["198.51.100.7/32"] };
+  assert.deepEqual(issuesOf(tunnel), []);
+});
