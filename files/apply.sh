@@ -519,7 +519,13 @@ expand_template() {
   if [[ $t == *"{exec}"* ]]; then
     v=$(unit_lines "$unit" Exec | tail -n1)
     [[ -n $v ]] || fail "cannot validate $unit: no Exec= in ${B_QUADLET}$unit.container"
-    t=${t//\{exec\}/${v//"$ROOT/current/"/"$VDIR/"}}
+    # Word by word, each quoted: nothing in a unit's Exec= line ($(...), ;, |) can become
+    # shell syntax in the check. The renderer's Exec= lines are plain words.
+    local -a words=()
+    local quoted="" w
+    read -r -a words <<<"${v//"$ROOT/current/"/"$VDIR/"}"
+    for w in "${words[@]}"; do quoted+="${quoted:+ }$(printf '%q' "$w")"; done
+    t=${t//\{exec\}/$quoted}
   fi
   CMD=$t
 }
@@ -649,7 +655,9 @@ apply_nftables() {
   local rel=$ROOT/releases/$NEW f
   local -a files=("$rel"/nftables/*.nft)
   ((${#files[@]} > 0)) || return 0
-  if [[ -n $PREV ]] && [[ $(component_hash "$WORK/prev.manifest" nftables) == "$(component_hash "$WORK/new.manifest" nftables)" ]]; then
+  # Unchanged rules are not reloaded, unless a table went missing (a `flush ruleset` by the
+  # distribution's nftables.service, say): then the release's rules go back in.
+  if [[ -n $PREV ]] && [[ $(component_hash "$WORK/prev.manifest" nftables) == "$(component_hash "$WORK/new.manifest" nftables)" ]] && firewall_tables_loaded; then
     return 0
   fi
   NFT_LOADED=1
@@ -723,7 +731,33 @@ probe() {
       sleep 0.2
     done
   done < <(probe_targets)
+  probe_firewall
   say "health probe ok"
+}
+
+# The inet tables the release's nftables files define, one per line.
+firewall_tables() {
+  local f
+  for f in "$ROOT/releases/$NEW"/nftables/*.nft; do
+    awk '$1 == "table" && $2 == "inet" && $4 == "{" { print $3 }' "$f"
+  done | sort -u
+}
+
+firewall_tables_loaded() {
+  local table
+  while read -r table; do
+    "$NFT" list table inet "$table" >/dev/null 2>&1 9>&- || return 1
+  done < <(firewall_tables)
+  return 0
+}
+
+# The release's nftables tables are loaded: a listener without its firewall would let anyone
+# reach a PROXY port and forge client addresses.
+probe_firewall() {
+  local table out
+  while read -r table; do
+    out=$("$NFT" list table inet "$table" 2>&1 9>&-) || fail "health probe: the host firewall table inet $table is not loaded" "$out"
+  done < <(firewall_tables)
 }
 
 # Oldest first by when each release was made (its .release file), not by name: two

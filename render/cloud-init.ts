@@ -31,6 +31,20 @@ const SYSCTL = [
   "",
 ].join("\n");
 
+// Debian and Ubuntu: unattended-upgrades runs daily once these two are on (its default origins
+// are the security archive). The file is harmless on RHEL-like images, which have no apt.
+const APT_AUTO_UPGRADES = ['APT::Periodic::Update-Package-Lists "1";', 'APT::Periodic::Unattended-Upgrade "1";', ""].join("\n");
+
+// One command for every image family the schema allows; cloud-init's `packages:` cannot name
+// packages per distribution. dnf-automatic's install timer applies security updates only with
+// upgrade_type = security.
+const SECURITY_UPDATES = [
+  "if command -v apt-get >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get install -y unattended-upgrades;",
+  "elif command -v dnf >/dev/null; then dnf install -y dnf-automatic &&",
+  "sed -i 's/^upgrade_type *=.*/upgrade_type = security/' /etc/dnf/automatic.conf &&",
+  "systemctl enable --now dnf-automatic-install.timer; fi",
+].join(" ");
+
 // A glob include that matches nothing is not an error to nft, while a missing plain include
 // is: before the first deploy there is no release, and the boot must not fail for it.
 const FIREWALL_NFT = [
@@ -75,6 +89,7 @@ export function renderCloudInit(): string {
     "  - nftables",
     "write_files:",
     writeFile("/etc/sysctl.d/90-ingress.conf", "0644", SYSCTL),
+    writeFile("/etc/apt/apt.conf.d/20auto-upgrades", "0644", APT_AUTO_UPGRADES),
     writeFile(FIREWALL_ENTRY, "0644", FIREWALL_NFT),
     writeFile(`/etc/systemd/system/${FIREWALL_UNIT}`, "0644", FIREWALL_SERVICE),
     "runcmd:",
@@ -84,6 +99,8 @@ export function renderCloudInit(): string {
     "  - [sysctl, --system]",
     "  - [systemctl, daemon-reload]",
     `  - [systemctl, enable, --now, ${FIREWALL_UNIT}]`,
+    "  # Security updates install themselves: unattended-upgrades (Debian, Ubuntu) or dnf-automatic.",
+    `  - [sh, -c, ${JSON.stringify(SECURITY_UPDATES)}]`,
     "",
   ].join("\n");
 }

@@ -92,7 +92,8 @@ export function renderQuadletUnit(host: HostPlan, name: ContainerName): string {
     "[Unit]",
     `Description=${profile.description}`,
     "Wants=network-online.target",
-    "# The host firewall is up before anything listens.",
+    "# The host firewall is up before anything listens; if it failed, nothing listens.",
+    `Requires=${FIREWALL_UNIT}`,
     `After=network-online.target ${FIREWALL_UNIT}`,
   ];
 

@@ -3,6 +3,7 @@
 // invalid haproxy/nftables configs refused, nftables loaded into the host namespace.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { existsSync } from "node:fs";
 import { mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CURRENT, haproxyBundle, nftRuleset, QUADLET, routeFragment, type HaproxyBundleOptions } from "./support/bundle";
@@ -51,6 +52,41 @@ describe("apply.sh on an ingress host", () => {
     assert.match(r.stdout, /loading nftables\/ingress\.nft/);
     const after = await lab.host.exec(["nft", "list", "set", "inet", "apply_test", "marks"]);
     assert.match(after.stdout, /elements = \{ 2 \}/);
+  });
+
+  test("a firewall table that went missing is loaded again, and a release whose table cannot be loaded is rolled back", async () => {
+    const { h, bundle, port } = await ingressHost("nft-missing");
+    // Someone flushed the ruleset (Debian's nftables.service does): the next deploy, rules unchanged, restores it.
+    await lab.host.exec(["nft", "delete", "table", "inet", "apply_test"]);
+    const restored = await h.applyBundle(bundle({ version: "v2", nftElement: 1 }), "ingress");
+    assert.equal(restored.code, 0, output(restored));
+    assert.match(restored.stdout, /loading nftables\/ingress\.nft/);
+    assert.match((await lab.host.exec(["nft", "list", "set", "inet", "apply_test", "marks"])).stdout, /elements = \{ 1 \}/);
+    const live = await h.current();
+
+    // An nft that accepts the file but loads nothing: the probe sees no table and the release goes back.
+    const noop = join(h.stateDir, "nft-noop");
+    await writeFile(noop, '#!/bin/bash\n[[ $1 == -f ]] && exit 0\nexec nft "$@"\n', { mode: 0o755 });
+    await lab.host.exec(["nft", "delete", "table", "inet", "apply_test"]);
+    const r = await h.applyBundle(bundle({ version: "v3", nftElement: 3 }), "ingress", { INGRESS_NFT: noop });
+    assert.equal(r.code, 1, output(r));
+    assert.match(r.stderr, /health probe: the host firewall table inet apply_test is not loaded/);
+    assert.equal(await h.current(), live);
+    assert.equal(await httpGet(lab, port, "/version"), "v2");
+  });
+
+  test("a unit's Exec= line reaches a validator as quoted words, never as shell syntax", async () => {
+    const port = nextPort++;
+    const marker = join(lab.sb.dir, `pwned-${port}`);
+    const h = await HostRoot.create(lab, "exec-quoting", () => [{ name: "proxy", signal: "HUP", start: ["socat", `TCP-LISTEN:${port},reuseaddr,fork`, "SYSTEM:true"] }]);
+    const files = {
+      [`${CURRENT}/proxy/proxy.json`]: "{}\n",
+      [`${CURRENT}/listeners`]: `127.0.0.1 ${port} proxy https\n`,
+      [`${QUADLET}/proxy.container`]: `[Container]\nImage=docker.io/library/node:24-alpine\nExec=/bin/echo $(touch ${marker}); touch ${marker}\n`,
+    };
+    const r = await h.applyBundle(files, "ingress", { INGRESS_VALIDATE_PROXY: "{exec} --check" });
+    assert.equal(r.code, 0, output(r));
+    assert.equal(existsSync(marker), false, "the Exec= line ran as shell code in the check");
   });
 
   test("an attached stack's routes are merged and served, kept across bundle applies, and removed", async () => {

@@ -189,3 +189,11 @@ test("Quadlet's own generator accepts every unit (-dryrun)", { skip: existsSync(
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("every unit requires the host firewall unit: if the firewall failed, no PROXY listener opens", () => {
+  for (const { host, name } of units) {
+    const ini = parseUnit(renderQuadletUnit(host, name));
+    assert.equal(one(ini, "Unit", "Requires"), "ingress-firewall.service", `${host.stack}/${host.name}/${name}`);
+    assert.match(one(ini, "Unit", "After") ?? "", /\bingress-firewall\.service\b/);
+  }
+});
