@@ -14,7 +14,6 @@ export interface HaproxyRouteSettings {
 /** The original setup's log line, kept so operators' greps and dashboards still work. */
 export const HAPROXY_LOG_FORMAT = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
 
-const MAXCONN = 4096;
 const STATS_URI = "/stats";
 
 const d = formatDuration;
@@ -59,7 +58,7 @@ export function renderHaproxyConfig(host: HostPlan): string {
     '# them anyway is what printed "Failed to drop supplementary groups".',
     "# No daemon line either: the container runs haproxy -W -db (master-worker, foreground),",
     "# and USR2 to the master reloads without dropping established connections.",
-    `maxconn ${MAXCONN}`,
+    `maxconn ${ingress.maxconn}`,
     "# Logs to stdout, where podman and journald collect them.",
     "log stdout format raw local0 info",
     "# Old workers keep serving their connections after a reload; a tunnel older than this",
@@ -82,8 +81,13 @@ export function renderHaproxyConfig(host: HostPlan): string {
   const http = section("frontend http_ingress", [
     "mode http",
     ...binds(ports.http),
-    "# Plain HTTP only ever redirects, so a low session rate is plenty.",
+    "# Plain HTTP only ever redirects, so a low session rate is plenty, and a share of maxconn:",
+    "# port 80 can never hold the connections TLS needs. Sources are rate-limited as on https.",
+    `maxconn ${ingress.httpMaxconn}`,
     `rate-limit sessions ${rateLimit.httpSessionsPerSecond}`,
+    `stick-table type ipv6 size ${rateLimit.tableSize} expire ${d(rateLimit.expire)} store conn_rate(${d(rateLimit.window)})`,
+    `tcp-request connection track-sc0 src,ipmask(32,${rateLimit.ipv6Prefix})`,
+    `tcp-request connection silent-drop if { sc0_conn_rate ge ${rateLimit.threshold} }`,
     `timeout http-request ${d(timeouts.inspect)}`,
     `errorfile 503 ${paths.HAPROXY_ERRORFILE_503}`,
     "# Same host and path on https. ACME http-01 follows this redirect and is answered by the",

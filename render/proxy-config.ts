@@ -56,9 +56,20 @@ function dualStack(port: number): { address: string; port: number }[] {
 
 /** The proxy.json document before defaults, from the ingress host's plan. */
 export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
-  const { ports, rateLimit, timeouts, stats } = ingressOf(host);
+  const ingress = ingressOf(host);
+  const { ports, rateLimit, timeouts, stats } = ingress;
+  // The same per-source limit on both listeners (HAProxy's track-sc0 on both frontends).
+  const perSource = {
+    maxConnectionsPerWindow: rateLimit.threshold,
+    windowMs: rateLimit.window,
+    ipv6PrefixLength: rateLimit.ipv6Prefix,
+    action: "drop" as const,
+    tableSize: rateLimit.tableSize,
+    expireMs: rateLimit.expire,
+  };
   const config: ProxyConfigInput = {
     version: 1,
+    global: { maxconn: ingress.maxconn },
     timeouts: { clientMs: timeouts.client, serverMs: timeouts.server, tunnelMs: timeouts.tunnel },
     listeners: [
       {
@@ -69,14 +80,7 @@ export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
         // An unknown or missing SNI never falls through to a default backend. Held until the
         // inspect deadline, so the client waits as with HAProxy's silent-drop (bounded per worker).
         onNoMatch: { action: "drop", holdUntilInspectDeadline: true, maxHeld: HELD_PER_WORKER },
-        rateLimit: {
-          maxConnectionsPerWindow: rateLimit.threshold,
-          windowMs: rateLimit.window,
-          ipv6PrefixLength: rateLimit.ipv6Prefix,
-          action: "drop",
-          tableSize: rateLimit.tableSize,
-          expireMs: rateLimit.expire,
-        },
+        rateLimit: perSource,
       },
       {
         name: "http",
@@ -87,6 +91,10 @@ export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
         // HAProxy's `timeout http-request` and `rate-limit sessions` on the same frontend.
         requestTimeoutMs: timeouts.inspect,
         sessionsPerSecond: rateLimit.httpSessionsPerSecond,
+        // Port 80 may hold only its share of maxconn, so it can never starve TLS; per source
+        // it is limited like https.
+        maxconn: ingress.httpMaxconn,
+        rateLimit: perSource,
       },
     ],
     // Every stack's routes, this one's included, come from routes.d/: one mechanism for all.

@@ -120,6 +120,10 @@ export interface WebPlan {
 export interface IngressPlan {
   readonly engine: Engine;
   readonly ports: OwnIngress["ports"];
+  /** Concurrent connections in all (both engines' global maxconn). */
+  readonly maxconn: number;
+  /** The most of them port 80 may hold, so plain HTTP can never starve TLS. */
+  readonly httpMaxconn: number;
   readonly stats: OwnIngress["stats"];
   readonly rateLimit: OwnIngress["rateLimit"];
   readonly timeouts: OwnIngress["timeouts"];

@@ -92,6 +92,9 @@ function quadletFile(name: string): FilePlan {
 
 const NFTABLES: FilePlan = { path: paths.NFTABLES_FILE, kind: "nftables", mode: 0o644 };
 const LISTENERS: FilePlan = { path: paths.LISTENERS_FILE, kind: "listeners", mode: 0o644 };
+/** Port 80 only ever redirects: an eighth of the LB's connections is plenty, and the rest stay for TLS. */
+const HTTP_SHARE_OF_MAXCONN = 8;
+
 const ROOT_MOUNT = { host: paths.INGRESS_ROOT, container: paths.INGRESS_ROOT };
 
 function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFragment): HostPlan {
@@ -161,6 +164,8 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
     ingress: {
       engine: ingress.engine,
       ports,
+      maxconn: ingress.maxconn,
+      httpMaxconn: Math.floor(ingress.maxconn / HTTP_SHARE_OF_MAXCONN),
       stats,
       rateLimit: ingress.rateLimit,
       timeouts: ingress.timeouts,

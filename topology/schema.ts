@@ -138,6 +138,8 @@ const ownIngressSchema = z
     server: serverSchema,
     engine: z.string().default("haproxy"),
     ports: z.object({ http: port.default(80), https: port.default(443) }).strict().prefault({}),
+    /** Concurrent connections the LB holds in all; port 80 may take an eighth of them at most. */
+    maxconn: z.number().int().min(8).max(1_000_000).default(4096),
     stats: statsSchema.prefault({}),
     rateLimit: rateLimitSchema.prefault({}),
     timeouts: timeoutsSchema.prefault({}),

@@ -86,6 +86,14 @@ describe("haproxy.cfg", () => {
     assert.match(cfg, /^    rate-limit sessions 128$/m);
   });
 
+  it("port 80 holds at most an eighth of maxconn and limits each source like 443", () => {
+    assert.match(cfg, /^    maxconn 4096$/m);
+    const http = cfg.slice(cfg.indexOf("frontend http_ingress"), cfg.indexOf("frontend https_ingress"));
+    assert.match(http, /^    maxconn 512$/m);
+    assert.match(http, /^    tcp-request connection track-sc0 src,ipmask\(32,64\)$/m);
+    assert.match(http, /^    tcp-request connection silent-drop if \{ sc0_conn_rate ge 50 \}$/m);
+  });
+
   it("has no user or group line (the image already runs as haproxy)", () => {
     assert.doesNotMatch(cfg, /^\s*(user|group|uid|gid|daemon)\b/m);
   });
