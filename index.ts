@@ -108,6 +108,7 @@ export const routesBundleHash = attachment?.fragmentHash;
 
 // What stacks attaching to this LB read (OWNER_OUTPUTS); only the owning stack has them.
 export const lbServerId = lb?.server.server.id;
+export const lbHostKey = lb?.deploy.hostKey;
 export const lbRouteSettings = lb ? exportedLbSettings(lb.host) : undefined;
 /** Secret: lets attached stacks push route fragments to the LB; `--show-secrets` also gives you SSH. */
 export const deployPrivateKey = deployKey.privateKey;

@@ -81,12 +81,17 @@ export function pruneIncomingCommand(keepHash: string): string {
   return `${AS_ROOT}find ${INCOMING_DIR} -mindepth 1 -maxdepth 1 ! -name ${checkHash(keepHash)} -mmin +1440 -exec rm -rf -- {} +`;
 }
 
+/** The server's SSH host key that the first contact records and every later step pins. */
+export const HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub";
+
 /**
  * The first command on a new server. cloud-init exits 2 for "done with recoverable
  * errors" (deprecation warnings, since 23.4), which still means boot is complete; any other
  * non-zero status is a failed boot and stops the deploy with cloud-init's own account of it.
+ * Its last line of output is the server's ed25519 host key (hostKeyFromBootOutput): this first
+ * contact trusts the server, every later step insists on that key.
  */
-export function waitForBootCommand(incoming: string = INCOMING_DIR): string {
+export function waitForBootCommand(incoming: string = INCOMING_DIR, hostKeyFile: string = HOST_KEY_FILE): string {
   const script = [
     "set -u",
     "if command -v cloud-init >/dev/null 2>&1; then",
@@ -94,8 +99,21 @@ export function waitForBootCommand(incoming: string = INCOMING_DIR): string {
     '  if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then cloud-init status --long >&2; exit "$rc"; fi',
     "fi",
     `install -d -m 0755 ${incoming}`,
+    `cat ${hostKeyFile}`,
   ].join("\n");
   return bashC(script);
+}
+
+/**
+ * The host key as pulumi-command's `connection.hostKey` takes it ("ssh-ed25519 <base64>",
+ * authorized_keys format; the provider then accepts that key type only). Throws with what it
+ * got when the boot step printed no such line.
+ */
+export function hostKeyFromBootOutput(stdout: string): string {
+  const line = stdout.trimEnd().split("\n").pop()?.trim() ?? "";
+  const m = /^(ssh-ed25519) ([A-Za-z0-9+/]+={0,2})(?: .*)?$/.exec(line);
+  if (!m) throw new Error(`the boot step printed no ed25519 host key (${HOST_KEY_FILE}) as its last line, but: ${JSON.stringify(line.slice(0, 120))}`);
+  return `${m[1]} ${m[2]}`;
 }
 
 /** `bash -c '<script>'` with the script single-quoted, so no character of it is special to the login shell. */

@@ -13,7 +13,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "../topology";
-import { applyCommand, DEPLOY_USER, INCOMING_DIR, pruneIncomingCommand, secretPayload, secretsChangedCommand, waitForBootCommand, writeSecretsCommand } from "./deploy-commands";
+import { applyCommand, DEPLOY_USER, hostKeyFromBootOutput, INCOMING_DIR, pruneIncomingCommand, secretPayload, secretsChangedCommand, waitForBootCommand, writeSecretsCommand } from "./deploy-commands";
 import { childName } from "./names";
 import { dialErrorLimitFor, SSH_DIAL_BUDGET_MS } from "./ssh-retry";
 import { deployStepOptions, secretStepOptions } from "./options";
@@ -28,9 +28,13 @@ export interface HostDeployArgs {
   readonly lookupSecret: SecretLookup;
 }
 
-/** A fresh server answers SSH a minute or so after creation: keep dialling for SSH_DIAL_BUDGET_MS. */
-export function sshConnection(host: pulumi.Input<string>, privateKey: pulumi.Input<string>): command.types.input.remote.ConnectionArgs {
-  return { host, user: DEPLOY_USER, privateKey, dialErrorLimit: dialErrorLimitFor(SSH_DIAL_BUDGET_MS), perDialTimeout: 15 };
+/**
+ * A fresh server answers SSH a minute or so after creation: keep dialling for SSH_DIAL_BUDGET_MS.
+ * With `hostKey`, only a server that shows that key is talked to (a changed key fails the step
+ * with "ssh: handshake failed: ssh: host key mismatch"); without it, the first contact.
+ */
+export function sshConnection(host: pulumi.Input<string>, privateKey: pulumi.Input<string>, hostKey?: pulumi.Input<string>): command.types.input.remote.ConnectionArgs {
+  return { host, user: DEPLOY_USER, privateKey, dialErrorLimit: dialErrorLimitFor(SSH_DIAL_BUDGET_MS), perDialTimeout: 15, ...(hostKey === undefined ? {} : { hostKey }) };
 }
 
 export class HostDeploy extends pulumi.ComponentResource {
@@ -38,6 +42,8 @@ export class HostDeploy extends pulumi.ComponentResource {
   readonly bundle: command.remote.CopyToRemote;
   readonly secrets?: command.remote.Command;
   readonly apply: command.remote.Command;
+  /** The server's host key, recorded by the boot step: every later step pins it. */
+  readonly hostKey: pulumi.Output<string>;
 
   constructor(name: string, args: HostDeployArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ingress:hetzner:HostDeploy", name, {}, opts);
@@ -57,9 +63,12 @@ export class HostDeploy extends pulumi.ComponentResource {
       deployStepOptions(this, server.server, attached),
     );
 
+    this.hostKey = this.boot.stdout.apply(hostKeyFromBootOutput);
+    const pinned = sshConnection(server.ipv4, args.privateKey, this.hostKey);
+
     this.bundle = new command.remote.CopyToRemote(
       childName(name, "bundle"),
-      { connection, source: new pulumi.asset.FileArchive(bundle.localDir), remotePath: INCOMING_DIR, triggers: [bundle.hash, serverId] },
+      { connection: pinned, source: new pulumi.asset.FileArchive(bundle.localDir), remotePath: INCOMING_DIR, triggers: [bundle.hash, serverId] },
       deployStepOptions(this, server.server, [this.boot]),
     );
 
@@ -69,7 +78,7 @@ export class HostDeploy extends pulumi.ComponentResource {
       this.secrets = new command.remote.Command(
         childName(name, "secrets"),
         {
-          connection,
+          connection: pinned,
           create: write,
           // A changed secret (stdin) runs update: rewrite, then let running services see it.
           update: `${write} && ${secretsChangedCommand(host)}`,
@@ -84,10 +93,10 @@ export class HostDeploy extends pulumi.ComponentResource {
 
     this.apply = new command.remote.Command(
       childName(name, "apply"),
-      { connection, create: `${applyCommand({ kind: "bundle", hash: bundle.hash, role: host.role })} && ${pruneIncomingCommand(bundle.hash)}`, triggers: [bundle.hash, serverId], ...noEnv },
+      { connection: pinned, create: `${applyCommand({ kind: "bundle", hash: bundle.hash, role: host.role })} && ${pruneIncomingCommand(bundle.hash)}`, triggers: [bundle.hash, serverId], ...noEnv },
       // Its output is validators' output: secret in the state, whatever apply.sh already masks.
       secretStepOptions(this, server.server, this.secrets ? [this.bundle, this.secrets] : [this.bundle]),
     );
-    this.registerOutputs({ hash: bundle.hash });
+    this.registerOutputs({ hash: bundle.hash, hostKey: this.hostKey });
   }
 }

@@ -81,7 +81,8 @@ export class IngressAttachment extends pulumi.ComponentResource {
     const rendered = this.settings.apply((settings) => renderAttachedRoutes(attach.fragment, settings));
     this.fragmentHash = rendered.apply(bundleHash);
     const files = rendered.apply(routesBundleFiles);
-    const connection = sshConnection(this.lbIpv4, lbKey);
+    // Pinned to the host key the owner recorded at the LB's first boot.
+    const connection = sshConnection(this.lbIpv4, lbKey, out("hostKey").apply(String));
     const add = applyCommand({ kind: "routes", stack });
     this.routes = new command.remote.Command(
       childName(name, "routes"),

@@ -17,6 +17,8 @@ export const OWNER_OUTPUTS = {
   routeSettings: "lbRouteSettings",
   /** Secret: the key that may push route fragments to the LB. */
   deployPrivateKey: "deployPrivateKey",
+  /** The LB's SSH host key, recorded at its first boot: attached stacks pin it. */
+  hostKey: "lbHostKey",
   statsUrl: "statsUrl",
 } as const;
 

@@ -14,6 +14,7 @@ import {
   pruneIncomingCommand,
   secretPayload,
   secretsChangedCommand,
+  hostKeyFromBootOutput,
   waitForBootCommand,
   writeSecretsCommand,
 } from "../../components/deploy-commands";
@@ -87,15 +88,27 @@ test("the boot wait accepts cloud-init's 'done' and 'recoverable errors', and st
   const fake = join(dir, "bin");
   spawnSync("mkdir", [fake]);
   const cloudInit = join(fake, "cloud-init");
+  const hostKey = join(dir, "ssh_host_ed25519_key.pub");
+  writeFileSync(hostKey, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBootHostKey root@server\n");
   for (const [rc, ok] of [[0, true], [2, true], [1, false]] as const) {
     writeFileSync(cloudInit, `#!/bin/sh\n[ "$2" = "--long" ] && echo "boot failed: details" >&2\nexit ${rc}\n`);
     chmodSync(cloudInit, 0o755);
     const incoming = join(dir, `incoming-${rc}`);
-    const run = bash(waitForBootCommand(incoming), { PATH: `${fake}:${process.env["PATH"]}` });
+    const run = bash(waitForBootCommand(incoming, hostKey), { PATH: `${fake}:${process.env["PATH"]}` });
     assert.equal(run.status === 0, ok, `cloud-init exit ${rc}: ${run.stderr}`);
     assert.equal(spawnSync("test", ["-d", incoming]).status === 0, ok, `incoming dir after exit ${rc}`);
     if (!ok) assert.match(run.stderr, /boot failed: details/);
+    // Its last line is the host key every later step pins.
+    if (ok) assert.equal(hostKeyFromBootOutput(run.stdout), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBootHostKey");
   }
+});
+
+test("the host key is read from the boot step's last line, in the form pulumi-command pins", () => {
+  assert.equal(hostKeyFromBootOutput("ssh-ed25519 AAAAC3Nza+/x= root@lb\n"), "ssh-ed25519 AAAAC3Nza+/x=");
+  assert.equal(hostKeyFromBootOutput("noise\nssh-ed25519 AAAAC3Nza\n\n"), "ssh-ed25519 AAAAC3Nza");
+  assert.throws(() => hostKeyFromBootOutput(""), /printed no ed25519 host key .* but: ""/);
+  assert.throws(() => hostKeyFromBootOutput("ssh-rsa AAAAB3Nza root@lb"), /printed no ed25519 host key/);
+  assert.throws(() => hostKeyFromBootOutput("ssh-ed25519 AAAA$(reboot)"), /printed no ed25519 host key/);
 });
 
 test("pruning keeps the current bundle and anything from the last day", () => {

@@ -137,6 +137,10 @@ export async function loadProgram(opts: LoadOptions): Promise<Loaded> {
               publicKeyOpenssh: `ssh-ed25519 AAAAmock${args.name}\n`,
             };
             break;
+          case "command:remote:Command":
+            // What the boot step prints last: the server's host key (deploy-commands.ts).
+            if (args.name.endsWith("-boot")) state = { ...state, stdout: `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAImock${args.name.replace(/[^A-Za-z0-9]/g, "")} root@${args.name}\n` };
+            break;
           case "tls:index/selfSignedCert:SelfSignedCert":
             state = { ...state, certPem: `-----BEGIN CERTIFICATE-----\nmock-${args.name}\n-----END CERTIFICATE-----\n` };
             break;

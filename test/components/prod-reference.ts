@@ -13,6 +13,7 @@ export const PROD_OUTPUTS = {
   engine: "haproxy",
   lbRouteSettings: ROUTE_SETTINGS,
   deployPrivateKey: PROD_KEY,
+  lbHostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPRODLBHOSTKEY",
   statsUrl: "http://198.51.100.50:8404/stats",
 };
 

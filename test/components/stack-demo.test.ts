@@ -102,6 +102,7 @@ test("the routes go to prod's LB with prod's key on stdin, updated in place, rep
   const c = reveal(routes.inputs["connection"]) as Record<string, unknown>;
   assert.equal(c["host"], "198.51.100.50");
   assert.equal(c["privateKey"], PROD_KEY);
+  assert.equal(c["hostKey"], PROD_OUTPUTS.lbHostKey, "pinned to the LB host key prod recorded");
 });
 
 test("sent options: the routes wait for the LB attachment and the demo deploy, and are never deletedWith", () => {

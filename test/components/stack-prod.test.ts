@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { REPO_ROOT, stackFile } from "../../scripts/stack-files";
 import { renderCloudInit } from "../../render/cloud-init";
 import { OWNER_OUTPUTS } from "../../components/outputs";
-import { waitForBootCommand, writeSecretsCommand } from "../../components/deploy-commands";
+import { hostKeyFromBootOutput, waitForBootCommand, writeSecretsCommand } from "../../components/deploy-commands";
 import { configFromYaml, isSecret, loadProgram, one, ofType, reveal, sent, urnOf, type Loaded, type Recorded } from "./harness";
 
 const STATS_PASSWORD = "correct horse battery staple";
@@ -207,6 +207,13 @@ test("each deploy: wait for cloud-init, copy the bundle named by its hash, run a
     );
     const connection = reveal(s.apply.inputs["connection"]) as Record<string, unknown>;
     assert.equal(connection["host"], one(loaded, T.server, `server-${host}`).state["ipv4Address"]);
+    // First contact (boot) records the host key; every later step insists on it.
+    assert.equal("hostKey" in (reveal(s.boot.inputs["connection"]) as Record<string, unknown>), false);
+    const recorded = hostKeyFromBootOutput(String(s.boot.state["stdout"]));
+    for (const step of [s.bundle, s.apply, ...(s.secrets ? [s.secrets] : [])]) {
+      assert.equal((reveal(step.inputs["connection"]) as Record<string, unknown>)["hostKey"], recorded, `${step.name} pins the host key`);
+    }
+    if (host === "loadbalancer") assert.equal(loaded.exports["lbHostKey"], recorded, "attached stacks read the LB's key");
     assert.equal(connection["user"], "root");
     // Five minutes of pulumi-command's backoff (components/ssh-retry.ts) for a booting server.
     assert.equal(connection["dialErrorLimit"], 68);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import { cleanupStale, PrivateNetwork, Sandbox, sshRun, startSshd, type Netns, type SshServer } from "../../sandbox";
+import { hostKeyFromBootOutput, waitForBootCommand } from "../../components/deploy-commands";
 
 // The deploy pushes files and runs the apply script over ssh; this is the
 // real sshd and ssh client that its end-to-end test will use.
@@ -38,6 +39,17 @@ describe("sshd in a namespace", { timeout: 30_000 }, () => {
     const r = await sshRun(operator, server, "sh -s", { input: "echo from-stdin; exit 7\n", allowFailure: true });
     assert.equal(r.stdout, "from-stdin\n");
     assert.equal(r.code, 7);
+  });
+
+  it("the deploy's boot step prints the server's own host key, and pinning what it printed admits that server", async () => {
+    const incoming = `${await sb.subdir("boot")}/incoming`;
+    const boot = await sshRun(operator, server, waitForBootCommand(incoming, `${server.keys.hostKeyPath}.pub`));
+    const recorded = hostKeyFromBootOutput(boot.stdout);
+    // What the server really presents, not what the file claims: the same key the client saw.
+    assert.equal(recorded, server.keys.hostPublicKey.split(" ").slice(0, 2).join(" "));
+    const pinned = await sshRun(operator, { ...server, keys: { ...server.keys, hostPublicKey: recorded } }, "true", { hostKey: "pinned" });
+    assert.equal(pinned.code, 0);
+    await writeFile(server.keys.knownHostsPath, "");
   });
 
   it("with a pinned host key, refuses a server whose key differs", async () => {

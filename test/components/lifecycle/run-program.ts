@@ -51,6 +51,9 @@ function outputs(type: string, name: string, inputs: Record<string, unknown>, id
         // The tls provider ends it with a newline, as ssh-keygen does.
         publicKeyOpenssh: `ssh-ed25519 AAAAmock${name}${id}\n`,
       };
+    case "command:remote:Command":
+      // The boot step prints the server's host key: a new one with every new boot (server).
+      return name.endsWith("-boot") ? { stdout: `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIhost${id} root@${name}\n` } : {};
     case "tls:index/selfSignedCert:SelfSignedCert":
       return { certPem: `-----BEGIN CERTIFICATE-----\nmock-${name}-${id}\n-----END CERTIFICATE-----\n` };
     default:
