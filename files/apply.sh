@@ -520,10 +520,13 @@ expand_template() {
     v=$(unit_lines "$unit" Exec | tail -n1)
     [[ -n $v ]] || fail "cannot validate $unit: no Exec= in ${B_QUADLET}$unit.container"
     # Word by word, each quoted: nothing in a unit's Exec= line ($(...), ;, |) can become
-    # shell syntax in the check. The renderer's Exec= lines are plain words.
+    # shell syntax in the check. xargs splits on blanks and honours "..." and '...', as
+    # systemd does for the words the renderer writes ("daemon off;"), and runs nothing but printf.
     local -a words=()
     local quoted="" w
-    read -r -a words <<<"${v//"$ROOT/current/"/"$VDIR/"}"
+    mapfile -d '' words < <(printf '%s' "${v//"$ROOT/current/"/"$VDIR/"}" | xargs printf '%s\0') ||
+      fail "cannot validate $unit: its Exec= line does not split into words: $v"
+    ((${#words[@]} > 0)) || fail "cannot validate $unit: empty Exec= in ${B_QUADLET}$unit.container"
     for w in "${words[@]}"; do quoted+="${quoted:+ }$(printf '%q' "$w")"; done
     t=${t//\{exec\}/$quoted}
   fi
@@ -731,7 +734,6 @@ probe() {
       sleep 0.2
     done
   done < <(probe_targets)
-  probe_firewall
   say "health probe ok"
 }
 
@@ -752,11 +754,12 @@ firewall_tables_loaded() {
 }
 
 # The release's nftables tables are loaded: a listener without its firewall would let anyone
-# reach a PROXY port and forge client addresses.
-probe_firewall() {
+# reach a PROXY port and forge client addresses. Checked before any unit is touched, so a
+# failure here rolls back without a reload.
+check_firewall() {
   local table out
   while read -r table; do
-    out=$("$NFT" list table inet "$table" 2>&1 9>&-) || fail "health probe: the host firewall table inet $table is not loaded" "$out"
+    out=$("$NFT" list table inet "$table" 2>&1 9>&-) || fail "firewall check: the host firewall table inet $table is not loaded" "$out"
   done < <(firewall_tables)
 }
 
@@ -812,6 +815,7 @@ build_and_apply() {
   swap_to "$id"
   say "current -> releases/$id"
   apply_nftables
+  check_firewall
   apply_units
   probe
   PHASE=committed

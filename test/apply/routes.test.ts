@@ -70,8 +70,10 @@ describe("apply.sh on an ingress host", () => {
     await lab.host.exec(["nft", "delete", "table", "inet", "apply_test"]);
     const r = await h.applyBundle(bundle({ version: "v3", nftElement: 3 }), "ingress", { INGRESS_NFT: noop });
     assert.equal(r.code, 1, output(r));
-    assert.match(r.stderr, /health probe: the host firewall table inet apply_test is not loaded/);
+    assert.match(r.stderr, /firewall check: the host firewall table inet apply_test is not loaded/);
     assert.equal(await h.current(), live);
+    // Checked before any unit was touched: haproxy never saw v3.
+    assert.doesNotMatch(r.stdout, /reloading haproxy/);
     assert.equal(await httpGet(lab, port, "/version"), "v2");
   });
 
