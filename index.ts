@@ -16,6 +16,7 @@ import { exportedLbSettings } from "./components/lb-settings";
 import { displayName, resourceLabels } from "./components/names";
 import { dnsRecords, sshCommand, statsUrl as statsUrlOf } from "./components/outputs";
 import { PrimaryIps } from "./components/primary-ip";
+import { RoutesKeys } from "./components/routes-keys";
 import { PrivateNetwork } from "./components/private-network";
 import { bundleRoot, readApplyScript, readProxyBundle } from "./components/program-files";
 import { HostServer } from "./components/server";
@@ -51,6 +52,10 @@ const placement = new hcloud.PlacementGroup("spread", {
 });
 const placementGroupId = placement.id.apply(Number);
 
+// Stacks that attach to this stack's LB: a key each, good for their own routes only.
+const lbPlan = plan.hosts.find((h) => h.role === "ingress");
+const routesKeys_ = lbPlan && lbPlan.ingress!.attachedStacks.length > 0 ? new RoutesKeys("routes-key", { stacks: lbPlan.ingress!.attachedStacks }) : undefined;
+
 const hosts = plan.hosts.map((host) => {
   const bundle = bundles.get(host.name);
   if (!bundle?.rendered.userData) throw new Error(`renderer returned no bundle with user data for host ${host.name}`);
@@ -70,7 +75,14 @@ const hosts = plan.hosts.map((host) => {
     ...(primaryIps ? { primaryIps: { ipv4: primaryIps.ipv4Id, ipv6: primaryIps.ipv6Id } } : {}),
     protect: topology.protect,
   });
-  const deploy = new HostDeploy(`deploy-${host.name}`, { host, server, privateKey: deployKey.privateKey, bundle: bundle.local, lookupSecret });
+  const deploy = new HostDeploy(`deploy-${host.name}`, {
+    host,
+    server,
+    privateKey: deployKey.privateKey,
+    bundle: bundle.local,
+    lookupSecret,
+    ...(host.role === "ingress" && routesKeys_ ? { attachedKeys: routesKeys_.publicKeys } : {}),
+  });
   return { host, server, deploy };
 });
 
@@ -110,5 +122,10 @@ export const routesBundleHash = attachment?.fragmentHash;
 export const lbServerId = lb?.server.server.id;
 export const lbHostKey = lb?.deploy.hostKey;
 export const lbRouteSettings = lb ? exportedLbSettings(lb.host) : undefined;
-/** Secret: lets attached stacks push route fragments to the LB; `--show-secrets` also gives you SSH. */
-export const deployPrivateKey = deployKey.privateKey;
+/** Secret: each attached stack's key for its own routes on this LB, by stack. */
+export const routesKeys = routesKeys_?.privateKeys;
+/**
+ * Secret: root on every server of this stack. Not exported by a stack that others attach to:
+ * they can read its outputs, and need only their routes key (docs/security.md).
+ */
+export const deployPrivateKey = routesKeys_ ? undefined : deployKey.privateKey;

@@ -40,6 +40,31 @@ export type ApplyAction =
   /** Take an attached stack's routes off the LB and reload; run by the fragment's delete. */
   | { readonly kind: "remove-routes"; readonly stack: string };
 
+/**
+ * sshd's extra authorized_keys on the LB: one line per attached stack, its own key bound to
+ * `apply.sh --attached <stack>` (`restrict`: no shell, no forwarding, no pty). Whatever command
+ * the key's holder asks for arrives only as SSH_ORIGINAL_COMMAND, and apply.sh accepts
+ * `routes` and `remove-routes` for that one stack.
+ */
+export function attachedKeysFile(keys: readonly { readonly stack: string; readonly publicKey: string }[]): string {
+  return keys
+    .map(({ stack, publicKey }) => {
+      const key = publicKey.trim();
+      if (!/^ssh-ed25519 [A-Za-z0-9+/]+={0,2}$/.test(key)) throw new Error(`routes key of stack ${stack} is not one ssh-ed25519 public key`);
+      return `restrict,command="${attachedCommand(stackArg(stack))}" ${key} routes-${stack}\n`;
+    })
+    .join("");
+}
+
+/** The forced command of an attached stack's key. */
+export function attachedCommand(stack: string): string {
+  return `/bin/bash ${INSTALLED_APPLY} --attached ${stackArg(stack)}`;
+}
+
+/** What an attached stack asks its forced command for (SSH_ORIGINAL_COMMAND). */
+export const ATTACHED_ADD = "routes";
+export const ATTACHED_REMOVE = "remove-routes";
+
 /** Stack names travel as arguments; apply.sh accepts the same set. */
 function stackArg(stack: string): string {
   if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(stack)) throw new Error(`stack name "${stack}" cannot be passed to apply.sh (lowercase letters, digits, "-" and "_")`);

@@ -17,7 +17,7 @@ import { applyCommand, DEPLOY_USER, hostKeyFromBootOutput, INCOMING_DIR, pruneIn
 import { childName } from "./names";
 import { dialErrorLimitFor, SSH_DIAL_BUDGET_MS } from "./ssh-retry";
 import { deployStepOptions, secretStepOptions } from "./options";
-import { secretFileContents, type SecretLookup } from "./secret-files";
+import { secretFileContents, type AttachedKeys, type SecretLookup } from "./secret-files";
 import type { HostServer } from "./server";
 
 export interface HostDeployArgs {
@@ -26,6 +26,8 @@ export interface HostDeployArgs {
   readonly privateKey: pulumi.Input<string>;
   readonly bundle: { readonly hash: string; readonly localDir: string };
   readonly lookupSecret: SecretLookup;
+  /** The LB: attached stacks' routes keys, which its sshd accepts for their routes only. */
+  readonly attachedKeys?: AttachedKeys;
 }
 
 /**
@@ -72,7 +74,7 @@ export class HostDeploy extends pulumi.ComponentResource {
       deployStepOptions(this, server.server, [this.boot]),
     );
 
-    const secretFiles = secretFileContents(name, host, args.lookupSecret, this);
+    const secretFiles = secretFileContents(name, host, args.lookupSecret, this, args.attachedKeys);
     if (secretFiles) {
       const write = writeSecretsCommand();
       this.secrets = new command.remote.Command(

@@ -19,7 +19,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { bundleHash, renderAttachedRoutes, type LbSettings } from "../render/bundle";
 import type { AttachPlan, NetworkConfig } from "../topology";
 import { routesBundleFiles } from "./bundle-dir";
-import { applyCommand, routesPayload } from "./deploy-commands";
+import { ATTACHED_ADD, ATTACHED_REMOVE, routesPayload } from "./deploy-commands";
 import { sshConnection } from "./host-deploy";
 import { childName } from "./names";
 import { subnetFor } from "./network-plan";
@@ -27,6 +27,15 @@ import { attachmentOptions, fragmentOptions } from "./options";
 import { OWNER_OUTPUTS, stackReferenceName } from "./outputs";
 import type { PrivateNetwork } from "./private-network";
 import { parseLbSettings } from "./lb-settings";
+
+/** This stack's routes key from the owner's `routesKeys` output, or what to do when it is not there. */
+export function routesKeyOf(owner: string, stack: string, keys: unknown): string {
+  const key = typeof keys === "object" && keys !== null ? (keys as Record<string, unknown>)[stack] : undefined;
+  if (typeof key !== "string" || key === "") {
+    throw new Error(`stack ${owner} does not let stack ${stack} attach: add "${stack}" to its ingress.attachedStacks and run \`pulumi up\` on ${owner}, then here`);
+  }
+  return key;
+}
 
 export interface IngressAttachmentArgs {
   readonly stack: string;
@@ -66,7 +75,7 @@ export class IngressAttachment extends pulumi.ComponentResource {
     this.statsUrl = this.owner.getOutput(OWNER_OUTPUTS.statsUrl).apply((v: unknown) => (typeof v === "string" ? v : undefined));
     // Secret in the owner's outputs already; wrapped again because a StackReference only
     // knows that once it has read them.
-    const lbKey = pulumi.secret(out("deployPrivateKey").apply(String));
+    const lbKey = pulumi.secret(out("routesKeys").apply((keys: unknown) => routesKeyOf(attach.stack, stack, keys)));
 
     const subnet = subnetFor(args.networks, attach.network, attach.ip);
     const subnetResource = args.privateNetworks.get(attach.network)?.subnets.get(subnet.ipRange);
@@ -83,7 +92,9 @@ export class IngressAttachment extends pulumi.ComponentResource {
     const files = rendered.apply(routesBundleFiles);
     // Pinned to the host key the owner recorded at the LB's first boot.
     const connection = sshConnection(this.lbIpv4, lbKey, out("hostKey").apply(String));
-    const add = applyCommand({ kind: "routes", stack });
+    // The LB's sshd runs `apply.sh --attached <stack>` for this key whatever is asked; the
+    // command asked for (SSH_ORIGINAL_COMMAND) only says which of the two it is.
+    const add = ATTACHED_ADD;
     this.routes = new command.remote.Command(
       childName(name, "routes"),
       {
@@ -91,7 +102,7 @@ export class IngressAttachment extends pulumi.ComponentResource {
         // New route files change stdin, which runs `update` (the same --routes) in place.
         create: add,
         update: add,
-        delete: applyCommand({ kind: "remove-routes", stack }),
+        delete: ATTACHED_REMOVE,
         stdin: files.apply(routesPayload),
         triggers: [out("serverId").apply(String), this.ownerName],
         addPreviousOutputInEnv: false,

@@ -15,8 +15,8 @@ export const OWNER_OUTPUTS = {
   engine: "engine",
   /** The LB's health check and timeouts, which an attached stack's backends must use. */
   routeSettings: "lbRouteSettings",
-  /** Secret: the key that may push route fragments to the LB. */
-  deployPrivateKey: "deployPrivateKey",
+  /** Secret: each attached stack's key for its own routes on the LB, by stack name. */
+  routesKeys: "routesKeys",
   /** The LB's SSH host key, recorded at its first boot: attached stacks pin it. */
   hostKey: "lbHostKey",
   statsUrl: "statsUrl",

@@ -5,6 +5,7 @@ import * as tls from "@pulumi/tls";
 import type { HostPlan } from "../topology";
 import type { SecretFileContent } from "./deploy-commands";
 import { childName } from "./names";
+import { attachedKeysFile } from "./deploy-commands";
 import { statsEnv } from "./outputs";
 import { selfSignedPairs } from "./secret-plan";
 
@@ -15,7 +16,16 @@ export type SecretLookup = (key: string) => pulumi.Output<string>;
 const SELF_SIGNED_VALIDITY_HOURS = 2 * 365 * 24;
 const SELF_SIGNED_EARLY_RENEWAL_HOURS = 30 * 24;
 
-export function secretFileContents(name: string, host: HostPlan, lookup: SecretLookup, parent: pulumi.Resource): pulumi.Output<SecretFileContent[]> | undefined {
+/** Each attached stack's routes key (public half, OpenSSH), by stack name. */
+export type AttachedKeys = ReadonlyMap<string, pulumi.Output<string>>;
+
+export function secretFileContents(
+  name: string,
+  host: HostPlan,
+  lookup: SecretLookup,
+  parent: pulumi.Resource,
+  attachedKeys: AttachedKeys = new Map(),
+): pulumi.Output<SecretFileContent[]> | undefined {
   if (host.secretFiles.length === 0) return undefined;
   const generated = new Map<string, pulumi.Output<string>>();
   for (const pair of selfSignedPairs(host)) {
@@ -41,6 +51,13 @@ export function secretFileContents(name: string, host: HostPlan, lookup: SecretL
     let content: pulumi.Output<string>;
     if (from.kind === "stats-env") {
       content = lookup(from.secretKey).apply((password) => statsEnv(from.user, password));
+    } else if (from.kind === "attached-keys") {
+      const keys = from.stacks.map((stack) => {
+        const key = attachedKeys.get(stack);
+        if (!key) throw new Error(`host ${host.name}: no routes key for attached stack ${stack}`);
+        return key.apply((publicKey) => ({ stack, publicKey }));
+      });
+      content = pulumi.all(keys).apply(attachedKeysFile);
     } else if (from.source === "provided") {
       if (from.secretKey === undefined) throw new Error(`host ${host.name}: ${file.path} is provided but names no secret key`);
       content = lookup(from.secretKey);

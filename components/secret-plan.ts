@@ -7,7 +7,7 @@ export function requiredSecretKeys(plan: StackPlan): string[] {
   const keys = new Set<string>();
   for (const host of plan.hosts) {
     for (const file of host.secretFiles) {
-      const key = file.from.secretKey;
+      const key = file.from.kind === "attached-keys" ? undefined : file.from.secretKey;
       if (key !== undefined) keys.add(key);
     }
   }
@@ -53,14 +53,14 @@ export function selfSignedPairs(host: HostPlan): SelfSignedPair[] {
   const byDir = new Map<string, { cert?: SecretFilePlan; key?: SecretFilePlan }>();
   for (const file of host.secretFiles) {
     const from = file.from;
-    if (from.kind === "stats-env" || from.source !== "self-signed") continue;
+    if (from.kind === "stats-env" || from.kind === "attached-keys" || from.source !== "self-signed") continue;
     const entry = byDir.get(dirOf(file.path)) ?? {};
     if (from.kind === "tls-cert") entry.cert = file;
     else entry.key = file;
     byDir.set(dirOf(file.path), entry);
   }
   return [...byDir.entries()].map(([dir, { cert, key }]) => {
-    if (!cert || !key || cert.from.kind === "stats-env") throw new Error(`host ${host.name}: self-signed certificate in ${dir} lacks its cert or key file`);
+    if (!cert || !key || cert.from.kind === "stats-env" || cert.from.kind === "attached-keys") throw new Error(`host ${host.name}: self-signed certificate in ${dir} lacks its cert or key file`);
     return { key: keyOf(dir.slice(dir.lastIndexOf("/") + 1)), hostnames: cert.from.hostnames, certPath: cert.path, keyPath: key.path };
   });
 }

@@ -84,6 +84,7 @@ usage() {
 usage: apply.sh --bundle DIR --role ingress|web
        apply.sh --routes DIR|- --stack STACK
        apply.sh --remove-routes STACK
+       apply.sh --attached STACK      (sshd's forced command of an attached stack's key)
        apply.sh --switch-certs
        apply.sh --help
 Applies a rendered bundle, or installs/removes an attached stack's route fragments,
@@ -888,7 +889,7 @@ main() {
   local mode="" bundle="" role="" routes="" stack=""
   while (($# > 0)); do
     case $1 in
-      --bundle | --role | --routes | --stack | --remove-routes)
+      --bundle | --role | --routes | --stack | --remove-routes | --attached)
         (($# >= 2)) || usage_error "$1 needs a value"
         case $1 in
           --bundle) bundle=$2 ;;
@@ -896,6 +897,7 @@ main() {
           --routes) routes=$2 ;;
           --stack) stack=$2 ;;
           --remove-routes) stack=$2; mode=remove ;;
+          --attached) stack=$2; mode=attached ;;
         esac
         shift 2
         ;;
@@ -904,6 +906,19 @@ main() {
       *) usage_error "unknown argument: $1" ;;
     esac
   done
+  # An attached stack's key runs `apply.sh --attached <stack>` whatever it asks for (sshd's
+  # forced command); what it asked for is only ever one of these two words.
+  if [[ $mode == attached ]]; then
+    [[ -z $bundle && -z $routes && -z $role ]] || usage_error "--attached takes no other option"
+    case ${SSH_ORIGINAL_COMMAND:-} in
+      routes) mode="" routes=- ;;
+      remove-routes) mode=remove ;;
+      *)
+        printf 'apply: this key may only run "routes" (route files on stdin) or "remove-routes" for stack %s\n' "$stack" >&2
+        exit 2
+        ;;
+    esac
+  fi
   if [[ -n $bundle ]]; then
     [[ -z $mode && -z $routes && -z $stack ]] || usage_error "--bundle goes with --role only"
     [[ $role == ingress || $role == web ]] || usage_error "--bundle needs --role ingress|web"

@@ -45,6 +45,11 @@ const SECURITY_UPDATES = [
   "systemctl enable --now dnf-automatic-install.timer; fi",
 ].join(" ");
 
+// Attached stacks' keys (written on deploy, root-only) besides root's own. Only the LB's file
+// ever holds a key; each is bound to a forced command that handles that stack's routes only.
+const SSHD_DROP_IN = "/etc/ssh/sshd_config.d/50-ingress.conf";
+const SSHD_ATTACHED_KEYS = [`AuthorizedKeysFile .ssh/authorized_keys ${paths.ATTACHED_KEYS_FILE}`, ""].join("\n");
+
 // A glob include that matches nothing is not an error to nft, while a missing plain include
 // is: before the first deploy there is no release, and the boot must not fail for it.
 const FIREWALL_NFT = [
@@ -90,6 +95,7 @@ export function renderCloudInit(): string {
     "write_files:",
     writeFile("/etc/sysctl.d/90-ingress.conf", "0644", SYSCTL),
     writeFile("/etc/apt/apt.conf.d/20auto-upgrades", "0644", APT_AUTO_UPGRADES),
+    writeFile(SSHD_DROP_IN, "0644", SSHD_ATTACHED_KEYS),
     writeFile(FIREWALL_ENTRY, "0644", FIREWALL_NFT),
     writeFile(`/etc/systemd/system/${FIREWALL_UNIT}`, "0644", FIREWALL_SERVICE),
     "runcmd:",
@@ -99,6 +105,8 @@ export function renderCloudInit(): string {
     "  - [sysctl, --system]",
     "  - [systemctl, daemon-reload]",
     `  - [systemctl, enable, --now, ${FIREWALL_UNIT}]`,
+    "  # sshd reads the drop-in: Debian and Ubuntu call the unit ssh, RHEL-like images sshd.",
+    '  - [sh, -c, "systemctl reload ssh || systemctl reload sshd"]',
     "  # Security updates install themselves: unattended-upgrades (Debian, Ubuntu) or dnf-automatic.",
     `  - [sh, -c, ${JSON.stringify(SECURITY_UPDATES)}]`,
     "",

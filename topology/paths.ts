@@ -24,6 +24,8 @@ export const PROXY_ROUTES_D = `${CURRENT}/proxy/routes.d`;
 export const PROXY_BUNDLE = `${CURRENT}/proxy/proxy.js`;
 export const NFTABLES_FILE = `${CURRENT}/nftables/ingress.nft`;
 export const TLS_DIR = `${SECRETS_DIR}/tls`;
+/** sshd reads it besides root's own (cloud-init's drop-in): attached stacks' forced-command keys. */
+export const ATTACHED_KEYS_FILE = `${SECRETS_DIR}/ssh/authorized_keys`;
 
 /** One certificate per nginx listener (validation guarantees all its sites share one). */
 export function tlsPaths(port: number): { readonly cert: string; readonly key: string } {

@@ -40,6 +40,8 @@ export interface SecretFilePlan {
   readonly path: string;
   readonly from:
     | { readonly kind: "stats-env"; readonly user: string; readonly secretKey: string }
+    /** sshd's extra authorized_keys: each attached stack's key, bound to its forced command. */
+    | { readonly kind: "attached-keys"; readonly stacks: readonly string[] }
     | {
         readonly kind: "tls-cert" | "tls-key";
         /** Every hostname of the listener: a self-signed certificate carries them all as SANs. */
@@ -124,6 +126,8 @@ export interface IngressPlan {
   readonly maxconn: number;
   /** The most of them port 80 may hold, so plain HTTP can never starve TLS. */
   readonly httpMaxconn: number;
+  /** Stacks whose own key may add or remove their routes on this LB, and nothing else. */
+  readonly attachedStacks: readonly string[];
   readonly stats: OwnIngress["stats"];
   readonly rateLimit: OwnIngress["rateLimit"];
   readonly timeouts: OwnIngress["timeouts"];

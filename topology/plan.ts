@@ -111,6 +111,8 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
   if (stats.enabled && stats.passwordSecret) {
     secretFiles.push({ path: paths.STATS_ENV, from: { kind: "stats-env", user: stats.user, secretKey: stats.passwordSecret } });
   }
+  // Always written, empty without attached stacks: a stack removed from the list loses its key.
+  secretFiles.push({ path: paths.ATTACHED_KEYS_FILE, from: { kind: "attached-keys", stacks: [...ingress.attachedStacks] } });
 
   let container: ContainerPlan;
   let files: FilePlan[];
@@ -166,6 +168,7 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
       ports,
       maxconn: ingress.maxconn,
       httpMaxconn: Math.floor(ingress.maxconn / HTTP_SHARE_OF_MAXCONN),
+      attachedStacks: [...ingress.attachedStacks],
       stats,
       rateLimit: ingress.rateLimit,
       timeouts: ingress.timeouts,

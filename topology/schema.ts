@@ -138,6 +138,11 @@ const ownIngressSchema = z
     server: serverSchema,
     engine: z.string().default("haproxy"),
     ports: z.object({ http: port.default(80), https: port.default(443) }).strict().prefault({}),
+    /**
+     * Stacks that may attach to this LB. Each gets an SSH key of its own that the LB accepts
+     * for one thing only, adding or removing that stack's routes (a forced command).
+     */
+    attachedStacks: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "a stack name: lowercase letters, digits, \"-\" and \"_\"")).default([]),
     /** Concurrent connections the LB holds in all; port 80 may take an eighth of them at most. */
     maxconn: z.number().int().min(8).max(1_000_000).default(4096),
     stats: statsSchema.prefault({}),

@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { existsSync } from "node:fs";
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { attachedKeysFile, routesPayload } from "../../components/deploy-commands";
+import { sshArgv } from "../../sandbox";
 import { join } from "node:path";
 import { CURRENT, haproxyBundle, nftRuleset, QUADLET, routeFragment, type HaproxyBundleOptions } from "./support/bundle";
 import { HostRoot, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
@@ -191,6 +193,39 @@ describe("apply.sh on an ingress host", () => {
     assert.equal(await h.current(), live);
     assert.match(await h.readFile("routes/demo/demo.cfg"), /demo-app/);
     assert.equal(await httpGet(lab, port, "/", "demo.example.test"), "demo-app");
+  });
+
+  test("an attached stack's key runs only its forced command: add or remove that stack's routes, nothing else", async () => {
+    const { h, port } = await ingressHost("forced");
+    // demo's routes key, and the line the LB's secrets step writes for it (deploy-commands.ts),
+    // its command pointed at a wrapper that sets this test's roots, as the host's paths would be.
+    const keyPath = join(h.stateDir, "demo-routes-key");
+    await lab.client.exec(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo", "-f", keyPath]);
+    const publicKey = (await readFile(`${keyPath}.pub`, "utf8")).split(" ").slice(0, 2).join(" ");
+    const wrapper = join(h.stateDir, "apply-as-host");
+    const env = Object.entries(h.env()).map(([k, v]) => `export ${k}=${JSON.stringify(v)}`).join("\n");
+    await writeFile(wrapper, `#!/bin/bash\n${env}\nexec /bin/bash ${h.root}/current/apply.sh "$@"\n`, { mode: 0o755 });
+    const line = attachedKeysFile([{ stack: "demo", publicKey }]);
+    assert.match(line, /^restrict,command="\/bin\/bash \/srv\/ingress\/current\/apply\.sh --attached demo" ssh-ed25519 /);
+    await appendFile(lab.ssh.keys.authorizedKeysPath, line.replace("/bin/bash /srv/ingress/current/apply.sh", wrapper));
+
+    const asDemo = async (command: string, input?: string) => {
+      const argv = (await sshArgv(lab.ssh)).map((a) => (a === lab.ssh.keys.clientKeyPath ? keyPath : a));
+      return lab.client.exec([...argv, command], { allowFailure: true, timeoutMs: 30_000, ...(input === undefined ? {} : { input }) });
+    };
+    for (const attempt of ["id", "routes; id", "routes --stack prod", "/bin/bash -i", "remove-routes prod"]) {
+      const r = await asDemo(attempt);
+      assert.equal(r.code, 2, `${attempt}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /this key may only run "routes" \(route files on stdin\) or "remove-routes" for stack demo/);
+      assert.doesNotMatch(r.stdout, /uid=/);
+    }
+    const added = await asDemo("routes", routesPayload(Object.entries(routeFragment("demo", { "demo.example.test": "demo-app" })).map(([path, content]) => ({ path, content }))));
+    assert.equal(added.code, 0, `${added.stdout}${added.stderr}`);
+    await waitForBody(lab, port, "demo-app", "/", "demo.example.test");
+    const removed = await asDemo("remove-routes");
+    assert.equal(removed.code, 0, `${removed.stdout}${removed.stderr}`);
+    await waitForBody(lab, port, "no route", "/", "demo.example.test");
+    assert.equal(await httpGet(lab, port, "/", "app.example.test"), "prod-app");
   });
 
   test("a fragment that makes haproxy quote the stats password leaks it nowhere: not in stdout, stderr or apply.log", async () => {

@@ -134,7 +134,7 @@ export async function loadProgram(opts: LoadOptions): Promise<Loaded> {
               ...state,
               privateKeyOpenssh: `-----BEGIN OPENSSH PRIVATE KEY-----\nmock-${args.name}\n-----END OPENSSH PRIVATE KEY-----\n`,
               privateKeyPem: `-----BEGIN PRIVATE KEY-----\nmock-${args.name}\n-----END PRIVATE KEY-----\n`,
-              publicKeyOpenssh: `ssh-ed25519 AAAAmock${args.name}\n`,
+              publicKeyOpenssh: `ssh-ed25519 AAAAmock${args.name.replace(/[^A-Za-z0-9]/g, "")}\n`,
             };
             break;
           case "command:remote:Command":

@@ -315,7 +315,7 @@ test("demo: prod's LB replaced, or another owner: the old LB loses the routes fi
   assert.equal((demo.state[K.routes]!.inputs["connection"] as Raw)["host"], prodAfterLbReplace.exports["lbIpv4"]);
 
   const otherRef = "organization/hetzner-ingress/prod2";
-  const other = { ...prod.exports, lbServerId: "777", lbIpv4: "198.51.100.77", deployPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nprod2\n-----END OPENSSH PRIVATE KEY-----\n" };
+  const other = { ...prod.exports, lbServerId: "777", lbIpv4: "198.51.100.77", routesKeys: { demo: "-----BEGIN OPENSSH PRIVATE KEY-----\nprod2\n-----END OPENSSH PRIVATE KEY-----\n" } };
   const moved = up("demo", demo.state, edit(DEMO, "ingress", (i: Raw) => ({ ...i, stack: "prod2" })), { stackReferences: refs(other, otherRef) });
   expectPlan(
     moved.plan,

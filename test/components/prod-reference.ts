@@ -1,6 +1,7 @@
 // What the demo stack reads from prod through its StackReference, as the mocks return it.
 export const PROD_REF = "organization/hetzner-ingress/prod";
-export const PROD_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nprod-deploy-key\n-----END OPENSSH PRIVATE KEY-----\n";
+/** demo's routes key on prod's LB: good for demo's routes only, never root on prod. */
+export const PROD_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nprod-routes-key-for-demo\n-----END OPENSSH PRIVATE KEY-----\n";
 export const ROUTE_SETTINGS = {
   engine: "haproxy",
   healthCheck: { interval: 5000, timeout: 2000, fall: 3, rise: 2 },
@@ -12,7 +13,7 @@ export const PROD_OUTPUTS = {
   lbIpv6: "2001:db8:50::1",
   engine: "haproxy",
   lbRouteSettings: ROUTE_SETTINGS,
-  deployPrivateKey: PROD_KEY,
+  routesKeys: { demo: PROD_KEY, other: "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-demos\n-----END OPENSSH PRIVATE KEY-----\n" },
   lbHostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPRODLBHOSTKEY",
   statsUrl: "http://198.51.100.50:8404/stats",
 };

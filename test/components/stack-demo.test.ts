@@ -84,11 +84,12 @@ test("the routes go to prod's LB with prod's key on stdin, updated in place, rep
   const hash = loaded.exports["routesBundleHash"] as string;
   assert.match(hash, /^[0-9a-f]{64}$/);
   const routes = one(loaded, T.command, "ingress-routes");
-  const add = "/bin/bash /srv/ingress/current/apply.sh --routes - --stack demo";
+  // The LB runs `apply.sh --attached demo` for demo's key whatever is asked (sshd's forced
+  // command); the command asked for only picks add or remove.
   assert.deepEqual(
     { create: routes.inputs["create"], update: routes.inputs["update"], delete: routes.inputs["delete"], triggers: routes.inputs["triggers"] },
     // prod's LB server id and the owner: a rebuilt LB or another owner replaces the routes.
-    { create: add, update: add, delete: "/bin/bash /srv/ingress/current/apply.sh --remove-routes demo", triggers: ["4242", PROD_REF] },
+    { create: "routes", update: "routes", delete: "remove-routes", triggers: ["4242", PROD_REF] },
   );
   assert.equal(routes.inputs["addPreviousOutputInEnv"], false);
   // stdin: "<name>\t<base64>" per flat route file, exactly the rendered files.
@@ -101,7 +102,7 @@ test("the routes go to prod's LB with prod's key on stdin, updated in place, rep
   assert.ok(isSecret(routes.inputs["connection"]), "connection is secret");
   const c = reveal(routes.inputs["connection"]) as Record<string, unknown>;
   assert.equal(c["host"], "198.51.100.50");
-  assert.equal(c["privateKey"], PROD_KEY);
+  assert.equal(c["privateKey"], PROD_KEY, "demo's own routes key from prod's routesKeys, not prod's deploy key");
   assert.equal(c["hostKey"], PROD_OUTPUTS.lbHostKey, "pinned to the LB host key prod recorded");
 });
 

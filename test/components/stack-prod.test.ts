@@ -63,6 +63,9 @@ test("the exact set of resources", () => {
     "ingress:hetzner:PrimaryIps ips-loadbalancer",
     `${T.primaryIp} ips-loadbalancer-ipv4`,
     `${T.primaryIp} ips-loadbalancer-ipv6`,
+    // demo may attach (ingress.attachedStacks): a key of its own, good for its routes only.
+    "ingress:hetzner:RoutesKeys routes-key",
+    `${T.key} routes-key-demo`,
     // Each web server gets a self-signed stand-in per site until certbot's certificate exists.
     ...WEB.flatMap((h) => {
       const key = SITE_OF[h].replace(/\./g, "-");
@@ -240,9 +243,20 @@ test("stats.env reaches the LB only through secret stdin, mode 0600 under /srv/i
   assert.equal(secrets.inputs["logging"], "none");
   const stdin = secrets.inputs["stdin"];
   assert.ok(isSecret(stdin), "stdin is a secret");
-  const [path, b64] = String(reveal(stdin)).trimEnd().split("\t");
-  assert.equal(path, "/srv/ingress/secrets/stats.env");
-  assert.equal(Buffer.from(b64!, "base64").toString("utf8"), `STATS_USER=admin\nSTATS_PASSWORD=${STATS_PASSWORD}\n`);
+  const files = new Map(
+    String(reveal(stdin))
+      .trimEnd()
+      .split("\n")
+      .map((line) => line.split("\t") as [string, string])
+      .map(([path, b64]) => [path, Buffer.from(b64, "base64").toString("utf8")]),
+  );
+  assert.deepEqual([...files.keys()], ["/srv/ingress/secrets/stats.env", "/srv/ingress/secrets/ssh/authorized_keys"]);
+  assert.equal(files.get("/srv/ingress/secrets/stats.env"), `STATS_USER=admin\nSTATS_PASSWORD=${STATS_PASSWORD}\n`);
+  // demo's routes key, bound to the forced command that handles demo's routes and nothing else.
+  assert.equal(
+    files.get("/srv/ingress/secrets/ssh/authorized_keys"),
+    'restrict,command="/bin/bash /srv/ingress/current/apply.sh --attached demo" ssh-ed25519 AAAAmockrouteskeydemo routes-demo\n',
+  );
   // The password appears nowhere else: not in another input, not in a local bundle file.
   const elsewhere = loaded.resources.filter((r) => r !== secrets && JSON.stringify(reveal(r.inputs)).includes(STATS_PASSWORD));
   assert.deepEqual(elsewhere.map((r) => r.name), []);
@@ -255,14 +269,15 @@ test("the deploy key: ed25519, its private half secret wherever it goes", () => 
   assert.deepEqual(one(loaded, T.sshKey, "deploy-key").inputs, {
     name: "prod-deploy",
     // Without the generator's trailing newline: Hetzner stores the key trimmed, and publicKey is ForceNew.
-    publicKey: "ssh-ed25519 AAAAmockdeploy-key",
+    publicKey: "ssh-ed25519 AAAAmockdeploykey",
     labels: { stack: "prod", role: "deploy-key", "managed-by": "pulumi-hetzner-ingress" },
   });
   for (const r of [...ofType(loaded, T.command).values(), ...ofType(loaded, T.copy).values()]) {
     assert.ok(isSecret(r.inputs["connection"]), `${r.name}: connection (with the private key) is secret`);
     assert.match(String((reveal(r.inputs["connection"]) as Record<string, unknown>)["privateKey"]), /mock-deploy-key/);
   }
-  assert.ok(loaded.secretExports.has("deployPrivateKey"));
+  // Not exported: demo reads prod's outputs, and the deploy key is root on every prod server.
+  assert.equal(loaded.exports["deployPrivateKey"], undefined);
 });
 
 test("outputs: LB addresses, DNS records for every hostname, stats URL, SSH per host, and what attached stacks read", () => {
@@ -292,7 +307,8 @@ test("outputs: LB addresses, DNS records for every hostname, stats URL, SSH per 
     timeouts: { connect: 5000, client: 30000, server: 30000, tunnel: 300000, inspect: 5000 },
   });
   for (const name of Object.values(OWNER_OUTPUTS)) assert.ok(e[name] !== undefined, `owner output ${name} is exported`);
-  assert.deepEqual([...loaded.secretExports], ["deployPrivateKey"]);
+  assert.deepEqual([...loaded.secretExports], ["routesKeys"]);
+  assert.deepEqual(Object.keys(e["routesKeys"] as object), ["demo"]);
   assert.equal(e["routesBundleHash"], undefined);
 });
 

@@ -35,7 +35,7 @@ test("it lays out /srv/ingress with a root-only secrets directory and enables th
   assert.ok(cmds.includes("install -d -m 0700 /srv/ingress/secrets"));
   assert.ok(cmds.includes("systemctl enable --now ingress-firewall.service"));
   const files = new Map(doc.write_files.map((f) => [f.path, f]));
-  assert.deepEqual([...files.keys()], ["/etc/sysctl.d/90-ingress.conf", "/etc/apt/apt.conf.d/20auto-upgrades", "/etc/ingress/firewall.nft", "/etc/systemd/system/ingress-firewall.service"]);
+  assert.deepEqual([...files.keys()], ["/etc/sysctl.d/90-ingress.conf", "/etc/apt/apt.conf.d/20auto-upgrades", "/etc/ssh/sshd_config.d/50-ingress.conf", "/etc/ingress/firewall.nft", "/etc/systemd/system/ingress-firewall.service"]);
   assert.match(files.get("/etc/ingress/firewall.nft")!.content, /^include "\/srv\/ingress\/current\/nftables\/\*\.nft"$/m);
   assert.match(files.get("/etc/systemd/system/ingress-firewall.service")!.content, /^ExecStart=\/usr\/sbin\/nft -f \/etc\/ingress\/firewall\.nft$/m);
 });

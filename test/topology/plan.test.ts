@@ -74,7 +74,11 @@ test("every LB backend checks its own site's health path with that site's SNI", 
 test("the LB runs haproxy with host networking friendly mounts and the stats env file as a secret file", () => {
   const lb = host(prod, "loadbalancer");
   assert.deepEqual(lb.containers.map((c) => [c.name, c.reloadSignal, c.envFile]), [["haproxy", "USR2", "/srv/ingress/secrets/stats.env"]]);
-  assert.deepEqual(lb.secretFiles, [{ path: "/srv/ingress/secrets/stats.env", from: { kind: "stats-env", user: "admin", secretKey: "statsPassword" } }]);
+  assert.deepEqual(lb.secretFiles, [
+    { path: "/srv/ingress/secrets/stats.env", from: { kind: "stats-env", user: "admin", secretKey: "statsPassword" } },
+    // sshd's extra authorized_keys: demo's routes key, bound to its forced command.
+    { path: "/srv/ingress/secrets/ssh/authorized_keys", from: { kind: "attached-keys", stacks: ["demo"] } },
+  ]);
   assert.deepEqual(lb.files.map((f) => f.path), [
     "/srv/ingress/current/haproxy/haproxy.cfg",
     "/srv/ingress/current/haproxy/routes.d/prod.cfg",
@@ -101,7 +105,7 @@ test("certificates from the host are read through a link, from certbot's tree or
   );
   // The stand-ins are the only secret files: one self-signed pair per site, naming its host.
   assert.deepEqual(
-    d.secretFiles.map((f) => [f.path, f.from.kind, f.from.kind === "stats-env" ? undefined : [f.from.source, ...f.from.hostnames]]),
+    d.secretFiles.map((f) => [f.path, f.from.kind, f.from.kind === "stats-env" || f.from.kind === "attached-keys" ? undefined : [f.from.source, ...f.from.hostnames]]),
     ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"].flatMap((h) => [
       [`${tls}/standin/${h}/fullchain.pem`, "tls-cert", ["self-signed", h]],
       [`${tls}/standin/${h}/privkey.pem`, "tls-key", ["self-signed", h]],

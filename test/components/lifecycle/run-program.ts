@@ -49,7 +49,7 @@ function outputs(type: string, name: string, inputs: Record<string, unknown>, id
         privateKeyOpenssh: `-----BEGIN OPENSSH PRIVATE KEY-----\nmock-${name}-${id}\n-----END OPENSSH PRIVATE KEY-----\n`,
         privateKeyPem: `-----BEGIN PRIVATE KEY-----\nmock-${name}-${id}\n-----END PRIVATE KEY-----\n`,
         // The tls provider ends it with a newline, as ssh-keygen does.
-        publicKeyOpenssh: `ssh-ed25519 AAAAmock${name}${id}\n`,
+        publicKeyOpenssh: `ssh-ed25519 AAAAmock${name.replace(/[^A-Za-z0-9]/g, "")}${id}\n`,
       };
     case "command:remote:Command":
       // The boot step prints the server's host key: a new one with every new boot (server).
