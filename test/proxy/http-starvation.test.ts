@@ -18,7 +18,7 @@ import type { Netns } from "../../sandbox/netns";
 import type { ManagedProcess } from "../../sandbox/process";
 import { Sandbox } from "../../sandbox/sandbox";
 import { buildBundle, NODE_CURRENT } from "./helpers/bundle";
-import { link, namespaces } from "./helpers/sandbox";
+import { manySourcesLab } from "./helpers/sandbox";
 
 const MAXCONN = 400;
 /** The attackers: 10.99.0.0/20, bound through an AnyIP route on the client's loopback. */
@@ -79,10 +79,7 @@ describe("port 80 cannot starve TLS (ts engine)", { timeout: 60_000 }, () => {
 
   before(async () => {
     sb = await Sandbox.create({ prefix: "pxt" });
-    ns = await namespaces(sb, ["client", "lb"]);
-    await link(sb, { ns: ns.client, ifname: "up", addresses: [`${CLIENT4}/24`] }, { ns: ns.lb, ifname: "down", addresses: [`${LB4}/24`] });
-    await ns.client.exec(["ip", "route", "add", "local", "10.99.0.0/20", "dev", "lo"]);
-    await ns.lb.exec(["ip", "route", "add", "10.99.0.0/20", "via", CLIENT4]);
+    ns = await manySourcesLab(sb, { client: CLIENT4, lb: LB4, prefixLength: 24, sources: ["10.99.0.0/20"] });
     const dir = await sb.subdir("proxy");
     const configFile = path.join(dir, "proxy.json");
     writeFileSync(configFile, JSON.stringify(proxyConfig()));

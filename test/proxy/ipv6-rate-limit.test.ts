@@ -18,7 +18,7 @@ import type { Netns } from "../../sandbox/netns";
 import type { ManagedProcess } from "../../sandbox/process";
 import { Sandbox } from "../../sandbox/sandbox";
 import { buildBundle, NODE_CURRENT } from "./helpers/bundle";
-import { link, namespaces } from "./helpers/sandbox";
+import { manySourcesLab } from "./helpers/sandbox";
 
 const THRESHOLD = 20;
 const ATTEMPTS = 60;
@@ -97,15 +97,8 @@ describe("IPv6 sources are rate-limited per /64, in both engines", { timeout: 60
 
   before(async () => {
     sb = await Sandbox.create({ prefix: "pxt" });
-    ns = await namespaces(sb, ["client", "lb"]);
-    await link(sb, { ns: ns.client, ifname: "up", addresses: [`${CLIENT6}/64`] }, { ns: ns.lb, ifname: "down", addresses: [`${LB6}/64`] });
-    // Binding an IPv6 address that only a local route covers needs non-local binds.
-    await ns.client.sysctl("net.ipv6.ip_nonlocal_bind", 1);
-    for (const prefix of [ROTATING, OTHER]) {
-      // AnyIP: the client may bind any address of these /64s; the LB routes them back.
-      await ns.client.exec(["ip", "-6", "route", "add", "local", `${prefix}/64`, "dev", "lo"]);
-      await ns.lb.exec(["ip", "-6", "route", "add", `${prefix}/64`, "via", CLIENT6]);
-    }
+    // The attacker's /64 and someone else's, both bindable by the client.
+    ns = await manySourcesLab(sb, { client: CLIENT6, lb: LB6, prefixLength: 64, sources: [`${ROTATING}/64`, `${OTHER}/64`] });
     haproxy = await startHaproxy(sb, ns.lb, { name: "haproxy", config: haproxyRateLimitConfig(), waitFor: [{ port: HAPROXY_PORT }] });
     const dir = await sb.subdir("proxy");
     const configFile = path.join(dir, "proxy.json");

@@ -50,3 +50,21 @@ export function logLines(p: ManagedProcess): string[] {
 export function jsonLines(p: ManagedProcess): Record<string, unknown>[] {
   return logLines(p).filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+/**
+ * A client and an LB namespace on one link, the client able to send from every address of
+ * `sources` (an AnyIP route on its loopback; IPv6 also needs non-local binds) and the LB
+ * routing those back: many sources from one process, all inside the sandbox.
+ */
+export async function manySourcesLab(sb: Sandbox, o: { readonly client: string; readonly lb: string; readonly prefixLength: number; readonly sources: readonly string[] }): Promise<Record<"client" | "lb", Netns>> {
+  const ns = await namespaces(sb, ["client", "lb"]);
+  await link(sb, { ns: ns.client, ifname: "up", addresses: [`${o.client}/${o.prefixLength}`] }, { ns: ns.lb, ifname: "down", addresses: [`${o.lb}/${o.prefixLength}`] });
+  const v6 = o.client.includes(":");
+  if (v6) await ns.client.sysctl("net.ipv6.ip_nonlocal_bind", 1);
+  const family = v6 ? ["-6"] : [];
+  for (const cidr of o.sources) {
+    await ns.client.exec(["ip", ...family, "route", "add", "local", cidr, "dev", "lo"]);
+    await ns.lb.exec(["ip", ...family, "route", "add", cidr, "via", o.client]);
+  }
+  return ns;
+}
