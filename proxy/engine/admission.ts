@@ -82,11 +82,15 @@ export class Admission {
     });
   }
 
-  overMaxconn(listener: string, globalMaxconn: number, maxconn: number | undefined): boolean {
+  /** Whether one more connection of `listener` fits this worker's share of both limits. */
+  hasRoom(listener: string, globalMaxconn: number, maxconn: number | undefined): boolean {
     const share = (limit: number) => Math.ceil(limit / this.workerCount);
-    const globalLimit = share(globalMaxconn);
     const listenerLimit = maxconn === undefined ? Infinity : share(maxconn);
-    if (this.counters.actconn < globalLimit && this.counters.get(frontendKey(listener)) < listenerLimit) return false;
+    return this.counters.actconn < share(globalMaxconn) && this.counters.get(frontendKey(listener)) < listenerLimit;
+  }
+
+  overMaxconn(listener: string, globalMaxconn: number, maxconn: number | undefined): boolean {
+    if (this.hasRoom(listener, globalMaxconn, maxconn)) return false;
     this.refusedAtLimit++;
     const now = Date.now();
     if (now - this.limitWarnedAt >= WARN_EVERY_MS) {

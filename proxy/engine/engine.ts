@@ -11,6 +11,7 @@ import { RedirectServer } from "../http/redirect";
 import { Logger } from "../log/logger";
 import { RateBuffers, rateBuffersFor } from "../ratelimit/rate-buffers";
 import { Session, SessionContext } from "../session/session";
+import { AcceptQueue } from "./accept-queue";
 import { Admission } from "./admission";
 import { Counters, frontendKey } from "./counters";
 import { buildSnapshot, RateLimiter, RuntimeSnapshot } from "./runtime-snapshot";
@@ -50,6 +51,8 @@ export class Engine {
   readonly counters = new Counters();
   private draining = false;
   private idleWaiters: (() => void)[] = [];
+  /** Connections past maxconn, waiting for a place until their listener's deadline. */
+  private readonly waiting: AcceptQueue<Binding>;
 
   constructor(
     config: ProxyConfig,
@@ -57,6 +60,8 @@ export class Engine {
     private readonly options: EngineOptions,
   ) {
     this.admission = new Admission(logger, this.counters, options.workerCount);
+    // At most as many waiting as this worker may hold: the fds stay bounded.
+    this.waiting = new AcceptQueue(Math.ceil(config.global.maxconn / options.workerCount));
     this.sessionContext = this.makeContext();
     this.rateBuffers = options.rateBuffers ?? rateBuffersFor(config, new Map(), false);
     this.snapshot = this.build(config);
@@ -128,6 +133,7 @@ export class Engine {
     const left = [...this.sessions];
     for (const session of left) session.kill();
     this.admission.closeHeld();
+    this.waiting.closeAll();
     this.logger.event("info", "drained", { killed: left.length });
   }
 
@@ -197,18 +203,22 @@ export class Engine {
     for (const name of [...this.redirectServers.keys()]) if (!seen.has(name)) this.redirectServers.delete(name);
   }
 
-  private accept(binding: Binding, socket: net.Socket): void {
+  /** `deadlineAt`: a connection coming back from the queue keeps the deadline it had. */
+  private accept(binding: Binding, socket: net.Socket, deadlineAt?: number): void {
     const source = canonicalIP(socket.remoteAddress ?? "0.0.0.0");
     const redirect = this.snapshot.redirects.get(binding.listener);
-    if (redirect !== undefined) return this.acceptRedirect(binding.listener, redirect.config.maxconn, redirect.rate, socket, source);
+    if (redirect !== undefined) return this.acceptRedirect(binding, redirect.config.maxconn, redirect.rate, socket, source, deadlineAt);
     const listener = this.snapshot.listeners.get(binding.listener);
     if (this.draining || listener === undefined) {
       socket.destroy();
       return;
     }
-    // Past maxconn: close at once, before reading a byte. Counted, and reported at most every 10 s.
+    // Past maxconn: wait, unread, for a place until the inspect deadline. Counted, and
+    // reported at most every 10 s.
     const admission = this.admission;
-    if (admission.overMaxconn(listener.config.name, this.snapshot.config.global.maxconn, listener.config.maxconn)) return void socket.resetAndDestroy();
+    if (admission.overMaxconn(listener.config.name, this.snapshot.config.global.maxconn, listener.config.maxconn)) {
+      return this.wait(binding, socket, deadlineAt ?? Date.now() + listener.config.inspectTimeoutMs, deadlineAt !== undefined);
+    }
     // A peer that sends a trusted PROXY header is another proxy; its clients are rated once the header is read.
     if (listener.trusted === null || !listener.trusted.has(source)) {
       const verdict = admission.overRate(listener.config.name, listener.rate, source);
@@ -220,12 +230,15 @@ export class Engine {
     if (!session.isDone) this.sessions.add(session);
   }
 
-  private acceptRedirect(name: string, maxconn: number | undefined, rate: RateLimiter | null, socket: net.Socket, source: string): void {
+  private acceptRedirect(binding: Binding, maxconn: number | undefined, rate: RateLimiter | null, socket: net.Socket, source: string, deadlineAt?: number): void {
+    const name = binding.listener;
     const server = this.redirectServers.get(name);
     if (this.draining || server === undefined) return void socket.destroy();
-    if (this.admission.overMaxconn(name, this.snapshot.config.global.maxconn, maxconn)) return void socket.resetAndDestroy();
-    const verdict = this.admission.overRate(name, rate, source);
     const config = this.snapshot.redirects.get(name)?.config;
+    if (this.admission.overMaxconn(name, this.snapshot.config.global.maxconn, maxconn)) {
+      return this.wait(binding, socket, deadlineAt ?? Date.now() + (config?.requestTimeoutMs ?? 5000), deadlineAt !== undefined);
+    }
+    const verdict = this.admission.overRate(name, rate, source);
     if (verdict !== null) return this.admission.refuse(socket, verdict, config?.requestTimeoutMs ?? 5000, DEFAULT_MAX_HELD);
     socket.on("error", () => undefined);
     const key = frontendKey(name);
@@ -235,9 +248,26 @@ export class Engine {
       this.counters.actconn--;
       this.counters.add(key, -1);
       this.counters.count(key, socket.bytesRead, socket.bytesWritten);
+      this.admitWaiting();
     });
     if (server.rate !== null) server.rate.admit(socket);
     else server.http.handle(socket);
+  }
+
+  /** Past maxconn: into the queue (the front for one that already had a turn), or reset when it is full. */
+  private wait(binding: Binding, socket: net.Socket, deadlineAt: number, hadTurn: boolean): void {
+    if (this.draining || Date.now() >= deadlineAt || !this.waiting.add(socket, binding, deadlineAt, hadTurn)) socket.resetAndDestroy();
+  }
+
+  /** A place freed up: the longest-waiting connection that fits its listener's limits gets it. */
+  private admitWaiting(): void {
+    if (this.draining) return;
+    const next = this.waiting.take((binding) => {
+      const name = binding.listener;
+      const maxconn = this.snapshot.redirects.get(name)?.config.maxconn ?? this.snapshot.listeners.get(name)?.config.maxconn;
+      return this.admission.hasRoom(name, this.snapshot.config.global.maxconn, maxconn);
+    });
+    if (next !== undefined) this.accept(next.item, next.socket, next.deadlineAt);
   }
 
   private readonly sessionContext: SessionContext;
@@ -250,6 +280,7 @@ export class Engine {
       closed: (s) => {
         this.sessions.delete(s);
         if (this.sessions.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+        this.admitWaiting();
       },
       rateCheck: (listener, source) => this.admission.overRate(listener, this.snapshot.listeners.get(listener)?.rate ?? null, source),
       hold: (maxHeld) => this.admission.claimHold(maxHeld),

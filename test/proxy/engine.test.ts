@@ -245,18 +245,44 @@ describe("engine: actions, retries, limits, timeouts", () => {
     }
   });
 
-  it("closes connections past the listener maxconn at once", async () => {
+  it("a connection past maxconn waits, unread, for a place, and gets it when one frees up", async () => {
     const port = await freePort();
     const backend = await startBackend();
-    const proxy = await startEngine(config(port, { a: [backend.port] }, {}, { maxconn: 1 }));
+    const proxy = await startEngine(config(port, { a: [backend.port] }, {}, { maxconn: 1, inspectTimeoutMs: 5000 }));
     try {
       const first = await connectClient(port);
       first.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
       await waitFor(() => backend.connections.length === 1);
-      // the RST may even beat the client's own connect callback
+      // Past maxconn: accepted by the kernel, not reset, its hello not read yet.
+      const second = await connectClient(port);
+      second.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(second.closed, false, "the waiting connection was reset");
+      assert.equal(backend.connections.length, 1, "the waiting connection was routed past maxconn");
+      // A place frees up: the waiting one is admitted, reads its hello and is routed.
+      first.socket.destroy();
+      await waitFor(() => backend.connections.length === 2, 3000, "the waiting connection routed");
+      assert.equal(second.closed, false);
+      second.socket.destroy();
+    } finally {
+      await proxy.stop();
+      await backend.close();
+    }
+  });
+
+  it("a connection waiting past maxconn is reset at the listener's inspect deadline", async () => {
+    const port = await freePort();
+    const backend = await startBackend();
+    const proxy = await startEngine(config(port, { a: [backend.port] }, {}, { maxconn: 1, inspectTimeoutMs: 300 }));
+    try {
+      const first = await connectClient(port);
+      first.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
+      await waitFor(() => backend.connections.length === 1);
+      const t0 = Date.now();
       const second = await connectClient(port).catch((error: NodeJS.ErrnoException) => ({ closed: true, error }));
-      await waitFor(() => second.closed, 1000, "refused");
+      await waitFor(() => second.closed, 3000, "reset at the deadline");
       assert.equal(second.error?.code, "ECONNRESET");
+      assert.ok(Date.now() - t0 >= 250, `reset after ${Date.now() - t0} ms, before the deadline`);
       assert.ok(!first.closed);
       first.socket.destroy();
     } finally {

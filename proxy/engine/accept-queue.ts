@@ -1,0 +1,82 @@
+/**
+ * Connections that arrive past maxconn wait here, accepted but unread, for a place to free up
+ * or their deadline (the listener's inspect or request timeout), whichever comes first, as
+ * HAProxy leaves them in the accept backlog. Node cannot leave a connection unaccepted, so the
+ * queue is bounded: past its capacity a connection is reset at once, as before.
+ */
+import type net from "node:net";
+
+interface Waiting<T> {
+  readonly socket: net.Socket;
+  readonly item: T;
+  readonly deadlineAt: number;
+  timer: NodeJS.Timeout;
+}
+
+export class AcceptQueue<T> {
+  private readonly waiting: Waiting<T>[] = [];
+
+  constructor(private readonly capacity: number) {}
+
+  get size(): number {
+    return this.waiting.length;
+  }
+
+  /**
+   * Queues `socket` until `deadlineAt` (ms since the epoch), then resets it. `front`: a
+   * connection that had its turn and found no place keeps its turn. False when full.
+   */
+  add(socket: net.Socket, item: T, deadlineAt: number, front = false): boolean {
+    if (this.waiting.length >= this.capacity || socket.destroyed) return false;
+    const entry: Waiting<T> = {
+      socket,
+      item,
+      deadlineAt,
+      timer: setTimeout(() => {
+        this.remove(entry);
+        socket.resetAndDestroy();
+      }, Math.max(0, deadlineAt - Date.now())),
+    };
+    socket.once("close", () => this.remove(entry));
+    socket.on("error", () => undefined);
+    if (front) this.waiting.unshift(entry);
+    else this.waiting.push(entry);
+    return true;
+  }
+
+  /**
+   * The longest-waiting open connection that `admissible` lets in, out of the queue; undefined
+   * if none. Per item, so one listener at its own limit does not hold up another's connections.
+   */
+  take(admissible: (item: T) => boolean): { readonly socket: net.Socket; readonly item: T; readonly deadlineAt: number } | undefined {
+    for (let i = 0; i < this.waiting.length; ) {
+      const entry = this.waiting[i]!;
+      if (entry.socket.destroyed) {
+        this.waiting.splice(i, 1);
+        clearTimeout(entry.timer);
+        continue;
+      }
+      if (admissible(entry.item)) {
+        this.waiting.splice(i, 1);
+        clearTimeout(entry.timer);
+        return entry;
+      }
+      i++;
+    }
+    return undefined;
+  }
+
+  /** Drain: nothing waiting will get a place. */
+  closeAll(): void {
+    for (const entry of this.waiting.splice(0)) {
+      clearTimeout(entry.timer);
+      entry.socket.destroy();
+    }
+  }
+
+  private remove(entry: Waiting<T>): void {
+    const i = this.waiting.indexOf(entry);
+    if (i >= 0) this.waiting.splice(i, 1);
+    clearTimeout(entry.timer);
+  }
+}
