@@ -49,9 +49,9 @@ export type ApplyAction =
 export function attachedKeysFile(keys: readonly { readonly stack: string; readonly publicKey: string }[]): string {
   return keys
     .map(({ stack, publicKey }) => {
-      const key = publicKey.trim();
-      if (!/^ssh-ed25519 [A-Za-z0-9+/]+={0,2}$/.test(key)) throw new Error(`routes key of stack ${stack} is not one ssh-ed25519 public key`);
-      return `restrict,command="${attachedCommand(stackArg(stack))}" ${key} routes-${stack}\n`;
+      const key = ED25519_PUBLIC_KEY.exec(publicKey.trim());
+      if (!key || key[0] !== publicKey.trim()) throw new Error(`routes key of stack ${stack} is not one ssh-ed25519 public key`);
+      return `restrict,command="${attachedCommand(stack)}" ${key[0]} routes-${stack}\n`;
     })
     .join("");
 }
@@ -106,6 +106,9 @@ export function pruneIncomingCommand(keepHash: string): string {
   return `${AS_ROOT}find ${INCOMING_DIR} -mindepth 1 -maxdepth 1 ! -name ${checkHash(keepHash)} -mmin +1440 -exec rm -rf -- {} +`;
 }
 
+/** An OpenSSH ed25519 public key, type and base64, at the start of a line. */
+const ED25519_PUBLIC_KEY = /^ssh-ed25519 [A-Za-z0-9+/]+={0,2}/;
+
 /** The server's SSH host key that the first contact records and every later step pins. */
 export const HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub";
 
@@ -136,9 +139,12 @@ export function waitForBootCommand(incoming: string = INCOMING_DIR, hostKeyFile:
  */
 export function hostKeyFromBootOutput(stdout: string): string {
   const line = stdout.trimEnd().split("\n").pop()?.trim() ?? "";
-  const m = /^(ssh-ed25519) ([A-Za-z0-9+/]+={0,2})(?: .*)?$/.exec(line);
-  if (!m) throw new Error(`the boot step printed no ed25519 host key (${HOST_KEY_FILE}) as its last line, but: ${JSON.stringify(line.slice(0, 120))}`);
-  return `${m[1]} ${m[2]}`;
+  const key = ED25519_PUBLIC_KEY.exec(line);
+  // The key, then nothing or a comment after a space.
+  if (!key || (line.length > key[0].length && line[key[0].length] !== " ")) {
+    throw new Error(`the boot step printed no ed25519 host key (${HOST_KEY_FILE}) as its last line, but: ${JSON.stringify(line.slice(0, 120))}`);
+  }
+  return key[0];
 }
 
 /** `bash -c '<script>'` with the script single-quoted, so no character of it is special to the login shell. */

@@ -3,9 +3,9 @@
 // Pulumi's state as a secret.
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import * as tls from "@pulumi/tls";
 import { displayName, resourceLabels } from "./names";
 import { protectedOptions } from "./options";
+import { sshKeyPair } from "./ssh-key-pair";
 
 export interface DeployKeyArgs {
   readonly stack: string;
@@ -24,13 +24,9 @@ export class DeployKey extends pulumi.ComponentResource {
 
   constructor(name: string, args: DeployKeyArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ingress:hetzner:DeployKey", name, {}, opts);
-    const key = new tls.PrivateKey(name, { algorithm: "ED25519" }, { ...protectedOptions(args.protect, this), additionalSecretOutputs: ["privateKeyOpenssh", "privateKeyPem", "privateKeyPemPkcs8"] });
-    // Secret by the provider already; wrapped again so no code path can ever unwrap it by accident.
-    this.privateKey = pulumi.secret(key.privateKeyOpenssh);
-    // Trimmed: Hetzner's API strips trailing whitespace from public keys (changelog, April
-    // 2026), the provider stores what the API returns, and publicKey is ForceNew, so the
-    // generator's trailing newline would plan a replacement of the key on every `up`.
-    this.publicKey = key.publicKeyOpenssh.apply((k) => k.trim());
+    const pair = sshKeyPair(name, protectedOptions(args.protect, this));
+    this.privateKey = pair.privateKey;
+    this.publicKey = pair.publicKey;
     this.sshKey = new hcloud.SshKey(
       name,
       { name: displayName(args.stack, "deploy"), publicKey: this.publicKey, labels: resourceLabels(args.stack, "deploy-key") },

@@ -3,8 +3,8 @@
 // attachedKeysFile); the attached stack reads its private half from this stack's outputs
 // (routesKeys, secret), so it never needs the deploy key, which is root on every server here.
 import * as pulumi from "@pulumi/pulumi";
-import * as tls from "@pulumi/tls";
 import { childName } from "./names";
+import { sshKeyPair } from "./ssh-key-pair";
 
 export class RoutesKeys extends pulumi.ComponentResource {
   /** OpenSSH public keys, by stack. */
@@ -17,9 +17,9 @@ export class RoutesKeys extends pulumi.ComponentResource {
     const publicKeys = new Map<string, pulumi.Output<string>>();
     const privateKeys: Record<string, pulumi.Output<string>> = {};
     for (const stack of args.stacks) {
-      const key = new tls.PrivateKey(childName(name, stack), { algorithm: "ED25519" }, { parent: this, additionalSecretOutputs: ["privateKeyOpenssh", "privateKeyPem", "privateKeyPemPkcs8"] });
-      publicKeys.set(stack, key.publicKeyOpenssh.apply((k) => k.trim()));
-      privateKeys[stack] = key.privateKeyOpenssh;
+      const pair = sshKeyPair(childName(name, stack), { parent: this });
+      publicKeys.set(stack, pair.publicKey);
+      privateKeys[stack] = pair.privateKey;
     }
     this.publicKeys = publicKeys;
     this.privateKeys = pulumi.secret(pulumi.all(privateKeys));

@@ -35,6 +35,15 @@ function ingressOf(host: HostPlan): IngressPlan {
   return ingress;
 }
 
+/** Each frontend's per-source connection rate: its own table, IPv6 keyed by prefix, silent drop over it. */
+function perSourceRateLimit(rateLimit: IngressPlan["rateLimit"]): string[] {
+  return [
+    `stick-table type ipv6 size ${rateLimit.tableSize} expire ${d(rateLimit.expire)} store conn_rate(${d(rateLimit.window)})`,
+    `tcp-request connection track-sc0 src,ipmask(32,${rateLimit.ipv6Prefix})`,
+    `tcp-request connection silent-drop if { sc0_conn_rate ge ${rateLimit.threshold} }`,
+  ];
+}
+
 export function renderHaproxyConfig(host: HostPlan): string {
   const ingress = ingressOf(host);
   const { ports, rateLimit, timeouts } = ingress;
@@ -85,9 +94,7 @@ export function renderHaproxyConfig(host: HostPlan): string {
     "# port 80 can never hold the connections TLS needs. Sources are rate-limited as on https.",
     `maxconn ${ingress.httpMaxconn}`,
     `rate-limit sessions ${rateLimit.httpSessionsPerSecond}`,
-    `stick-table type ipv6 size ${rateLimit.tableSize} expire ${d(rateLimit.expire)} store conn_rate(${d(rateLimit.window)})`,
-    `tcp-request connection track-sc0 src,ipmask(32,${rateLimit.ipv6Prefix})`,
-    `tcp-request connection silent-drop if { sc0_conn_rate ge ${rateLimit.threshold} }`,
+    ...perSourceRateLimit(rateLimit),
     `timeout http-request ${d(timeouts.inspect)}`,
     `errorfile 503 ${paths.HAPROXY_ERRORFILE_503}`,
     "# Same host and path on https. ACME http-01 follows this redirect and is answered by the",
@@ -104,9 +111,7 @@ export function renderHaproxyConfig(host: HostPlan): string {
     "# Per-source connection rate. Over the threshold the connection is dropped silently:",
     "# the attacker waits for timeouts instead of getting a fast refusal to retry on.",
     `# IPv6 sources count per /${rateLimit.ipv6Prefix} (one host usually holds a whole /64), IPv4 per address.`,
-    `stick-table type ipv6 size ${rateLimit.tableSize} expire ${d(rateLimit.expire)} store conn_rate(${d(rateLimit.window)})`,
-    `tcp-request connection track-sc0 src,ipmask(32,${rateLimit.ipv6Prefix})`,
-    `tcp-request connection silent-drop if { sc0_conn_rate ge ${rateLimit.threshold} }`,
+    ...perSourceRateLimit(rateLimit),
     "",
     "# Wait for a complete ClientHello, at most this long.",
     `tcp-request inspect-delay ${d(timeouts.inspect)}`,

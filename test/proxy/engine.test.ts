@@ -245,14 +245,24 @@ describe("engine: actions, retries, limits, timeouts", () => {
     }
   });
 
-  it("a connection past maxconn waits, unread, for a place, and gets it when one frees up", async () => {
+  /** An engine with maxconn 1 whose one place is taken by a routed connection; `run` gets the rest. */
+  const withOnePlaceTaken = async (inspectTimeoutMs: number, run: (port: number, backend: Awaited<ReturnType<typeof startBackend>>, first: Awaited<ReturnType<typeof connectClient>>) => Promise<void>) => {
     const port = await freePort();
     const backend = await startBackend();
-    const proxy = await startEngine(config(port, { a: [backend.port] }, {}, { maxconn: 1, inspectTimeoutMs: 5000 }));
+    const proxy = await startEngine(config(port, { a: [backend.port] }, {}, { maxconn: 1, inspectTimeoutMs }));
     try {
       const first = await connectClient(port);
       first.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
       await waitFor(() => backend.connections.length === 1);
+      await run(port, backend, first);
+    } finally {
+      await proxy.stop();
+      await backend.close();
+    }
+  };
+
+  it("a connection past maxconn waits, unread, for a place, and gets it when one frees up", () =>
+    withOnePlaceTaken(5000, async (port, backend, first) => {
       // Past maxconn: accepted by the kernel, not reset, its hello not read yet.
       const second = await connectClient(port);
       second.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
@@ -264,20 +274,10 @@ describe("engine: actions, retries, limits, timeouts", () => {
       await waitFor(() => backend.connections.length === 2, 3000, "the waiting connection routed");
       assert.equal(second.closed, false);
       second.socket.destroy();
-    } finally {
-      await proxy.stop();
-      await backend.close();
-    }
-  });
+    }));
 
-  it("a connection waiting past maxconn is reset at the listener's inspect deadline", async () => {
-    const port = await freePort();
-    const backend = await startBackend();
-    const proxy = await startEngine(config(port, { a: [backend.port] }, {}, { maxconn: 1, inspectTimeoutMs: 300 }));
-    try {
-      const first = await connectClient(port);
-      first.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
-      await waitFor(() => backend.connections.length === 1);
+  it("a connection waiting past maxconn is reset at the listener's inspect deadline", () =>
+    withOnePlaceTaken(300, async (port, _backend, first) => {
       const t0 = Date.now();
       const second = await connectClient(port).catch((error: NodeJS.ErrnoException) => ({ closed: true, error }));
       await waitFor(() => second.closed, 3000, "reset at the deadline");
@@ -285,11 +285,7 @@ describe("engine: actions, retries, limits, timeouts", () => {
       assert.ok(Date.now() - t0 >= 250, `reset after ${Date.now() - t0} ms, before the deadline`);
       assert.ok(!first.closed);
       first.socket.destroy();
-    } finally {
-      await proxy.stop();
-      await backend.close();
-    }
-  });
+    }));
 });
 
 describe("engine: inbound PROXY, reload, drain", () => {
