@@ -12,13 +12,12 @@ import { HostFirewall } from "./components/firewall";
 import { renderHostBundles } from "./components/host-bundles";
 import { HostDeploy } from "./components/host-deploy";
 import { IngressAttachment } from "./components/ingress-attachment";
-import { exportedLbSettings } from "./components/lb-settings";
 import { displayName, resourceLabels } from "./components/names";
 import { dnsRecords, sshCommand, statsUrl as statsUrlOf } from "./components/outputs";
 import { PrimaryIps } from "./components/primary-ip";
 import { RoutesKeys } from "./components/routes-keys";
 import { PrivateNetwork } from "./components/private-network";
-import { bundleRoot, readApplyScript, readProxyBundle } from "./components/program-files";
+import { bundleRoot, programBundles, readApplyScript } from "./components/program-files";
 import { HostServer } from "./components/server";
 import { SPREAD_GROUP_LIMIT } from "./components/network-plan";
 
@@ -33,7 +32,7 @@ if (plan.hosts.length > SPREAD_GROUP_LIMIT) {
 }
 const attach = plan.attach;
 // This stack's own servers; an attached stack's routes are rendered once the owner's LB settings are read.
-const rendered = renderHostBundles(plan, readApplyScript(), readProxyBundle(plan));
+const rendered = renderHostBundles(plan, readApplyScript(), programBundles(plan));
 const bundles = new Map(rendered.map((r) => [r.host, { rendered: r, local: writeHostBundle(bundleRoot(), stack, r) }]));
 
 // --- Create.
@@ -54,7 +53,7 @@ const placementGroupId = placement.id.apply(Number);
 
 // Stacks that attach to this stack's LB: a key each, good for their own routes only.
 const lbPlan = plan.hosts.find((h) => h.role === "ingress");
-const routesKeys_ = lbPlan && lbPlan.ingress!.attachedStacks.length > 0 ? new RoutesKeys("routes-key", { stacks: lbPlan.ingress!.attachedStacks }) : undefined;
+const routesKeys_ = lbPlan && lbPlan.ingress!.attachedStacks.length > 0 ? new RoutesKeys("routes-key", { stacks: lbPlan.ingress!.attachedStacks.map((a) => a.stack) }) : undefined;
 
 const hosts = plan.hosts.map((host) => {
   const bundle = bundles.get(host.name);
@@ -106,7 +105,7 @@ const lbIpv4 = lb ? lb.server.ipv4 : attachment!.lbIpv4;
 const lbIpv6 = lb ? lb.server.ipv6 : attachment!.lbIpv6;
 const stats = lb?.host.ingress?.stats;
 
-export const engine: pulumi.Output<string> = lb ? pulumi.output(lb.host.ingress!.engine) : attachment!.settings.apply((s) => s.engine);
+export const engine: pulumi.Output<string> = lb ? pulumi.output(lb.host.ingress!.engine) : attachment!.engine;
 export { lbIpv4, lbIpv6 };
 /** Create these at your DNS provider: every hostname of this stack, A and AAAA to the LB. */
 export const dnsRecordsToCreate = pulumi.all([lbIpv4, lbIpv6]).apply(([v4, v6]) => dnsRecords(hostnames, v4, v6));
@@ -121,7 +120,6 @@ export const routesBundleHash = attachment?.fragmentHash;
 // What stacks attaching to this LB read (OWNER_OUTPUTS); only the owning stack has them.
 export const lbServerId = lb?.server.server.id;
 export const lbHostKey = lb?.deploy.hostKey;
-export const lbRouteSettings = lb ? exportedLbSettings(lb.host) : undefined;
 /** Secret: each attached stack's key for its own routes on this LB, by stack. */
 export const routesKeys = routesKeys_?.privateKeys;
 /**

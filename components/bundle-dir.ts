@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { bundleHash, type RenderedHost } from "../render/bundle";
 import { hostBundleFiles, type UploadFile } from "../render/upload";
 
-export { hostBundleFiles, MANIFEST_FILE, routesBundleFiles, withApplyScript } from "../render/upload";
+export { hostBundleFiles, MANIFEST_FILE, withApplyScript } from "../render/upload";
 
 export interface LocalBundle {
   readonly host: string;

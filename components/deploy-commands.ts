@@ -31,10 +31,10 @@ export type ApplyAction =
   /** Stage, validate, swap and reload a host's own bundle. */
   | { readonly kind: "bundle"; readonly hash: string; readonly role: HostRole }
   /**
-   * Put an attached stack's route files on the LB (read from stdin, `routesPayload`), then
-   * rebuild, validate, swap and reload it. Stdin, not an uploaded directory: nothing on the LB
-   * (the owner's prune of incoming/, a rebuilt LB) can take the files away between a copy and
-   * a retried run.
+   * Put an attached stack's routes data on the LB (its routes.json, read from stdin), then
+   * rebuild, validate, swap and reload it. Stdin, not an uploaded file: nothing on the LB
+   * (the owner's prune of incoming/, a rebuilt LB) can take it away between a copy and a
+   * retried run.
    */
   | { readonly kind: "routes"; readonly stack: string }
   /** Take an attached stack's routes off the LB and reload; run by the fragment's delete. */
@@ -169,14 +169,6 @@ export function secretPayload(files: readonly SecretFileContent[], root: string 
     if (!f.path.startsWith(`${root}/`) || f.path.includes("..") || /[\s']/.test(f.path)) {
       throw new Error(`secret file ${f.path} must be a plain path under ${root}`);
     }
-  }
-  return filesPayload(files.map((f) => ({ name: f.path, content: f.content })));
-}
-
-/** stdin of `apply.sh --routes -`: each route file by its bare name (<stack>.cfg, .map, .json). */
-export function routesPayload(files: readonly { readonly path: string; readonly content: string }[]): string {
-  for (const f of files) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(f.path)) throw new Error(`route file "${f.path}" must be a bare file name`);
   }
   return filesPayload(files.map((f) => ({ name: f.path, content: f.content })));
 }

@@ -1,9 +1,11 @@
 // An attached ingress: this stack's routes on another stack's LB.
 //
 //   owner     StackReference to the stack that owns the LB; its outputs (OWNER_OUTPUTS) give
-//             the LB's server id, addresses, route settings and its deploy key (secret)
+//             the LB's server id, addresses, host key and this stack's routes key (secret)
 //   network   ServerNetwork putting that LB into this stack's network at the configured IP
-//   routes    the route files, sent on stdin to the LB's apply.sh --routes -
+//   routes    this stack's routes as data (hostnames, backends, servers), sent on stdin to the
+//             LB's forced command; the LB checks them against its owner's policy and renders
+//             the config itself, so nothing this stack sends is ever read as config
 //
 // All three belong to this stack: `pulumi destroy` here runs the routes' delete
 // (apply.sh --remove-routes <stack>, which rebuilds and reloads the LB) and then detaches the LB from
@@ -16,17 +18,15 @@
 import * as command from "@pulumi/command";
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { bundleHash, renderAttachedRoutes, type LbSettings } from "../render/bundle";
+import { bundleHash, renderRoutesData } from "../render/bundle";
 import type { AttachPlan, NetworkConfig } from "../topology";
-import { routesBundleFiles } from "./bundle-dir";
-import { ATTACHED_ADD, ATTACHED_REMOVE, routesPayload } from "./deploy-commands";
+import { ATTACHED_ADD, ATTACHED_REMOVE } from "./deploy-commands";
 import { sshConnection } from "./host-deploy";
 import { childName } from "./names";
 import { subnetFor } from "./network-plan";
 import { attachmentOptions, fragmentOptions } from "./options";
 import { OWNER_OUTPUTS, stackReferenceName } from "./outputs";
 import type { PrivateNetwork } from "./private-network";
-import { parseLbSettings } from "./lb-settings";
 
 /** This stack's routes key from the owner's `routesKeys` output, or what to do when it is not there. */
 export function routesKeyOf(owner: string, stack: string, keys: unknown): string {
@@ -58,8 +58,9 @@ export class IngressAttachment extends pulumi.ComponentResource {
   readonly routes: command.remote.Command;
   readonly lbIpv4: pulumi.Output<string>;
   readonly lbIpv6: pulumi.Output<string>;
-  readonly settings: pulumi.Output<LbSettings>;
   readonly statsUrl: pulumi.Output<string | undefined>;
+  /** The owner's engine, for this stack's outputs; the routes pushed do not depend on it. */
+  readonly engine: pulumi.Output<string>;
   readonly fragmentHash: pulumi.Output<string>;
 
   constructor(name: string, args: IngressAttachmentArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -71,7 +72,7 @@ export class IngressAttachment extends pulumi.ComponentResource {
     const out = (key: keyof typeof OWNER_OUTPUTS) => this.owner.requireOutput(OWNER_OUTPUTS[key]);
     this.lbIpv4 = out("ipv4").apply(String);
     this.lbIpv6 = out("ipv6").apply(String);
-    this.settings = out("routeSettings").apply((value: unknown) => parseLbSettings(attach.stack, value));
+    this.engine = out("engine").apply(String);
     this.statsUrl = this.owner.getOutput(OWNER_OUTPUTS.statsUrl).apply((v: unknown) => (typeof v === "string" ? v : undefined));
     // Secret in the owner's outputs already; wrapped again because a StackReference only
     // knows that once it has read them.
@@ -86,10 +87,8 @@ export class IngressAttachment extends pulumi.ComponentResource {
       attachmentOptions(args.protect, this),
     );
 
-    // The route files depend on the owner's engine and settings, known once the reference is read.
-    const rendered = this.settings.apply((settings) => renderAttachedRoutes(attach.fragment, settings));
-    this.fragmentHash = rendered.apply(bundleHash);
-    const files = rendered.apply(routesBundleFiles);
+    const data = renderRoutesData(attach.fragment);
+    this.fragmentHash = pulumi.output(bundleHash([data]));
     // Pinned to the host key the owner recorded at the LB's first boot.
     const connection = sshConnection(this.lbIpv4, lbKey, out("hostKey").apply(String));
     // The LB's sshd runs `apply.sh --attached <stack>` for this key whatever is asked; the
@@ -99,11 +98,11 @@ export class IngressAttachment extends pulumi.ComponentResource {
       childName(name, "routes"),
       {
         connection,
-        // New route files change stdin, which runs `update` (the same --routes) in place.
+        // New routes change stdin, which runs `update` (the same push) in place.
         create: add,
         update: add,
         delete: ATTACHED_REMOVE,
-        stdin: files.apply(routesPayload),
+        stdin: data.content,
         triggers: [out("serverId").apply(String), this.ownerName],
         addPreviousOutputInEnv: false,
       },

@@ -13,8 +13,6 @@ export const OWNER_OUTPUTS = {
   ipv4: "lbIpv4",
   ipv6: "lbIpv6",
   engine: "engine",
-  /** The LB's health check and timeouts, which an attached stack's backends must use. */
-  routeSettings: "lbRouteSettings",
   /** Secret: each attached stack's key for its own routes on the LB, by stack name. */
   routesKeys: "routesKeys",
   /** The LB's SSH host key, recorded at its first boot: attached stacks pin it. */

@@ -4,6 +4,7 @@
 import { buildSync } from "esbuild";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { RenderOptions } from "../render/bundle";
 import type { StackPlan } from "../topology";
 
 export const PROJECT_ROOT = join(__dirname, "..");
@@ -35,15 +36,29 @@ export function readProxyBundle(plan: StackPlan): string | undefined {
     if (!existsSync(file)) throw new Error(`${PROXY_BUNDLE_ENV}=${file}: no such file`);
     return readFileSync(file, "utf8");
   }
-  const out = buildSync({
-    entryPoints: [join(PROJECT_ROOT, "proxy", "main.ts")],
-    bundle: true,
-    platform: "node",
-    target: "node20",
-    write: false,
-    logLevel: "error",
-  });
+  return bundleOf(join(PROJECT_ROOT, "proxy", "main.ts"));
+}
+
+/**
+ * An LB that lets stacks attach renders their routes data itself, with this checkout's
+ * renderer (files/render-routes.ts), built like the proxy.
+ */
+export function readRoutesRenderer(plan: StackPlan): string | undefined {
+  if (!plan.hosts.some((h) => (h.ingress?.attachedStacks.length ?? 0) > 0)) return undefined;
+  return bundleOf(join(PROJECT_ROOT, "files", "render-routes.ts"));
+}
+
+/** The programs a stack's hosts run from their releases, as renderStack takes them. */
+export function programBundles(plan: StackPlan): RenderOptions {
+  const proxyBundle = readProxyBundle(plan);
+  const routesRenderer = readRoutesRenderer(plan);
+  return { ...(proxyBundle === undefined ? {} : { proxyBundle }), ...(routesRenderer === undefined ? {} : { routesRenderer }) };
+}
+
+/** One self-contained node script from a TypeScript entry point: in memory and deterministic. */
+export function bundleOf(entry: string): string {
+  const out = buildSync({ entryPoints: [entry], bundle: true, platform: "node", target: "node20", write: false, logLevel: "error" });
   const bundle = out.outputFiles[0];
-  if (!bundle) throw new Error("esbuild produced no proxy bundle");
+  if (!bundle) throw new Error(`esbuild produced no bundle of ${entry}`);
   return bundle.text;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On-host apply. Stages a rendered bundle (or an attached stack's route fragments) as a
+# On-host apply. Stages a rendered bundle (or an attached stack's routes data) as a
 # new release, validates it with the binaries that will run it, swaps `current`
 # atomically, reloads only what changed, probes, and rolls back to the last good release
 # on any failure. The CLI, environment, layout and exit codes are in docs/apply.md.
@@ -29,6 +29,12 @@ DEFAULT_PROXY="$PODMAN_CHECK"' {exec} --check'
 readonly VALIDATE_HAPROXY="${INGRESS_VALIDATE_HAPROXY:-$DEFAULT_HAPROXY}"
 readonly VALIDATE_NGINX="${INGRESS_VALIDATE_NGINX:-$DEFAULT_NGINX}"
 readonly VALIDATE_PROXY="${INGRESS_VALIDATE_PROXY:-$DEFAULT_PROXY}"
+# Attached stacks' routes are data, rendered into config by the owner's renderer in the
+# release, run in the release's node image with no network, no env and read-only mounts.
+DEFAULT_RENDER_ROUTES='podman run --rm --network none --security-opt label=disable --read-only -v {dir}:{dir}:ro -v {routes}:{routes}:ro {image} node'
+readonly RENDER_ROUTES="${INGRESS_RENDER_ROUTES:-$DEFAULT_RENDER_ROUTES}"
+# The most an attached stack's routes.json may weigh (the renderer caps it the same way).
+readonly ROUTES_MAX_BYTES=1048576
 
 # Bundles always use the canonical on-host layout, whatever ROOT is here.
 readonly B_CURRENT="srv/ingress/current/"
@@ -82,12 +88,12 @@ say_block() {
 usage() {
   cat <<'EOF'
 usage: apply.sh --bundle DIR --role ingress|web
-       apply.sh --routes DIR|- --stack STACK
+       apply.sh --routes FILE|- --stack STACK
        apply.sh --remove-routes STACK
        apply.sh --attached STACK      (sshd's forced command of an attached stack's key)
        apply.sh --switch-certs
        apply.sh --help
-Applies a rendered bundle, or installs/removes an attached stack's route fragments,
+Applies a rendered bundle, or installs/removes an attached stack's routes (JSON data),
 as a new validated release under $INGRESS_ROOT (default /srv/ingress). See docs/apply.md.
 EOF
 }
@@ -110,6 +116,7 @@ STAGE=""
 VDIR=""
 ROUTES_STACK=""      # stack whose routes dir this run replaced or removed
 ROUTES_BACKUP=""     # where its previous routes were kept ("" if it had none)
+NEWCOMER=""          # stack whose routes this run installs: refusing them fails the run
 declare -a CERT_UNDO=()       # "<link>\t<previous target>" of each certificate link this run moved
 declare -a UNITS_TOUCHED=()   # units reloaded or restarted, to undo
 declare -a UNITS_CHANGED=()   # unit files installed (added or replaced)
@@ -396,53 +403,49 @@ check_role() {
 
 # --- routes of attached stacks -------------------------------------------------------
 
-# An attached stack may add backends and hostnames, nothing else: a frontend, listen, global
-# or defaults section in its .cfg would change how the owner's LB treats everyone's traffic.
-check_fragment() {
-  local stack=$1 f=$2 line
-  case $f in
-    *.cfg)
-      while IFS= read -r line || [[ -n $line ]]; do
-        [[ $line =~ ^[[:space:]] || -z $line || $line == \#* ]] && continue
-        [[ $line =~ ^backend[[:space:]]+[A-Za-z0-9_.:-]+[[:space:]]*$ ]] ||
-          fail "routes of attached stack $stack: ${f##*/} may only hold backend sections, found: ${line:0:80}"
-      done <"$f" ;;
-    *.map)
-      while IFS= read -r line || [[ -n $line ]]; do
-        [[ -z $line || $line == \#* ]] && continue
-        [[ $line =~ ^[A-Za-z0-9*][A-Za-z0-9.-]*[[:space:]]+[A-Za-z0-9_.:-]+$ ]] ||
-          fail "routes of attached stack $stack: ${f##*/} holds a line that is not \"<hostname> <backend>\": ${line:0:80}"
-      done <"$f" ;;
-  esac
-}
-
-# Copies routes/<stack>/<stack>.{cfg,map} into haproxy/routes.d and <stack>.json into
-# proxy/routes.d, recording each as a fragment so a rebuild can take it out again.
+# Attached stacks push data (routes/<stack>/routes.json), never config. The owner's renderer in
+# the release (attached/render-routes.js) checks each stack's data against the owner's policy
+# (attached/policy.json) and prints the config files of the engine this release runs; they are
+# installed here. A stack it refuses is left out with a warning, so the owner's deploy goes on;
+# when that stack is the NEWCOMER (the one being pushed), the push fails and nothing changes.
 merge_fragments() {
-  local d f stack name target merged
-  for d in "$ROOT"/routes/*/; do
-    d=${d%/}
-    stack=${d##*/}
-    [[ $stack =~ $NAME_RE ]] || { warn "ignoring $d: not a stack name"; continue; }
-    merged=0
-    for f in "$d"/*; do
-      name=${f##*/}
-      case $name in
-        "$stack".cfg | "$stack".map) target=haproxy/routes.d/$name ;;
-        "$stack".json) target=proxy/routes.d/$name ;;
-        *) fail "unexpected file in routes of stack $stack: $f" ;;
-      esac
-      # Stacks push routes for both engines; the other engine's files are not for this release.
-      [[ -d $STAGE/${target%%/*} ]] || continue
-      check_fragment "$stack" "$f"
-      [[ ! -e $STAGE/$target ]] || fail "route file $target of attached stack $stack collides with the bundle's own"
-      install -D -m 0644 "$f" "$STAGE/$target"
-      printf 'fragment=%s %s\n' "$stack" "$target" >>"$WORK/fragments"
-      merged=$((merged + 1))
-    done
-    # Going live without them would drop every hostname of that stack without a word.
-    ((merged > 0)) || fail "routes of attached stack $stack have no file for the engine this release runs; run \`pulumi up\` on stack $stack (it pushes routes for both engines), then deploy again"
-  done
+  local dirs=("$ROOT"/routes/*/) image t rc=0 path b64 stack
+  ((${#dirs[@]} > 0)) || return 0
+  if [[ ! -f $STAGE/attached/policy.json ]]; then
+    [[ -z $NEWCOMER ]] || fail "this LB lets no stack attach (its stack lists none in ingress.attachedStacks): routes of stack $NEWCOMER refused"
+    warn "routes in $ROOT/routes are not served: this LB's stack lets no stack attach (ingress.attachedStacks); remove them with apply.sh --remove-routes <stack>"
+    return 0
+  fi
+  [[ -f $STAGE/attached/render-routes.js ]] || fail "the release has attached/policy.json but no attached/render-routes.js to apply it with"
+  image=$(head -n1 "$STAGE/attached/node-image" 2>/dev/null || true)
+  [[ -n $image ]] || fail "the release has attached/policy.json but no attached/node-image to render routes in"
+  t=${RENDER_ROUTES//\{dir\}/$(printf '%q' "$STAGE")}
+  t=${t//\{routes\}/$(printf '%q' "$ROOT/routes")}
+  t=${t//\{image\}/$(printf '%q' "$image")}
+  t+=" $(printf '%q ' "$STAGE/attached/render-routes.js" --policy "$STAGE/attached/policy.json" --routes "$ROOT/routes")"
+  [[ -z $NEWCOMER ]] || t+=" --newcomer $(printf '%q' "$NEWCOMER")"
+  bash -c "$t" >"$WORK/rendered-routes" 2>"$WORK/refused-routes" 9>&- || rc=$?
+  case $rc in
+    0) ;;
+    1) fail "routes of stack $NEWCOMER refused by this LB's policy; nothing changed:" "$(<"$WORK/refused-routes")" ;;
+    *) fail "the routes renderer failed (exit $rc)" "$(<"$WORK/refused-routes")" ;;
+  esac
+  if [[ -s $WORK/refused-routes ]]; then
+    warn "routes of attached stacks left out (not served) by this LB's policy:"
+    say_block "$(<"$WORK/refused-routes")"
+  fi
+  while IFS=$'\t' read -r path b64 || [[ -n $path ]]; do
+    [[ $path =~ ^(haproxy|proxy)/routes\.d/([a-z0-9][a-z0-9_-]{0,62})\.(cfg|map|json)$ ]] ||
+      fail "the routes renderer printed a path it may not write: ${path:0:80}"
+    stack=${BASH_REMATCH[2]}
+    [[ -d $ROOT/routes/$stack ]] || fail "the routes renderer wrote $path for stack $stack, which pushed no routes"
+    [[ -d $STAGE/${path%%/*} ]] || fail "the routes renderer wrote $path, for an engine this release does not run"
+    [[ ! -e $STAGE/$path ]] || fail "route file $path of attached stack $stack collides with the bundle's own"
+    mkdir -p "$STAGE/${path%/*}"
+    printf '%s' "$b64" | base64 -d >"$STAGE/$path" 2>/dev/null || fail "the routes renderer printed $path in a form that is not base64"
+    chmod 0644 "$STAGE/$path"
+    printf 'fragment=%s %s\n' "$stack" "$path" >>"$WORK/fragments"
+  done <"$WORK/rendered-routes"
 }
 
 # haproxy/routes.map = every routes.d/<stack>.map, in name order. A hostname claimed twice
@@ -834,37 +837,24 @@ units_installed() {
   return 0
 }
 
-# `--routes -`: the route files arrive on stdin, one line each, "<name>\t<base64>" (the
-# deploy's routesPayload). Decoded into DIR; names are checked by install_routes.
-read_routes_stdin() {
-  local dir=$1 name b64
-  mkdir -p "$dir"
-  while IFS=$'\t' read -r name b64 || [[ -n $name ]]; do
-    [[ -n $name ]] || continue
-    [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || fail "routes on stdin: bad file name: ${name:0:80}"
-    [[ ! -e $dir/$name ]] || fail "routes on stdin: $name is sent twice"
-    printf '%s' "$b64" | base64 -d >"$dir/$name" 2>/dev/null || fail "routes on stdin: $name is not base64"
-  done
-}
-
-# Replaces routes/<stack> with the new fragment files, keeping the old ones to restore.
+# Replaces routes/<stack>/routes.json with the pushed data (a file, or stdin for `-`), keeping
+# the old one to restore. Only its size is checked here; its content is the renderer's to judge.
 install_routes() {
-  local src=$1 stack=$2 f name n=0
-  [[ -d $src ]] || fail "routes directory $src does not exist"
-  for f in "$src"/* "$src"/.[!.]*; do
-    name=${f##*/}
-    [[ -f $f && ! -L $f ]] || fail "routes: not a regular file: $f"
-    case $name in "$stack".cfg | "$stack".map | "$stack".json) ;; *)
-      fail "routes: $name is not one of $stack.cfg, $stack.map, $stack.json" ;;
-    esac
-    n=$((n + 1))
-  done
-  ((n > 0)) || fail "routes directory $src is empty"
-  local tmp=$ROOT/routes/.$stack.new
+  local src=$1 stack=$2 tmp=$ROOT/routes/.$2.new size
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  for f in "$src"/*; do install -m 0644 "$f" "$tmp/"; done
+  if [[ $src == - ]]; then
+    head -c $((ROUTES_MAX_BYTES + 1)) >"$tmp/routes.json"
+  else
+    [[ -f $src && ! -L $src ]] || fail "routes: $src is not a regular file"
+    head -c $((ROUTES_MAX_BYTES + 1)) "$src" >"$tmp/routes.json"
+  fi
+  size=$(stat -c %s "$tmp/routes.json")
+  ((size > 0)) || fail "routes of stack $stack: nothing was sent (expected routes.json data)"
+  ((size <= ROUTES_MAX_BYTES)) || fail "routes of stack $stack: more than $ROUTES_MAX_BYTES bytes"
+  chmod 0644 "$tmp/routes.json"
   ROUTES_STACK=$stack
+  NEWCOMER=$stack
   if [[ -d $ROOT/routes/$stack ]]; then
     ROUTES_BACKUP=$ROOT/routes/.$stack.prev
     rm -rf "$ROUTES_BACKUP"
@@ -914,7 +904,7 @@ main() {
       routes) mode="" routes=- ;;
       remove-routes) mode=remove ;;
       *)
-        printf 'apply: this key may only run "routes" (route files on stdin) or "remove-routes" for stack %s\n' "$stack" >&2
+        printf 'apply: this key may only run "routes" (routes data on stdin) or "remove-routes" for stack %s\n' "$stack" >&2
         exit 2
         ;;
     esac
@@ -982,10 +972,6 @@ main() {
     routes | remove)
       if [[ $mode == routes ]]; then
         say "installing routes of stack $stack"
-        if [[ $routes == - ]]; then
-          routes=$WORK/routes-in
-          read_routes_stdin "$routes"
-        fi
         install_routes "$routes" "$stack"
       else
         if [[ ! -d $ROOT/routes/$stack ]]; then

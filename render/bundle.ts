@@ -1,13 +1,13 @@
 // From a stack's plan to every file each host receives: one bundle per server (its files at
 // their on-host paths, plus its cloud-init user data), and for a stack attached to another
-// stack's LB, the route fragment that goes to that LB. Pure: the CLI and the Pulumi deploy
-// only write or copy what this returns.
+// stack's LB, the routes data that goes to that LB (which renders config from it itself).
+// Pure: the CLI and the Pulumi deploy only write or copy what this returns.
 import { renderHostCerts } from "./host-certs";
 import { renderListeners } from "./listeners";
 import { createHash } from "node:crypto";
 import * as paths from "../topology/paths";
-import { ingressSchema } from "../topology/schema";
-import type { Engine, FilePlan, HostPlan, IngressPlan, RouteFragment, StackPlan, Topology } from "../topology";
+import { routesPolicyOf } from "../topology/attached-routes";
+import type { FilePlan, HostPlan, IngressPlan, RouteFragment, StackPlan } from "../topology";
 import { renderCloudInit } from "./cloud-init";
 import { renderErrorFile503 } from "./errorfile";
 import { renderHaproxyConfig, renderHaproxyMap, renderHaproxyRoutes } from "./haproxy";
@@ -32,33 +32,11 @@ export interface RenderedHost {
   readonly userData?: string;
 }
 
-/** The settings of the LB that an attached stack's routes run on. */
-export interface LbSettings {
-  readonly engine: Engine;
-  readonly healthCheck: IngressPlan["healthCheck"];
-  readonly timeouts: IngressPlan["timeouts"];
-}
-
 export interface RenderOptions {
-  /** Required when the stack attaches to another stack's LB; see lbSettingsOf. */
-  readonly attachedLb?: LbSettings;
   /** The bundled proxy (dist/proxy.js) for ts-engine hosts; it runs from the release like any config. */
   readonly proxyBundle?: string;
-}
-
-/**
- * The owning stack's LB settings, or the schema defaults with engine haproxy when its config
- * is not at hand (the LB side of an attachment is checked again when it deploys).
- */
-export function lbSettingsOf(owner: Topology | undefined): LbSettings {
-  if (owner && owner.ingress.mode !== "own") throw new Error(`stack ${owner.stack} does not own an ingress, so no stack can attach to it`);
-  const ingress =
-    owner?.ingress.mode === "own"
-      ? owner.ingress
-      : ingressSchema.parse({ mode: "own", server: { name: "lb", serverType: "cx23", image: "debian-13", networks: {} } });
-  if (ingress.mode !== "own") throw new Error("unreachable: the default ingress is an own ingress");
-  const engine: Engine = ingress.engine === "ts" ? "ts" : "haproxy";
-  return { engine, healthCheck: ingress.healthCheck, timeouts: ingress.timeouts };
+  /** The bundled files/render-routes.ts for LBs that let stacks attach (attached/render-routes.js). */
+  readonly routesRenderer?: string;
 }
 
 /** The stack name at the end of a StackReference name ("organization/hetzner-ingress/prod"). */
@@ -66,9 +44,9 @@ export function stackOfReference(reference: string): string {
   return reference.slice(reference.lastIndexOf("/") + 1);
 }
 
-/** The directory of a stack's route fragment on another stack's LB; it mirrors a release's layout. */
-export function attachedRoutesDir(stack: string): string {
-  return `${paths.ROUTES_DIR}/${stack}`;
+/** Where a stack's routes data lands on another stack's LB. */
+export function routesDataPath(stack: string): string {
+  return `${paths.ROUTES_DIR}/${stack}/${paths.ROUTES_DATA_FILE}`;
 }
 
 function ingressOf(host: HostPlan): IngressPlan {
@@ -105,6 +83,10 @@ function renderFile(host: HostPlan, file: FilePlan): string {
       return renderHostCerts(host);
     case "listeners":
       return renderListeners(host);
+    case "attached-policy":
+      return JSON.stringify(routesPolicyOf(host), null, 2) + "\n";
+    case "attached-node-image":
+      return `${ingressOf(host).nodeImage}\n`;
     default: {
       const never: never = file.kind;
       throw new Error(`no renderer for file kind ${String(never)}`);
@@ -130,32 +112,24 @@ function renderHost(host: HostPlan, opts: RenderOptions, userData: string): Rend
   if (opts.proxyBundle !== undefined && host.containers.some((c) => c.name === "proxy")) {
     files.push({ path: paths.PROXY_BUNDLE, mode: 0o644, content: opts.proxyBundle });
   }
+  if (opts.routesRenderer !== undefined && (host.ingress?.attachedStacks.length ?? 0) > 0) {
+    files.push({ path: paths.ATTACHED_RENDERER, mode: 0o644, content: opts.routesRenderer });
+  }
   return { host: host.name, files: sorted(files), userData };
 }
 
 /**
- * The files an attached stack pushes to the owning stack's LB, laid out like a release: for
- * both engines, so the owner can switch engines without dropping this stack's routes (the
- * LB's apply merges the files of the engine it runs and refuses a stack that has none).
+ * What an attached stack pushes to the owning stack's LB: its routes as data, whatever engine
+ * the LB runs. The LB checks them against its owner's policy and renders the config itself.
  */
-export function renderAttachedRoutes(fragment: RouteFragment, lb: LbSettings): RenderedFile[] {
-  const dir = attachedRoutesDir(fragment.stack);
-  const rel = (p: string) => `${dir}${p.slice(paths.CURRENT.length)}`;
-  const s = fragment.stack;
-  return sorted([
-    { path: rel(`${paths.HAPROXY_ROUTES_D}/${s}.cfg`), mode: 0o644, content: renderHaproxyRoutes(fragment, lb) },
-    { path: rel(`${paths.HAPROXY_ROUTES_D}/${s}.map`), mode: 0o644, content: renderHaproxyMap(fragment) },
-    { path: rel(`${paths.PROXY_ROUTES_D}/${s}.json`), mode: 0o644, content: renderProxyRoutes(fragment, lb) },
-  ]);
+export function renderRoutesData(fragment: RouteFragment): RenderedFile {
+  return { path: routesDataPath(fragment.stack), mode: 0o644, content: JSON.stringify(fragment, null, 2) + "\n" };
 }
 
 export function renderStack(plan: StackPlan, opts: RenderOptions = {}): RenderedHost[] {
   const userData = renderCloudInit();
   const hosts = plan.hosts.map((h) => renderHost(h, opts, userData));
-  if (plan.attach) {
-    if (!opts.attachedLb) throw new Error(`stack ${plan.stack} attaches to ${plan.attach.stack}: pass the LB's settings (lbSettingsOf)`);
-    hosts.push({ host: `_routes-for-${stackOfReference(plan.attach.stack)}`, files: renderAttachedRoutes(plan.attach.fragment, opts.attachedLb) });
-  }
+  if (plan.attach) hosts.push({ host: `_routes-for-${stackOfReference(plan.attach.stack)}`, files: [renderRoutesData(plan.attach.fragment)] });
   return hosts;
 }
 

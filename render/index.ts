@@ -1,4 +1,5 @@
 // The renderers: pure functions from the plan to file text. renderStack is the entry point.
+export * from "./attached-routes";
 export * from "./bundle";
 export * from "./cloud-init";
 export * from "./errorfile";

@@ -7,9 +7,8 @@
 //
 // `npm run render` writes exactly this, and the Pulumi deploy uploads exactly this. Pure.
 import { createHash } from "node:crypto";
-import { basename } from "node:path";
 import { INGRESS_ROOT } from "../topology/paths";
-import { modeText, type RenderedFile, type RenderedHost } from "./bundle";
+import { modeText, type RenderedHost } from "./bundle";
 
 export const APPLY_SCRIPT = "apply.sh";
 /** The copy of apply.sh that each release carries; route changes on an LB run it. */
@@ -54,9 +53,3 @@ export function hostBundleFiles(rendered: RenderedHost): UploadFile[] {
   return [...files, { path: MANIFEST_FILE, mode: 0o644, content: manifest }];
 }
 
-/** An attached stack's route files, flat: apply.sh accepts only <stack>.cfg, .map and .json there. */
-export function routesBundleFiles(files: readonly RenderedFile[]): UploadFile[] {
-  const flat = files.map((f) => ({ path: basename(f.path), mode: 0o644, content: f.content }));
-  if (new Set(flat.map((f) => f.path)).size !== flat.length) throw new Error("two route files share a name");
-  return flat.sort(byPath);
-}

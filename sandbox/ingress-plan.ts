@@ -1,7 +1,7 @@
 // What the local sandbox runs: the repo's prod and demo stacks, planned and rendered exactly as
 // for Hetzner, with two sandbox changes made on the topology before planning: short health
 // check timers (so the tests wait seconds, not minutes) and, on request, the other engine.
-import { lbSettingsOf, renderStack, type RenderedFile, type RenderedHost } from "../render";
+import { renderStack, type RenderedFile, type RenderedHost } from "../render";
 import { loadTopology } from "../scripts/stack-files";
 import { assembleRoutingTable, planStack, type Engine, type HostPlan, type RoutingRow, type Topology } from "../topology";
 import type { OwnIngress } from "../topology/types";
@@ -68,7 +68,7 @@ export function planIngressSandbox(o: IngressPlanOptions): IngressSandboxPlan {
   for (const h of renderStack(prod, o.proxyBundle !== undefined ? { proxyBundle: o.proxyBundle } : {})) rendered.set(h.host, h);
   let attachedRoutes: RenderedFile[] = [];
   if (withDemo) {
-    for (const h of renderStack(demo, { attachedLb: lbSettingsOf(prodTopo) })) {
+    for (const h of renderStack(demo)) {
       if (h.host.startsWith("_routes-for-")) attachedRoutes = [...h.files];
       else rendered.set(h.host, h);
     }

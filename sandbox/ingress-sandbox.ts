@@ -162,7 +162,7 @@ export class IngressSandbox {
     // Files: each host's bundle, certificates, the LB's merged routes and stats secret.
     const lbRoot = new HostRoot(plan.lb.name, join(sb.dir, "hosts", plan.lb.name));
     lbRoot.writeRelease(plan.rendered.get(plan.lb.name)?.files ?? []);
-    mergeAttachedRoutes(lbRoot, plan.attachedRoutes, plan.engine);
+    mergeAttachedRoutes(lbRoot, plan.attachedRoutes);
     if (plan.engine === "haproxy") assembleHaproxyMapFiles(lbRoot);
     const stats = writeStatsEnv(lbRoot, plan.lb);
     for (const w of web.values()) {

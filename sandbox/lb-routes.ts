@@ -1,36 +1,37 @@
 // What the LB's apply does with routes of attached stacks, done the same way on a host root:
-// the pushed fragment lands flat in /srv/ingress/routes/<stack>/, is merged into the release
-// (haproxy/routes.d or proxy/routes.d by extension), and haproxy's routes.map is assembled
-// from routes.d/*.map in name order with render's assembleHaproxyMap.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { basename } from "node:path";
-import { assembleHaproxyMap, type RenderedFile } from "../render";
-import type { Engine } from "../topology";
+// the pushed data lands in /srv/ingress/routes/<stack>/routes.json, the owner's policy in the
+// release decides what of it is accepted, and the accepted routes are rendered into the release
+// by render/attached-routes.ts, the function the LB's own renderer (files/render-routes.ts) runs.
+// haproxy's routes.map is assembled from routes.d/*.map in name order with assembleHaproxyMap.
+import { readdirSync, readFileSync } from "node:fs";
+import { assembleHaproxyMap, renderAttachedStacks, type RenderedFile } from "../render";
+import { routesPolicySchema } from "../topology/attached-routes";
 import * as paths from "../topology/paths";
 import type { HostRoot } from "./host-root";
 
 function stackOf(file: RenderedFile): string {
-  const rest = file.path.slice(`${paths.ROUTES_DIR}/`.length);
-  const stack = rest.slice(0, rest.indexOf("/"));
-  if (!file.path.startsWith(`${paths.ROUTES_DIR}/`) || stack === "") throw new Error(`not an attached route file: ${file.path}`);
-  return stack;
+  const m = new RegExp(`^${paths.ROUTES_DIR}/([^/]+)/${paths.ROUTES_DATA_FILE}$`).exec(file.path);
+  if (!m) throw new Error(`not an attached stack's routes data: ${file.path}`);
+  return m[1]!;
 }
 
-/** Installs pushed route files and merges them into the live release; returns merged paths. */
-export function mergeAttachedRoutes(root: HostRoot, files: readonly RenderedFile[], engine: Engine): string[] {
-  const merged: string[] = [];
-  for (const f of files) {
-    const stack = stackOf(f);
-    const name = basename(f.path);
-    root.write(`${paths.ROUTES_DIR}/${stack}/${name}`, f.content, f.mode);
-    const target = name.endsWith(".json") ? `${paths.PROXY_ROUTES_D}/${name}` : `${paths.HAPROXY_ROUTES_D}/${name}`;
-    const wanted = name.endsWith(".json") ? "ts" : "haproxy";
-    if (wanted !== engine) continue; // apply.sh: "not merged: needs proxy/ (or haproxy/), which this release does not run"
-    if (existsSync(root.path(target))) throw new Error(`route file ${target} of attached stack ${stack} collides with the bundle's own`);
-    root.write(target, f.content, f.mode);
-    merged.push(target);
+/** Installs pushed routes data and renders it into the live release; returns the written paths. */
+export function mergeAttachedRoutes(root: HostRoot, files: readonly RenderedFile[]): string[] {
+  if (files.length === 0) return [];
+  const policy = routesPolicySchema.parse(JSON.parse(readFileSync(root.path(paths.ATTACHED_POLICY), "utf8")));
+  const pushed = files.map((f) => {
+    root.write(f.path, f.content, f.mode);
+    return { stack: stackOf(f), data: JSON.parse(f.content) as unknown };
+  });
+  const result = renderAttachedStacks(policy, pushed);
+  if (result.refused.length > 0) {
+    throw new Error(`the LB refuses routes: ${result.refused.map((r) => `stack ${r.stack}: ${r.errors.join("; ")}`).join("\n")}`);
   }
-  return merged;
+  return result.files.map((f) => {
+    const target = `${paths.CURRENT}/${f.path}`;
+    root.write(target, f.content, 0o644);
+    return target;
+  });
 }
 
 /** Writes haproxy/routes.map of the live release from its routes.d/*.map. */

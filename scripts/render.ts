@@ -5,25 +5,20 @@
 //   <out>/<host>/<on-host path>...   every file at its path on the host (an overlay)
 //   <out>/<host>/apply.sh, MANIFEST  the apply script and "<path> <mode> <sha256>" per file
 //   <out>/<host>.user-data.yaml      cloud-init user data (goes through the Hetzner API)
-//   <out>/_routes-for-<lb stack>/    for an attached stack: its flat route files for the other LB
+//   <out>/_routes-for-<lb stack>/routes.json  for an attached stack: its routes, as data, for the
+//                                    other stack's LB, which renders config from them itself
 // So `bash <out>/<host>/apply.sh --bundle <out>/<host> --role web` on a host applies it by hand.
 // All rendering is renderStack's; this file only reads the config and writes the result.
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { planStack } from "../topology";
-import { hostBundleFiles, lbSettingsOf, renderStack, routesBundleFiles, stackOfReference, withApplyScript } from "../render";
-import type { LbSettings, RenderedHost, UploadFile } from "../render";
+import { hostBundleFiles, renderStack, withApplyScript } from "../render";
+import type { RenderedHost, UploadFile } from "../render";
+import { readRoutesRenderer } from "../components/program-files";
 import { loadTopology, stackFile } from "./stack-files";
 
 const USAGE = "usage: npm run render -- --stack <name> [--out DIR] [--config Pulumi.<name>.yaml] [--proxy-bundle dist/proxy.js]";
-
-function attachedLb(configFile: string, reference: string): { settings: LbSettings; from: string } {
-  const owner = stackOfReference(reference);
-  const file = join(dirname(configFile), `Pulumi.${owner}.yaml`);
-  if (!existsSync(file)) return { settings: lbSettingsOf(undefined), from: `defaults (no ${file})` };
-  return { settings: lbSettingsOf(loadTopology(owner, file)), from: file };
-}
 
 function writeTree(root: string, files: readonly UploadFile[]): void {
   rmSync(root, { recursive: true, force: true });
@@ -39,7 +34,9 @@ function writeTree(root: string, files: readonly UploadFile[]): void {
 
 function writeHost(out: string, rendered: RenderedHost, applyScript: string): number {
   const routesOnly = rendered.userData === undefined;
-  const files = routesOnly ? routesBundleFiles(rendered.files) : hostBundleFiles(withApplyScript(rendered, applyScript));
+  const files = routesOnly
+    ? rendered.files.map((f) => ({ path: f.path.slice(f.path.lastIndexOf("/") + 1), mode: f.mode, content: f.content }))
+    : hostBundleFiles(withApplyScript(rendered, applyScript));
   writeTree(join(out, rendered.host), files);
   if (rendered.userData !== undefined) writeFileSync(join(out, `${rendered.host}.user-data.yaml`), rendered.userData);
   return files.length;
@@ -69,14 +66,10 @@ function main(argv: string[]): number {
   const out = resolve(values.out ?? join("out", stack));
   const plan = planStack(loadTopology(stack, configFile));
 
-  let lb: LbSettings | undefined;
-  if (plan.attach) {
-    const found = attachedLb(configFile, plan.attach.stack);
-    lb = found.settings;
-    console.log(`routes go to the LB of ${plan.attach.stack}: engine ${lb.engine}, settings from ${found.from}`);
-  }
+  if (plan.attach) console.log(`routes go to the LB of ${plan.attach.stack} as data; that LB renders them with its own settings`);
   const proxyBundle = values["proxy-bundle"] === undefined ? undefined : readFileSync(values["proxy-bundle"], "utf8");
-  const hosts = renderStack(plan, { ...(lb ? { attachedLb: lb } : {}), ...(proxyBundle !== undefined ? { proxyBundle } : {}) });
+  const routesRenderer = readRoutesRenderer(plan);
+  const hosts = renderStack(plan, { ...(proxyBundle !== undefined ? { proxyBundle } : {}), ...(routesRenderer !== undefined ? { routesRenderer } : {}) });
 
   const applyScript = readFileSync(join(__dirname, "..", "files", "apply.sh"), "utf8");
   for (const rendered of hosts) {

@@ -7,3 +7,4 @@ export * from "./stack-config";
 export * from "./types";
 export * from "./validate";
 export * as paths from "./paths";
+export * from "./attached-routes";

@@ -44,5 +44,16 @@ export function hostCertPaths(hostname: string): { readonly link: string; readon
   return { link: `${TLS_DIR}/live/${hostname}`, standin: `${TLS_DIR}/standin/${hostname}` };
 }
 
+/**
+ * What an LB that lets other stacks attach needs to turn their pushed routes (data, at
+ * ROUTES_DIR/<stack>/routes.json) into config: the owner's policy, the owner's renderer (built
+ * from render/attached-routes.ts) and the node image it runs in.
+ */
+export const ATTACHED_DIR = `${CURRENT}/attached`;
+export const ATTACHED_POLICY = `${ATTACHED_DIR}/policy.json`;
+export const ATTACHED_RENDERER = `${ATTACHED_DIR}/render-routes.js`;
+export const ATTACHED_NODE_IMAGE = `${ATTACHED_DIR}/node-image`;
+export const ROUTES_DATA_FILE = "routes.json";
+
 /** Every TCP port the release's daemons listen on, from the plan: what apply.sh probes. */
 export const LISTENERS_FILE = `${CURRENT}/listeners`;

@@ -1,5 +1,6 @@
 // The per-host plan: what runs where, which files go where, which ports listen and who
 // may reach them. Renderers turn a HostPlan into file text; components turn it into resources.
+import type { AttachedStackConfig } from "./schema";
 import type { Engine, OwnIngress, SiteConfig } from "./types";
 
 export type ContainerName = "haproxy" | "nginx" | "proxy";
@@ -26,7 +27,9 @@ export type FileKind =
   | "quadlet"
   | "nftables"
   | "host-certs"
-  | "listeners";
+  | "listeners"
+  | "attached-policy"
+  | "attached-node-image";
 
 export interface FilePlan {
   /** Absolute path on the host. */
@@ -126,8 +129,13 @@ export interface IngressPlan {
   readonly maxconn: number;
   /** The most of them port 80 may hold, so plain HTTP can never starve TLS. */
   readonly httpMaxconn: number;
-  /** Stacks whose own key may add or remove their routes on this LB, and nothing else. */
-  readonly attachedStacks: readonly string[];
+  /**
+   * Stacks whose own key may add or remove their routes on this LB, and nothing else: hostnames
+   * in their zones, to servers in their network (topology/attached-routes.ts).
+   */
+  readonly attachedStacks: readonly AttachedStackConfig[];
+  /** The node image the LB renders attached stacks' routes in (their data never runs as config). */
+  readonly nodeImage: string;
   readonly stats: OwnIngress["stats"];
   readonly rateLimit: OwnIngress["rateLimit"];
   readonly timeouts: OwnIngress["timeouts"];

@@ -112,7 +112,7 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
     secretFiles.push({ path: paths.STATS_ENV, from: { kind: "stats-env", user: stats.user, secretKey: stats.passwordSecret } });
   }
   // Always written, empty without attached stacks: a stack removed from the list loses its key.
-  secretFiles.push({ path: paths.ATTACHED_KEYS_FILE, from: { kind: "attached-keys", stacks: [...ingress.attachedStacks] } });
+  secretFiles.push({ path: paths.ATTACHED_KEYS_FILE, from: { kind: "attached-keys", stacks: ingress.attachedStacks.map((a) => a.stack) } });
 
   let container: ContainerPlan;
   let files: FilePlan[];
@@ -147,6 +147,9 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
     ];
   }
   files.push(quadletFile(container.name), NFTABLES, LISTENERS);
+  if (ingress.attachedStacks.length > 0) {
+    files.push({ path: paths.ATTACHED_POLICY, kind: "attached-policy", mode: 0o644 }, { path: paths.ATTACHED_NODE_IMAGE, kind: "attached-node-image", mode: 0o644 });
+  }
 
   const listens: ListenPlan[] = [
     { port: ports.http, purpose: "http", by: container.name },
@@ -168,7 +171,8 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
       ports,
       maxconn: ingress.maxconn,
       httpMaxconn: Math.floor(ingress.maxconn / HTTP_SHARE_OF_MAXCONN),
-      attachedStacks: [...ingress.attachedStacks],
+      attachedStacks: ingress.attachedStacks.map((a) => ({ ...a, zones: [...a.zones] })),
+      nodeImage: topo.containerImages.node,
       stats,
       rateLimit: ingress.rateLimit,
       timeouts: ingress.timeouts,

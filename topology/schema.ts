@@ -132,6 +132,23 @@ const healthCheckSchema = z
   })
   .strict();
 
+/**
+ * A stack that may attach to this LB, and what it may route there: only hostnames in its
+ * zones, only to servers in its network. Everything else it pushes is refused on the LB.
+ */
+const attachedStackSchema = z
+  .object(
+    {
+      stack: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a stack name: lowercase letters, digits, "-" and "_"'),
+      /** Its private network's range (e.g. 172.20.0.0/16): its backends' addresses must lie inside. */
+      network: z.string(),
+      /** DNS zones it may route: each zone itself and every name under it (demo.example.com). */
+      zones: z.array(z.string()).min(1, "name at least one DNS zone the stack may route, e.g. demo.example.com"),
+    },
+    { error: "write each attached stack as { stack: <name>, network: <its network's CIDR>, zones: [<DNS zones it may route>] }" },
+  )
+  .strict();
+
 const ownIngressSchema = z
   .object({
     mode: z.literal("own"),
@@ -142,7 +159,7 @@ const ownIngressSchema = z
      * Stacks that may attach to this LB. Each gets an SSH key of its own that the LB accepts
      * for one thing only, adding or removing that stack's routes (a forced command).
      */
-    attachedStacks: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "a stack name: lowercase letters, digits, \"-\" and \"_\"")).default([]),
+    attachedStacks: z.array(attachedStackSchema).default([]),
     /** Concurrent connections the LB holds in all; port 80 may take an eighth of them at most. */
     maxconn: z.number().int().min(8).max(1_000_000).default(4096),
     stats: statsSchema.prefault({}),
@@ -209,4 +226,5 @@ export type NetworkConfig = z.output<typeof networkSchema>;
 export type IngressConfig = z.output<typeof ingressSchema>;
 export type OwnIngressConfig = z.output<typeof ownIngressSchema>;
 export type AttachIngressConfig = z.output<typeof attachIngressSchema>;
+export type AttachedStackConfig = z.output<typeof attachedStackSchema>;
 export type TlsSource = z.output<typeof tlsSchema>;

@@ -5,7 +5,7 @@ import { normaliseHostname } from "./hostname";
 import { KNOWN_IMAGES, quadletImages } from "./images";
 import { removedServerTypeMessage } from "./server-types";
 import { Cidr, Ipv4Cidr, WIDE_ALLOW_LIST, addressesCovered, cidrContainsIpv4, cidrSize, cidrsOverlap, describeCoverage, intToIpv4, ipv4ToInt, isWholeInternet, parseCidr } from "./ip";
-import { ENGINES, ServerConfig, StackConfig, stackConfigSchema } from "./schema";
+import { AttachedStackConfig, ENGINES, ServerConfig, StackConfig, stackConfigSchema } from "./schema";
 import type { Engine, Topology } from "./types";
 
 /** Hetzner attaches a server to at most this many private networks. */
@@ -110,11 +110,12 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
       report("ingress.healthCheck.timeout", "the check timeout is longer than the check interval; make it shorter");
     }
   }
+  const attachedStacks = cfg.ingress.mode === "own" ? checkAttachedStacks(stack, cfg.ingress.attachedStacks, networks, report) : [];
 
   const sites = checkSites(cfg, declared, report);
   checkSsh(cfg, report);
 
-  const ingress = cfg.ingress.mode === "own" ? { ...cfg.ingress, engine: cfg.ingress.engine as Engine } : cfg.ingress;
+  const ingress = cfg.ingress.mode === "own" ? { ...cfg.ingress, engine: cfg.ingress.engine as Engine, attachedStacks } : cfg.ingress;
   return {
     stack,
     location: cfg.location,
@@ -127,6 +128,45 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
     protect: cfg.protect,
     containerImages: cfg.containerImages,
   };
+}
+
+/**
+ * What the LB lets each attached stack route (see topology/attached-routes.ts): its network
+ * must be private and apart from this stack's and every other attached stack's networks, or
+ * its "own" servers could be this stack's; its zones must be real DNS names, apart from other
+ * attached stacks' zones. Zones are returned normalised.
+ */
+function checkAttachedStacks(owner: string, entries: readonly AttachedStackConfig[], networks: Map<string, ParsedNetwork>, report: Report): AttachedStackConfig[] {
+  const ranges: Array<{ range: Ipv4Cidr; what: string }> = [...networks.values()].map((n) => ({ range: n.range, what: `this stack's network "${n.name}"` }));
+  const zones: Array<{ zone: string; stack: string }> = [];
+  const seen = new Set<string>();
+  return entries.map((entry, i) => {
+    const path = `ingress.attachedStacks[${i}]`;
+    if (entry.stack === owner) report(`${path}.stack`, `"${owner}" is this stack; list the stacks that attach to it`);
+    if (seen.has(entry.stack)) report(`${path}.stack`, `stack "${entry.stack}" is listed twice; list it once`);
+    seen.add(entry.stack);
+    const range = checkCidr(entry.network, `${path}.network`, report);
+    if (range && (range.family !== 4 || !PRIVATE_RANGES.some((p) => p.prefix <= range.prefix && cidrContainsIpv4(p, range.base)))) {
+      report(`${path}.network`, `${entry.network} is not a private IPv4 range; write the range of stack ${entry.stack}'s network, e.g. 172.20.0.0/16`);
+    } else if (range) {
+      const clash = ranges.find((r) => cidrsOverlap(r.range, range));
+      if (clash) report(`${path}.network`, `${entry.network} overlaps ${clash.what} (${clash.range.text}); an attached stack's servers must lie in a network of its own`);
+      ranges.push({ range, what: `the network of attached stack "${entry.stack}"` });
+    }
+    const normalised = entry.zones.map((zone, j) => {
+      const h = normaliseHostname(zone);
+      if (!h.ok) {
+        report(`${path}.zones[${j}]`, `"${zone}" is not a DNS zone: ${h.reason}`);
+        return zone;
+      }
+      if (h.hostname.split(".").length < 2) report(`${path}.zones[${j}]`, `"${zone}" is a top-level domain; delegate a zone you own, e.g. demo.example.com`);
+      const other = zones.find((z) => z.stack !== entry.stack && (z.zone === h.hostname || h.hostname.endsWith(`.${z.zone}`) || z.zone.endsWith(`.${h.hostname}`)));
+      if (other) report(`${path}.zones[${j}]`, `zone "${h.hostname}" overlaps zone "${other.zone}" of attached stack "${other.stack}"; give each stack zones of its own`);
+      zones.push({ zone: h.hostname, stack: entry.stack });
+      return h.hostname;
+    });
+    return { ...entry, zones: normalised };
+  });
 }
 
 function checkCidr(text: string, path: string, report: Report): Cidr | undefined {

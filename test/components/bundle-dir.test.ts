@@ -10,10 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { planStack } from "../../topology";
-import { bundleHash, lbSettingsOf, renderAttachedRoutes } from "../../render/bundle";
-import { hostBundleFiles, routesBundleFiles, writeHostBundle } from "../../components/bundle-dir";
-import { routesPayload } from "../../components/deploy-commands";
+import { bundleHash, renderRoutesData } from "../../render/bundle";
+import { renderHaproxyRoutes } from "../../render/haproxy";
+import { hostBundleFiles, writeHostBundle } from "../../components/bundle-dir";
 import { renderHostBundles } from "../../components/host-bundles";
+import { readRoutesRenderer } from "../../components/program-files";
 
 const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");
 const prodTopo = loadTopology("prod");
@@ -63,11 +64,20 @@ test("local bundles are named by hash, written once, and replace the host's olde
   assert.deepEqual(readdirSync(join(root, "demo", "demo")), [second.hash]);
 });
 
-test("an attached stack's routes are uploaded flat, as apply.sh --routes wants them", () => {
-  const files = routesBundleFiles(renderAttachedRoutes(demo.attach!.fragment, lbSettingsOf(prodTopo)));
-  // Both engines' files: the LB merges the ones of the engine it runs.
-  assert.deepEqual(files.map((f) => [f.path, f.mode]), [["demo.cfg", 0o644], ["demo.json", 0o644], ["demo.map", 0o644]]);
-  assert.equal(files.find((f) => f.path === "demo.map")!.content, "backend.demo.fiscalismia.com demo_demo_8443\ndemo.fiscalismia.com demo_demo_443\n");
+test("an attached stack's routes are one file of data, whatever engine the LB runs", () => {
+  const data = renderRoutesData(demo.attach!.fragment);
+  assert.equal(data.path, "/srv/ingress/routes/demo/routes.json");
+  assert.deepEqual(JSON.parse(data.content), {
+    stack: "demo",
+    backends: [
+      { name: "demo_demo_443", servers: [{ name: "demo", address: "172.20.0.2", port: 443 }], check: { sni: "demo.fiscalismia.com", path: "/healthz" } },
+      { name: "demo_demo_8443", servers: [{ name: "demo", address: "172.20.0.2", port: 8443 }], check: { sni: "backend.demo.fiscalismia.com", path: "/healthz" } },
+    ],
+    routes: [
+      { hostname: "demo.fiscalismia.com", backend: "demo_demo_443" },
+      { hostname: "backend.demo.fiscalismia.com", backend: "demo_demo_8443" },
+    ],
+  });
 });
 
 const isRoot = process.getuid?.() === 0;
@@ -101,13 +111,15 @@ test("files/apply.sh applies the LB bundle, adds the demo routes from stdin and 
     INGRESS_VALIDATE_HAPROXY: "true",
     INGRESS_VALIDATE_NGINX: "true",
     INGRESS_PROBE_TIMEOUT: "5",
+    // The LB's renderer runs in the node image there; here in this test's node.
+    INGRESS_RENDER_ROUTES: process.execPath,
   };
   const run = (args: string[], input?: string) => {
     const r = spawnSync("ip", ["netns", "exec", ns, "/bin/bash", ...args], { env, encoding: "utf8", ...(input === undefined ? {} : { input }) });
     return { status: r.status, out: `${r.stdout}${r.stderr}` };
   };
 
-  const lb = renderHostBundles(prod, APPLY_SH).find((r) => r.host === "loadbalancer")!;
+  const lb = renderHostBundles(prod, APPLY_SH, { routesRenderer: readRoutesRenderer(prod)! }).find((r) => r.host === "loadbalancer")!;
   const bundle = writeHostBundle(join(work, "local"), "prod", lb);
   const incoming = join(root, "incoming");
   cpSync(bundle.localDir, join(incoming, bundle.hash), { recursive: true });
@@ -117,14 +129,18 @@ test("files/apply.sh applies the LB bundle, adds the demo routes from stdin and 
   assert.equal(readFileSync(join(root, "current", "apply.sh"), "utf8"), APPLY_SH, "the release carries apply.sh for later route changes");
 
   // As the program sends them: on stdin, nothing uploaded that a prune or a rebuilt LB could lose.
-  const payload = routesPayload(routesBundleFiles(renderAttachedRoutes(demo.attach!.fragment, lbSettingsOf(prodTopo))));
-  const added = run([join(root, "current", "apply.sh"), "--routes", "-", "--stack", "demo"], payload);
+  const data = renderRoutesData(demo.attach!.fragment).content;
+  const added = run([join(root, "current", "apply.sh"), "--routes", "-", "--stack", "demo"], data);
   assert.equal(added.status, 0, added.out);
-  assert.deepEqual(readdirSync(join(root, "routes", "demo")).sort(), ["demo.cfg", "demo.json", "demo.map"]);
-  assert.equal(readFileSync(join(root, "routes", "demo", "demo.json"), "utf8"), renderAttachedRoutes(demo.attach!.fragment, lbSettingsOf(prodTopo)).find((f) => f.path.endsWith("demo.json"))!.content);
-  const bad = run([join(root, "current", "apply.sh"), "--routes", "-", "--stack", "demo"], "../demo.map\tZGVtbwo=\n");
-  assert.notEqual(bad.status, 0);
-  assert.match(bad.out, /routes on stdin: bad file name: \.\.\/demo\.map/);
+  assert.deepEqual(readdirSync(join(root, "routes", "demo")), ["routes.json"]);
+  assert.equal(readFileSync(join(root, "routes", "demo", "routes.json"), "utf8"), data);
+  // Rendered on the LB by prod's renderer with prod's settings, as prod renders its own.
+  assert.equal(readFileSync(join(root, "current", "haproxy", "routes.d", "demo.cfg"), "utf8"), renderHaproxyRoutes(demo.attach!.fragment, prod.hosts.find((h) => h.ingress)!.ingress!));
+  const bad = run([join(root, "current", "apply.sh"), "--routes", "-", "--stack", "demo"], "backend demo_x\n    bind :443\n");
+  assert.equal(bad.status, 1, bad.out);
+  assert.match(bad.out, /routes of stack demo refused by this LB's policy; nothing changed/);
+  assert.match(bad.out, /stack demo: routes\.json is not JSON/);
+  assert.equal(readFileSync(join(root, "routes", "demo", "routes.json"), "utf8"), data, "the previous routes are back");
   const map = readFileSync(join(root, "current", "haproxy", "routes.map"), "utf8");
   assert.match(map, /^demo\.fiscalismia\.com demo_demo_443$/m);
   assert.match(map, /^fiscalismia\.com prod_frontend_443$/m);

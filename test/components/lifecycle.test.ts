@@ -286,7 +286,7 @@ test("demo: create, no change, a new demo route updates the LB's routes in place
       create: [K.standinKey("demo", "api.demo.fiscalismia.com"), K.standinCert("demo", "api.demo.fiscalismia.com")],
       update: [
         { key: K.step("demo", "secrets"), inputs: ["stdin"] },
-        // New route files on stdin: `update` runs the same --routes in place, no removal first.
+        // New routes data on stdin: `update` runs the same push in place, no removal first.
         { key: K.routes, inputs: ["stdin"] },
       ],
       replace: redeploy("demo"),

@@ -4,11 +4,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { stackFile } from "../../scripts/stack-files";
-import { renderAttachedRoutes } from "../../render/bundle";
+import { renderRoutesData } from "../../render/bundle";
 import { planStack } from "../../topology";
 import { loadTopology } from "../../scripts/stack-files";
 import { configFromYaml, isSecret, loadProgram, one, reveal, sent, urnOf, type Loaded } from "./harness";
-import { PROD_KEY, PROD_OUTPUTS, PROD_REF, ROUTE_SETTINGS } from "./prod-reference";
+import { PROD_KEY, PROD_OUTPUTS, PROD_REF } from "./prod-reference";
 
 let loaded: Loaded;
 test.before(async () => {
@@ -92,13 +92,11 @@ test("the routes go to prod's LB with prod's key on stdin, updated in place, rep
     { create: "routes", update: "routes", delete: "remove-routes", triggers: ["4242", PROD_REF] },
   );
   assert.equal(routes.inputs["addPreviousOutputInEnv"], false);
-  // stdin: "<name>\t<base64>" per flat route file, exactly the rendered files.
-  const expected = renderAttachedRoutes(planStack(loadTopology("demo")).attach!.fragment, ROUTE_SETTINGS);
-  const sentFiles = String(routes.inputs["stdin"]).trimEnd().split("\n").map((line) => line.split("\t"));
-  assert.deepEqual(
-    sentFiles.map(([name, b64]) => [name, Buffer.from(b64!, "base64").toString("utf8")]),
-    expected.map((f) => [f.path.slice(f.path.lastIndexOf("/") + 1), f.content]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
-  );
+  // stdin: demo's routes as data, never config text; the LB renders them with its own settings.
+  const fragment = planStack(loadTopology("demo")).attach!.fragment;
+  assert.equal(routes.inputs["stdin"], renderRoutesData(fragment).content);
+  assert.deepEqual(JSON.parse(String(routes.inputs["stdin"])), JSON.parse(JSON.stringify(fragment)));
+  assert.doesNotMatch(String(routes.inputs["stdin"]), /^backend |send-proxy/m);
   assert.ok(isSecret(routes.inputs["connection"]), "connection is secret");
   const c = reveal(routes.inputs["connection"]) as Record<string, unknown>;
   assert.equal(c["host"], "198.51.100.50");
@@ -147,6 +145,5 @@ test("outputs: DNS for the demo hostnames to prod's LB, prod's engine and stats,
   assert.deepEqual(e["sshCommands"], { demo: `ssh -i ./deploy-key root@${String(one(loaded, T.server, "server-demo").state["ipv4Address"])}` });
   // Not an owner: nothing for other stacks to attach to.
   assert.equal(e["lbServerId"], undefined);
-  assert.equal(e["lbRouteSettings"], undefined);
   assert.deepEqual([...loaded.secretExports], ["deployPrivateKey"]);
 });

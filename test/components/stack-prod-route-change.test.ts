@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
 import { planStack, validateStackConfig } from "../../topology";
 import { hostBundleHashes } from "../../components/host-bundles";
+import { programBundles } from "../../components/program-files";
 import { configFromYaml, loadProgram, one, type Loaded } from "./harness";
 
 const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");
@@ -19,8 +20,12 @@ function withBackendPort(raw: Record<string, unknown>, port: number): Record<str
   return copy;
 }
 
-const original = hostBundleHashes(planStack(validateStackConfig("prod", readStackConfig(stackFile("prod")))), APPLY_SH);
-const changed = hostBundleHashes(planStack(validateStackConfig("prod", withBackendPort(readStackConfig(stackFile("prod")), 8443))), APPLY_SH);
+const hashesOf = (raw: Record<string, unknown>) => {
+  const plan = planStack(validateStackConfig("prod", raw));
+  return hostBundleHashes(plan, APPLY_SH, programBundles(plan));
+};
+const original = hashesOf(readStackConfig(stackFile("prod")));
+const changed = hashesOf(withBackendPort(readStackConfig(stackFile("prod")), 8443));
 
 let loaded: Loaded;
 test.before(async () => {

@@ -1,8 +1,9 @@
 /**
  * The real prod + demo stacks with engine ts, end to end: the prod topology
  * (Pulumi.prod.yaml with ingress.engine switched to "ts") is planned and
- * rendered with the built bundle; demo's routes file, rendered for that LB, is
- * placed into the LB's routes.d as the on-host apply does; then the release is
+ * rendered with the built bundle; demo's routes data is rendered by the LB's
+ * renderer (render/attached-routes.ts) with the policy in the LB's release, as
+ * the on-host apply has it done, into the LB's routes.d; then the release is
  * started with the plan's own command line (paths under a temp /srv/ingress),
  * in namespaces that carry the plans' private addresses. A TLS client's SNI
  * picks the stack's server, which sees the client through PROXY v2; an
@@ -14,7 +15,9 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ProxyRoutesFile } from "../../proxy/config/schema";
-import { lbSettingsOf, RenderedFile, renderStack } from "../../render/bundle";
+import { renderAttachedStacks } from "../../render/attached-routes";
+import { RenderedFile, renderStack } from "../../render/bundle";
+import { routesPolicySchema } from "../../topology/attached-routes";
 import { loadTopology } from "../../scripts/stack-files";
 import { planStack, Topology } from "../../topology";
 import * as paths from "../../topology/paths";
@@ -60,7 +63,8 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
   let bundle: string;
   let root: string;
   let lbFiles: readonly RenderedFile[];
-  let demoRoutes: RenderedFile;
+  let demoData: RenderedFile;
+  let demoRoutes: string;
   let sb: Sandbox;
   let ns: Record<"client" | "lb" | "web", Netns>;
   let nginxDir: string;
@@ -77,9 +81,12 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
     sb = await Sandbox.create({ prefix: "pxt" });
     root = await sb.subdir("srv-ingress");
     lbFiles = renderStack(prodPlan, { proxyBundle: readFileSync(bundle, "utf8") }).find((h) => h.host === lb.name)!.files;
-    const attached = renderStack(demoPlan, { attachedLb: lbSettingsOf(prodTopo) }).find((h) => h.host === "_routes-for-prod")!;
-    // demo pushes routes for both engines; a ts LB merges the .json one.
-    demoRoutes = attached.files.find((f) => f.path.endsWith("/demo.json"))!;
+    demoData = renderStack(demoPlan).find((h) => h.host === "_routes-for-prod")!.files[0]!;
+    const policy = routesPolicySchema.parse(JSON.parse(lbFiles.find((f) => f.path === paths.ATTACHED_POLICY)!.content));
+    const rendered = renderAttachedStacks(policy, [{ stack: "demo", data: JSON.parse(demoData.content) }]);
+    assert.deepEqual(rendered.refused, []);
+    assert.deepEqual(rendered.files.map((f) => f.path), ["proxy/routes.d/demo.json"]);
+    demoRoutes = rendered.files[0]!.content;
 
     // A release laid out as on the host: current -> releases/<id>, demo's pushed routes
     // under routes/demo/, and copied into the release's proxy/routes.d as apply.sh does.
@@ -91,12 +98,12 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
       writeFileSync(target, file.content);
     }
     symlinkSync("releases/r1", path.join(root, "current"));
-    const pushed = path.join(root, demoRoutes.path.slice(paths.INGRESS_ROOT.length + 1));
+    const pushed = path.join(root, demoData.path.slice(paths.INGRESS_ROOT.length + 1));
     mkdirSync(path.dirname(pushed), { recursive: true });
-    writeFileSync(pushed, demoRoutes.content);
-    writeFileSync(path.join(release, "proxy", "routes.d", path.basename(pushed)), demoRoutes.content);
+    writeFileSync(pushed, demoData.content);
+    writeFileSync(path.join(release, "proxy", "routes.d", "demo.json"), demoRoutes);
 
-    for (const text of [lbFiles.find((f) => f.path === `${paths.PROXY_ROUTES_D}/prod.json`)!.content, demoRoutes.content]) {
+    for (const text of [lbFiles.find((f) => f.path === `${paths.PROXY_ROUTES_D}/prod.json`)!.content, demoRoutes]) {
       const file = JSON.parse(text) as ProxyRoutesFile;
       for (const route of file.routes) targets.set(route.host, file.backends.find((b) => b.name === route.backend)!.servers[0]!);
     }
@@ -152,7 +159,7 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
       lbFiles.filter((f) => f.path.startsWith(`${paths.CURRENT}/proxy/`)).map((f) => f.path),
       [paths.PROXY_BUNDLE, paths.PROXY_CONFIG, `${paths.PROXY_ROUTES_D}/prod.json`],
     );
-    assert.equal(demoRoutes.path, `${paths.ROUTES_DIR}/demo/proxy/routes.d/demo.json`);
+    assert.equal(demoData.path, `${paths.ROUTES_DIR}/demo/routes.json`);
     // what apply.sh runs before the swap: the unit's command plus --check
     const check = spawnSync(NODE_CURRENT, [...argv(), "--check"]);
     assert.equal(check.status, 0, check.stderr.toString());

@@ -7,15 +7,14 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { loadTopology, readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
 import { planStack, StackPlan, validateStackConfig } from "../../topology";
-import { bundleHash, lbSettingsOf, RenderedHost, renderStack } from "../../render";
+import { bundleHash, RenderedHost, renderStack } from "../../render";
 
 const STANDALONE = join(REPO_ROOT, "examples/Pulumi.standalone-demo.yaml");
-const prodLb = lbSettingsOf(loadTopology("prod"));
 
 function renderAll(): Record<string, RenderedHost[]> {
   return {
     prod: renderStack(planStack(loadTopology("prod"))),
-    demo: renderStack(planStack(loadTopology("demo")), { attachedLb: prodLb }),
+    demo: renderStack(planStack(loadTopology("demo"))),
     "standalone-demo": renderStack(planStack(loadTopology("standalone-demo", STANDALONE))),
   };
 }
@@ -57,6 +56,8 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
   assert.deepEqual(all["standalone-demo"]!.map((h) => h.host), ["lb", "web"]);
   assert.deepEqual(all.prod![0]!.files.map((f) => f.path), [
     "/etc/containers/systemd/haproxy.container",
+    "/srv/ingress/current/attached/node-image",
+    "/srv/ingress/current/attached/policy.json",
     "/srv/ingress/current/haproxy/errors/503.http",
     "/srv/ingress/current/haproxy/haproxy.cfg",
     "/srv/ingress/current/haproxy/routes.d/prod.cfg",
@@ -71,7 +72,7 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
   );
   const routes = all.demo![1]!;
   assert.equal(routes.userData, undefined);
-  assert.deepEqual(routes.files.map((f) => f.path), ["/srv/ingress/routes/demo/haproxy/routes.d/demo.cfg", "/srv/ingress/routes/demo/haproxy/routes.d/demo.map", "/srv/ingress/routes/demo/proxy/routes.d/demo.json"]);
+  assert.deepEqual(routes.files.map((f) => f.path), ["/srv/ingress/routes/demo/routes.json"]);
   for (const h of Object.values(all).flat()) {
     for (const f of h.files) {
       assert.match(f.path, /^\/(etc\/containers\/systemd|srv\/ingress\/(current|routes))\//, `${h.host}: ${f.path}`);
@@ -80,13 +81,19 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
   }
 });
 
-test("an attached stack needs its LB's settings; without the owner's config it defaults to haproxy", () => {
-  const demo = planStack(loadTopology("demo"));
-  assert.throws(() => renderStack(demo), /attaches to prod: pass the LB's settings/);
-  const defaults = lbSettingsOf(undefined);
-  assert.equal(defaults.engine, "haproxy");
-  assert.deepEqual(defaults.healthCheck, { interval: 5000, timeout: 2000, fall: 3, rise: 2 });
-  assert.throws(() => lbSettingsOf(loadTopology("demo")), /does not own an ingress/);
+test("an LB that lets stacks attach carries the owner's policy, its node image and (when given) the renderer", () => {
+  const prod = planStack(loadTopology("prod"));
+  const lbFiles = (hosts: RenderedHost[]) => hosts.find((h) => h.host === "loadbalancer")!.files;
+  const policy = JSON.parse(lbFiles(renderStack(prod)).find((f) => f.path === "/srv/ingress/current/attached/policy.json")!.content);
+  assert.deepEqual(policy.stacks, [{ stack: "demo", network: "172.20.0.0/16", zones: ["demo.fiscalismia.com"] }]);
+  assert.deepEqual(policy.reserved.hostnames, ["backend.fiscalismia.com", "fiscalismia.com", "monitoring.fiscalismia.com"]);
+  assert.equal(policy.engine, "haproxy");
+  assert.equal(lbFiles(renderStack(prod)).find((f) => f.path.endsWith("/attached/node-image"))!.content, "docker.io/library/node:24-alpine\n");
+  assert.equal(lbFiles(renderStack(prod)).some((f) => f.path.endsWith("render-routes.js")), false);
+  assert.equal(lbFiles(renderStack(prod, { routesRenderer: "// renderer\n" })).find((f) => f.path.endsWith("/attached/render-routes.js"))!.content, "// renderer\n");
+  // An LB no stack attaches to has none of it.
+  const alone = renderStack(planStack(loadTopology("standalone-demo", STANDALONE)), { routesRenderer: "// renderer\n" });
+  assert.equal(alone.flatMap((h) => h.files).some((f) => f.path.includes("/attached/")), false);
 });
 
 function changedFiles(a: RenderedHost[], b: RenderedHost[]): string[] {
@@ -109,6 +116,8 @@ test("moving one site to another port changes only the LB's routes and that one 
     "frontend /srv/ingress/current/nftables/ingress.nft",
     "frontend /srv/ingress/current/nginx/nginx.conf",
     "frontend /srv/ingress/current/nginx/sites/fiscalismia.com.conf",
+    // The backend's name moved with its port: attached stacks may not take the new one.
+    "loadbalancer /srv/ingress/current/attached/policy.json",
     "loadbalancer /srv/ingress/current/haproxy/routes.d/prod.cfg",
     "loadbalancer /srv/ingress/current/haproxy/routes.d/prod.map",
   ]);
@@ -145,12 +154,10 @@ test("npm run render writes the upload layout apply.sh reads, and user data, byt
     assert.ok(existsSync(tsx));
     run(join(out, "1"), "demo");
     const log = run(join(out, "2"), "demo");
-    assert.match(log, /routes go to the LB of prod: engine haproxy, settings from .*Pulumi\.prod\.yaml/);
+    assert.match(log, /routes go to the LB of prod as data; that LB renders them with its own settings/);
     const files = walk(join(out, "1")).map((p) => relative(join(out, "1"), p)).sort();
     assert.deepEqual(files, [
-      "_routes-for-prod/demo.cfg",
-      "_routes-for-prod/demo.json",
-      "_routes-for-prod/demo.map",
+      "_routes-for-prod/routes.json",
       "demo.user-data.yaml",
       "demo/MANIFEST",
       "demo/apply.sh",
@@ -171,6 +178,9 @@ test("npm run render writes the upload layout apply.sh reads, and user data, byt
       assert.equal(createHash("sha256").update(readFileSync(onDisk)).digest("hex"), sha, path);
       assert.equal((statSync(onDisk).mode & 0o7777).toString(8).padStart(4, "0"), mode, path);
     }
+    // prod's LB, which demo attaches to, carries the renderer the program ships.
+    run(join(out, "4"), "prod");
+    assert.match(readFileSync(join(out, "4/loadbalancer/srv/ingress/current/attached/render-routes.js"), "utf8"), /render-routes|--newcomer/);
     // A standalone stack from another directory: no attachment, two hosts.
     run(join(out, "3"), "standalone-demo", "--config", STANDALONE);
     assert.deepEqual(readdirSync(join(out, "3")).sort(), ["lb", "lb.user-data.yaml", "web", "web.user-data.yaml"]);

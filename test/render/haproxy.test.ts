@@ -45,7 +45,7 @@ describe("golden files", () => {
     for (const [rel, text] of haproxyFiles(lb)) assertGolden(`prod/loadbalancer/${rel}`, text);
   });
 
-  it("demo: the route fragment it pushes to the prod LB", () => {
+  it("demo: its routes as the prod LB renders them from the data demo pushes", () => {
     assertGolden("demo/lb-fragment/haproxy/routes.d/demo.cfg", renderHaproxyRoutes(demoFragment, settings));
     assertGolden("demo/lb-fragment/haproxy/routes.d/demo.map", renderHaproxyMap(demoFragment));
   });

@@ -8,7 +8,9 @@ import { proxyRoutesFileSchema } from "../../proxy/config/schema";
 import { PROXY_CONFIG, PROXY_ROUTES_D } from "../../topology/paths";
 import { validateProxyConfigText } from "../../proxy/config/validate";
 import { proxyRoutesOf, renderProxyConfig, renderProxyRoutes, ProxyRoutesFile } from "../../render/proxy-config";
-import { lbSettingsOf, renderStack } from "../../render/bundle";
+import { renderStack } from "../../render/bundle";
+import { renderAttachedStacks } from "../../render/attached-routes";
+import { routesPolicyOf } from "../../topology/attached-routes";
 
 const standalone = planStack(loadTopology("standalone-demo", join(REPO_ROOT, "examples/Pulumi.standalone-demo.yaml")));
 const lb = standalone.hosts.find((h) => h.name === "lb")!;
@@ -75,16 +77,14 @@ test("the routes file carries the stack's routes and backends with the LB's conn
 
 test("proxy.json plus every stack's routes file (demo attached to a ts LB) is what the proxy merges", () => {
   const demo = planStack(loadTopology("demo"));
-  const [attached] = renderStack(demo, { attachedLb: { ...lbSettingsOf(undefined), engine: "ts" } }).filter((h) => h.host.startsWith("_routes-for-"));
-  // Routes for both engines go up; the ts LB merges the .json.
-  assert.deepEqual(attached!.files.map((f) => f.path), [
-    "/srv/ingress/routes/demo/haproxy/routes.d/demo.cfg",
-    "/srv/ingress/routes/demo/haproxy/routes.d/demo.map",
-    "/srv/ingress/routes/demo/proxy/routes.d/demo.json",
-  ]);
+  const [attached] = renderStack(demo).filter((h) => h.host.startsWith("_routes-for-"));
+  // demo sends data; a ts LB renders it into routes.d/demo.json with its own settings.
+  const policy = { ...routesPolicyOf(lb), stacks: [{ stack: "demo", network: "172.20.0.0/16", zones: ["demo.fiscalismia.com"] }] };
+  const renderedOnLb = renderAttachedStacks(policy, [{ stack: "demo", data: JSON.parse(attached!.files[0]!.content) }]);
+  assert.deepEqual(renderedOnLb.refused, []);
   const config = { path: PROXY_CONFIG, text: renderProxyConfig(lb) };
   const own = { path: `${PROXY_ROUTES_D}/standalone-demo.json`, text: renderProxyRoutes(ingress.fragment, ingress) };
-  const demoFile = { path: `${PROXY_ROUTES_D}/demo.json`, text: attached!.files.find((f) => f.path.endsWith("/demo.json"))!.content };
+  const demoFile = { path: `${PROXY_ROUTES_D}/demo.json`, text: renderedOnLb.files.find((f) => f.path === "proxy/routes.d/demo.json")!.content };
   // every fragment satisfies the schema the proxy reads routes.d with
   for (const f of [own, demoFile]) assert.ok(proxyRoutesFileSchema.safeParse(JSON.parse(f.text)).success, f.path);
   const result = assembleProxyConfig(config, [demoFile, own]);

@@ -299,3 +299,20 @@ test("the stats page, basic auth in clear text, is never open to a large part of
   tunnel.ingress.stats = { enabled: true, passwordSecret: "statsPassword", allowedCidrs: ["198.51.100.7/32"] };
   assert.deepEqual(issuesOf(tunnel), []);
 });
+
+test("ingress.attachedStacks: each stack with a private network of its own and DNS zones of its own", () => {
+  type Own = Extract<ReturnType<typeof validConfig>["ingress"], { mode: "own" }>;
+  const attach = (c: ReturnType<typeof validConfig>, ...stacks: unknown[]) => ((c.ingress as Own & { attachedStacks: unknown[] }).attachedStacks = stacks);
+  const demo = { stack: "demo", network: "172.20.0.0/16", zones: ["demo.example.com"] };
+  assert.deepEqual(issuesOf({ ...validConfig(), ingress: { ...validConfig().ingress, attachedStacks: [demo] } }), []);
+  rejects((c) => attach(c, "demo"), "ingress.attachedStacks[0]", /write each attached stack as \{ stack: <name>, network: <its network's CIDR>, zones: \[<DNS zones it may route>\] \}/);
+  rejects((c) => attach(c, { ...demo, network: "172.24.128.0/17" }), "ingress.attachedStacks[0].network", /overlaps this stack's network "prod" \(172\.24\.0\.0\/16\); an attached stack's servers must lie in a network of its own/);
+  rejects((c) => attach(c, { ...demo, network: "203.0.113.0/24" }), "ingress.attachedStacks[0].network", /is not a private IPv4 range/);
+  rejects((c) => attach(c, demo, { ...demo, stack: "demo2", network: "172.20.5.0/24", zones: ["demo2.example.com"] }), "ingress.attachedStacks[1].network", /overlaps the network of attached stack "demo"/);
+  rejects((c) => attach(c, demo, { stack: "demo2", network: "172.21.0.0/16", zones: ["example.com"] }), "ingress.attachedStacks[1].zones[0]", 'zone "example.com" overlaps zone "demo.example.com" of attached stack "demo"; give each stack zones of its own');
+  rejects((c) => attach(c, { ...demo, zones: ["com"] }), "ingress.attachedStacks[0].zones[0]", /"com" is a top-level domain/);
+  rejects((c) => attach(c, { ...demo, zones: ["*.example.com"] }), "ingress.attachedStacks[0].zones[0]", /is not a DNS zone: wildcards are not allowed here/);
+  rejects((c) => attach(c, { ...demo, zones: [] }), "ingress.attachedStacks[0].zones", /name at least one DNS zone/);
+  rejects((c) => attach(c, demo, { ...demo, network: "172.21.0.0/16", zones: ["demo.example.org"] }), "ingress.attachedStacks[1].stack", 'stack "demo" is listed twice; list it once');
+  rejects((c) => attach(c, { ...demo, stack: "t" }), "ingress.attachedStacks[0].stack", '"t" is this stack; list the stacks that attach to it');
+});

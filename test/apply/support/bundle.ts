@@ -5,6 +5,8 @@
 import { createHash } from "node:crypto";
 import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { bundleOf } from "../../../components/program-files";
+import type { RoutesPolicy } from "../../../topology/attached-routes";
 
 export const APPLY_SH = join(__dirname, "..", "..", "..", "files", "apply.sh");
 
@@ -126,6 +128,30 @@ export interface HaproxyBundleOptions {
   readonly haproxyText?: string;
   /** More [Container] lines of the haproxy unit, e.g. an EnvironmentFile=. */
   readonly unitLines?: readonly string[];
+  /** TLS passthrough by SNI through routes.map, as the real LB does: attached stacks' backends. */
+  readonly tlsPort?: number;
+  /** What attached stacks may route (attached/policy.json); none may attach without it. */
+  readonly policy?: RoutesPolicy;
+}
+
+let renderer: string | undefined;
+/** files/render-routes.ts built as the program builds it for the LB's release. */
+export function routesRenderer(): string {
+  renderer ??= bundleOf(join(__dirname, "..", "..", "..", "files", "render-routes.ts"));
+  return renderer;
+}
+
+/**
+ * An attached stack's routes.json as the program sends it: each hostname to the one server
+ * `address:port`, checked with the first hostname's SNI.
+ */
+export function routesData(stack: string, hostnames: readonly string[], address: string, port: number): string {
+  const backend = `${stack}_web_${port}`;
+  return JSON.stringify({
+    stack,
+    backends: [{ name: backend, servers: [{ name: "web", address, port }], check: { sni: hostnames[0], path: "/healthz" } }],
+    routes: hostnames.map((hostname) => ({ hostname, backend })),
+  });
 }
 
 /** Route fragment files of one stack: <stack>.cfg (backends) and <stack>.map (host -> backend). */
@@ -134,7 +160,7 @@ export function routeFragment(stack: string, routes: Readonly<Record<string, str
   const map: string[] = [];
   Object.entries(routes).forEach(([host, body], i) => {
     const backend = `${stack}_b${i}`;
-    cfg.push(`backend ${backend}`, `    http-request return status 200 content-type text/plain string "${body}"`, "");
+    cfg.push(`backend ${backend}`, "    mode http", `    http-request return status 200 content-type text/plain string "${body}"`, "");
     map.push(`${host} ${backend}`);
   });
   return { [`${stack}.cfg`]: cfg.join("\n"), [`${stack}.map`]: map.join("\n") + "\n" };
@@ -153,20 +179,33 @@ export function nftRuleset(element: number): string {
 }
 
 export function haproxyBundle(o: HaproxyBundleOptions): BundleFiles {
+  const map = `${o.root}/current/haproxy/routes.map`;
   const cfg = [
     "global",
     "    maxconn 256",
+    // tcp, as the real LB's defaults: attached stacks' backends are rendered for it.
     "defaults",
-    "    mode http",
+    "    mode tcp",
     "    timeout connect 2s",
     "    timeout client 5s",
     "    timeout server 5s",
+    ...(o.tlsPort === undefined
+      ? []
+      : [
+          "frontend tls",
+          `    bind *:${o.tlsPort}`,
+          "    tcp-request inspect-delay 5s",
+          "    tcp-request content accept if { req.ssl_hello_type 1 }",
+          `    use_backend %[req.ssl_sni,lower,map(${map})]`,
+        ]),
     "frontend web",
+    "    mode http",
     `    bind *:${o.port}`,
     `    http-request return status 200 content-type text/plain string "${o.version}" if { path /version }`,
-    `    use_backend %[req.hdr(host),lower,map(${o.root}/current/haproxy/routes.map)]`,
+    `    use_backend %[req.hdr(host),lower,map(${map})]`,
     "    default_backend no_route",
     "backend no_route",
+    "    mode http",
     '    http-request return status 404 content-type text/plain string "no route"',
     "",
   ].join("\n");
@@ -186,6 +225,11 @@ export function haproxyBundle(o: HaproxyBundleOptions): BundleFiles {
     ].join("\n"),
   };
   for (const [name, text] of Object.entries(fragment)) files[`${CURRENT}/haproxy/routes.d/${name}`] = text;
+  if (o.policy) {
+    files[`${CURRENT}/attached/policy.json`] = JSON.stringify(o.policy, null, 2) + "\n";
+    files[`${CURRENT}/attached/node-image`] = "docker.io/library/node:24-alpine\n";
+    files[`${CURRENT}/attached/render-routes.js`] = routesRenderer();
+  }
   if (o.nftElement !== undefined || o.nftText !== undefined) {
     files[`${CURRENT}/nftables/ingress.nft`] = o.nftText ?? nftRuleset(o.nftElement ?? 0);
   }

@@ -111,6 +111,8 @@ export class HostRoot {
       INGRESS_VALIDATE_HAPROXY: "/usr/sbin/haproxy -c -f {dir}/haproxy/haproxy.cfg -f {dir}/haproxy/routes.d",
       INGRESS_VALIDATE_NGINX: "/usr/sbin/nginx -t -e stderr -c {dir}/nginx/nginx.conf",
       INGRESS_PROBE_TIMEOUT: "5",
+      // The LB renders attached stacks' routes in the node image; here with this test's node.
+      INGRESS_RENDER_ROUTES: process.execPath,
       ...extra,
     };
   }
@@ -129,17 +131,16 @@ export class HostRoot {
     return { ...r, bundle };
   }
 
-  /** Puts fragment files in a directory of their own; returns it. */
-  async writeRoutes(stack: string, files: Readonly<Record<string, string>>): Promise<string> {
-    const dir = join(this.base, `routes-push-${stack}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`);
-    await mkdir(dir);
-    for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
-    return dir;
+  /** Puts routes data in a file of its own; returns it. */
+  async writeRoutes(stack: string, data: string): Promise<string> {
+    const file = join(this.base, `routes-push-${stack}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.json`);
+    await writeFile(file, data);
+    return file;
   }
 
-  /** Pushes fragment files as `stack`'s routes. */
-  async pushRoutes(stack: string, files: Readonly<Record<string, string>>, script: string): Promise<RunResult> {
-    return this.run(script, ["--routes", await this.writeRoutes(stack, files), "--stack", stack]);
+  /** Pushes routes data as `stack`'s routes. */
+  async pushRoutes(stack: string, data: string, script: string, extraEnv: Readonly<Record<string, string>> = {}): Promise<RunResult> {
+    return this.run(script, ["--routes", await this.writeRoutes(stack, data), "--stack", stack], extraEnv);
   }
 
   async calls(): Promise<string[]> {
