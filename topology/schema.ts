@@ -189,11 +189,22 @@ export const ingressSchema = z.discriminatedUnion("mode", [ownIngressSchema, att
   error: 'ingress.mode must be "own" (this stack runs the LB) or "attach" (routes go to another stack\'s LB)',
 });
 
+/**
+ * The default images, pinned by digest: a tag can be moved under a running fleet, a digest
+ * cannot. Each is the multi-platform index of the Docker official image as docker-library's
+ * repo-info records it; docs/config.md ("Container images") says how to bump them.
+ */
+export const DEFAULT_IMAGES = {
+  haproxy: "docker.io/library/haproxy:3.2.24-alpine@sha256:1aca32ee932b96d2a75f1882909325839dd23c138ba9c6fd26e4d88179f30f13",
+  nginx: "docker.io/library/nginx:1.30.5-alpine@sha256:0985e772fb9f729e6fa0980da05fca5d9c468e870eed43071545afa9d2e27d94",
+  node: "docker.io/library/node:24.21.0-alpine@sha256:ebfe2f90462722a7a4de65e91990e97fe0d401c70e0e762c5b53302f905ec1c1",
+} as const;
+
 const imagesSchema = z
   .object({
-    haproxy: imageRef.default("docker.io/library/haproxy:3.2.8-alpine"),
-    nginx: imageRef.default("docker.io/library/nginx:1.28-alpine"),
-    node: imageRef.default("docker.io/library/node:24-alpine"),
+    haproxy: imageRef.default(DEFAULT_IMAGES.haproxy),
+    nginx: imageRef.default(DEFAULT_IMAGES.nginx),
+    node: imageRef.default(DEFAULT_IMAGES.node),
   })
   .strict();
 

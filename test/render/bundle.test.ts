@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { loadTopology, readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
-import { planStack, StackPlan, validateStackConfig } from "../../topology";
+import { DEFAULT_IMAGES, planStack, StackPlan, validateStackConfig } from "../../topology";
 import { bundleHash, RenderedHost, renderStack } from "../../render";
 
 const STANDALONE = join(REPO_ROOT, "examples/Pulumi.standalone-demo.yaml");
@@ -88,7 +88,7 @@ test("an LB that lets stacks attach carries the owner's policy, its node image a
   assert.deepEqual(policy.stacks, [{ stack: "demo", network: "172.20.0.0/16", zones: ["demo.fiscalismia.com"] }]);
   assert.deepEqual(policy.reserved.hostnames, ["backend.fiscalismia.com", "fiscalismia.com", "monitoring.fiscalismia.com"]);
   assert.equal(policy.engine, "haproxy");
-  assert.equal(lbFiles(renderStack(prod)).find((f) => f.path.endsWith("/attached/node-image"))!.content, "docker.io/library/node:24-alpine\n");
+  assert.equal(lbFiles(renderStack(prod)).find((f) => f.path.endsWith("/attached/node-image"))!.content, `${DEFAULT_IMAGES.node}\n`);
   assert.equal(lbFiles(renderStack(prod)).some((f) => f.path.endsWith("render-routes.js")), false);
   assert.equal(lbFiles(renderStack(prod, { routesRenderer: "// renderer\n" })).find((f) => f.path.endsWith("/attached/render-routes.js"))!.content, "// renderer\n");
   // An LB no stack attaches to has none of it.

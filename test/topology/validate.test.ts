@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigValidationError, validateStackConfig } from "../../topology";
+import { ConfigValidationError, DEFAULT_IMAGES, validateStackConfig } from "../../topology";
 import { validConfig } from "./fixtures";
 import { REMOVED_SERVER_TYPES } from "../../topology/server-types";
 
@@ -315,4 +315,12 @@ test("ingress.attachedStacks: each stack with a private network of its own and D
   rejects((c) => attach(c, { ...demo, zones: [] }), "ingress.attachedStacks[0].zones", /name at least one DNS zone/);
   rejects((c) => attach(c, demo, { ...demo, network: "172.21.0.0/16", zones: ["demo.example.org"] }), "ingress.attachedStacks[1].stack", 'stack "demo" is listed twice; list it once');
   rejects((c) => attach(c, { ...demo, stack: "t" }), "ingress.attachedStacks[0].stack", '"t" is this stack; list the stacks that attach to it');
+});
+
+test("the default images are pinned by digest, with the version they hold in the tag", () => {
+  const images = validateStackConfig("t", validConfig()).containerImages;
+  assert.deepEqual(images, DEFAULT_IMAGES);
+  for (const ref of Object.values(DEFAULT_IMAGES)) {
+    assert.match(ref, /^docker\.io\/library\/(haproxy|nginx|node):\d+\.\d+\.\d+-alpine@sha256:[0-9a-f]{64}$/);
+  }
 });
