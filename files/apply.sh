@@ -17,18 +17,9 @@ readonly NFT="${INGRESS_NFT:-nft}"
 readonly KEEP="${INGRESS_KEEP_RELEASES:-5}"
 readonly PROBE_TIMEOUT="${INGRESS_PROBE_TIMEOUT:-10}"
 readonly LOCK_TIMEOUT="${INGRESS_LOCK_TIMEOUT:-300}"
-# Validators run the container's own image with the unit's mounts and env file. No :z/:Z
-# relabel (label=disable instead): relabelling a shared mount for a throwaway container
-# would take it away from the running service on SELinux hosts.
-# (Defaults are spelled apart from ${VAR:-...}: a "}" in a template would end the expansion.)
-readonly PODMAN_CHECK='podman run --rm --network none --security-opt label=disable {user} {envfile} {volumes} {image}'
-DEFAULT_HAPROXY="$PODMAN_CHECK"' haproxy -c -f {dir}/haproxy/haproxy.cfg -f {dir}/haproxy/routes.d'
-DEFAULT_NGINX="$PODMAN_CHECK"' nginx -t -c {dir}/nginx/nginx.conf'
-# The proxy's command line is its own: check with exactly the unit's Exec plus --check.
-DEFAULT_PROXY="$PODMAN_CHECK"' {exec} --check'
-readonly VALIDATE_HAPROXY="${INGRESS_VALIDATE_HAPROXY:-$DEFAULT_HAPROXY}"
-readonly VALIDATE_NGINX="${INGRESS_VALIDATE_NGINX:-$DEFAULT_NGINX}"
-readonly VALIDATE_PROXY="${INGRESS_VALIDATE_PROXY:-$DEFAULT_PROXY}"
+# Each config is checked by the `check` record of the release's apply.plan. A host without
+# podman (the tests) replaces one with INGRESS_VALIDATE_<UNIT>, a shell command in which {dir}
+# is the release being checked and {envfile} the unit's env files as --env-file placeholders.
 # Attached stacks' routes are data, rendered into config by the owner's renderer in the
 # release, run in the release's node image with no network, no env and read-only mounts.
 DEFAULT_RENDER_ROUTES='podman run --rm --network none --security-opt label=disable --read-only -v {dir}:{dir}:ro -v {routes}:{routes}:ro {image} node'
@@ -169,9 +160,9 @@ rollback() {
   fi
   if ((NFT_LOADED)) && [[ -n $PREV ]]; then
     local f
-    for f in "$ROOT/releases/$PREV"/nftables/*.nft; do
-      "$NFT" -f "$f" 9>&- || ok=0
-    done
+    while IFS=$'\t' read -r f _; do
+      "$NFT" -f "$ROOT/releases/$PREV/$f" 9>&- || ok=0
+    done < <(plan_records "$ROOT/releases/$PREV" nft)
   fi
   for u in "${UNITS_REMOVED[@]}" "${UNITS_TOUCHED[@]}"; do
     if [[ -f $QUADLET_DIR/$u.container ]]; then
@@ -261,8 +252,34 @@ tree_manifest() {
   )
 }
 
-# The part of a tree manifest below one top-level directory, hashed.
-component_hash() { grep "^$2/" "$1" | sha256sum | cut -d' ' -f1 || true; }
+# The part of a tree manifest below one directory, or of the files named, hashed.
+component_hash() {
+  local m=$1 f
+  shift
+  for f in "$@"; do
+    awk -v p="$f" 'index($0, p "/") == 1 || index($0, p " ") == 1' "$m"
+  done | sha256sum | cut -d' ' -f1
+}
+
+# --- the release's apply.plan (render/apply-plan.ts) ---------------------------------
+
+# The records of one kind in a release's apply.plan, without the kind: tab-separated fields.
+plan_records() {
+  local line
+  [[ -f $1/apply.plan ]] || return 0
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ $line == "$2"$'\t'* ]] && printf '%s\n' "${line#*$'\t'}"
+  done <"$1/apply.plan"
+  return 0
+}
+
+# The release directory whose change reloads a unit ("" if none: it is only restarted).
+unit_dir() {
+  local name dir
+  while IFS=$'\t' read -r name dir _; do
+    [[ $name == "$1" ]] && { printf '%s' "$dir"; return 0; }
+  done < <(plan_records "$ROOT/releases/$NEW" unit)
+}
 
 install_unit_file() {
   local src=$1 name=$2
@@ -367,8 +384,6 @@ stage_bundle() {
   for path in "${paths[@]}"; do
     case $path in
       apply.sh) continue ;;
-      "${B_CURRENT}haproxy/routes.map")
-        fail "bundle must not contain haproxy/routes.map: apply.sh assembles it from routes.d/*.map" ;;
       "$B_CURRENT"*) rest=${path#"$B_CURRENT"} ;;
       "$B_QUADLET"*)
         rest=${path#"$B_QUADLET"}
@@ -385,13 +400,27 @@ stage_bundle() {
 stage_from_current() {
   local cur=$ROOT/releases/$PREV stack path
   cp -a "$cur/." "$STAGE/"
-  rm -f "$STAGE/.release" "$STAGE/haproxy/routes.map"
+  rm -f "$STAGE/.release"
+  while IFS=$'\t' read -r path _; do
+    rm -f "${STAGE:?}/$path"
+  done < <(plan_records "$STAGE" map)
   while read -r stack path; do
     rm -f "${STAGE:?}/$path"
   done < <(sed -n 's/^fragment=//p' "$cur/.release")
 }
 
 check_role() {
+  local out dir
+  [[ -f $STAGE/apply.plan ]] || fail "the bundle has no ${B_CURRENT}apply.plan (what to check, reload and probe; render/apply-plan.ts)"
+  local f u
+  for f in "$STAGE"/.units/*.container; do
+    u=${f##*/}
+    u=${u%.container}
+    plan_records "$STAGE" unit | grep -q "^$u"$'\t' || fail "the bundle's unit $u.container has no \"unit\" record in apply.plan"
+  done
+  while IFS=$'\t' read -r out dir _; do
+    [[ ! -e $STAGE/$out ]] || fail "bundle must not contain $out: apply.sh assembles it from $dir/*.map"
+  done < <(plan_records "$STAGE" map)
   case $1 in
     ingress)
       [[ -f $STAGE/haproxy/haproxy.cfg || -f $STAGE/proxy/proxy.json ]] ||
@@ -448,14 +477,21 @@ merge_fragments() {
   done <"$WORK/rendered-routes"
 }
 
-# haproxy/routes.map = every routes.d/<stack>.map, in name order. A hostname claimed twice
-# is refused, naming both stacks: a silent override would send one stack's users elsewhere.
+# Each `map` record: <output> = every <dir>/<stack>.map, in name order. A hostname claimed
+# twice is refused, naming both stacks: a silent override would send one stack's users elsewhere.
+assemble_maps() {
+  local out dir
+  while IFS=$'\t' read -r out dir _; do
+    assemble_map "$out" "$dir"
+  done < <(plan_records "$STAGE" map)
+}
+
 assemble_map() {
-  [[ -d $STAGE/haproxy ]] || return 0
-  mkdir -p "$STAGE/haproxy/routes.d"
-  local maps=("$STAGE"/haproxy/routes.d/*.map) errors
+  local out=$STAGE/$1 dir=$STAGE/$2 errors
+  mkdir -p "$dir"
+  local maps=("$dir"/*.map)
   if ((${#maps[@]} == 0)); then
-    : >"$STAGE/haproxy/routes.map"
+    : >"$out"
     return 0
   fi
   if ! errors=$(awk '
@@ -474,67 +510,38 @@ assemble_map() {
       print host, $2 > OUT
     }
     END { exit bad }
-  ' OUT="$STAGE/haproxy/routes.map" "${maps[@]}" 2>&1 >/dev/null); then
+  ' OUT="$out" "${maps[@]}" 2>&1 >/dev/null); then
     fail "routes cannot be assembled" "$errors"
   fi
 }
 
 # --- validation ----------------------------------------------------------------------
 
-unit_lines() { sed -n "s/^$2=//p" "$ROOT/releases/$NEW/.units/$1.container" 2>/dev/null || true; }
-
-# Expands {dir} {root} {image} {volumes} {envfile} {user} {exec} of a validator template
-# into CMD, every value shell-quoted except {exec}: the unit's Exec= line as it stands
-# (systemd's quoting of plain arguments reads the same in bash) with current/ -> {dir}. Sets a variable rather than printing: `fail` must not run in
-# a command substitution, where it would only end the subshell.
+# The command of one `check` record: its argv with {dir} -> the validation copy and a word
+# {env:PATH} -> a placeholder copy of PATH, each word quoted, so nothing in it is shell syntax;
+# or INGRESS_VALIDATE_<UNIT> with {dir} and {envfile}. Sets CMD: `fail` must not run in a
+# command substitution, where it would only end the subshell.
 CMD=""
-expand_template() {
-  local t=$1 unit=$2 image="" vols="" envs="" user="" v src dst opts o kept
-  if [[ $t == *"{image}"* ]]; then
-    image=$(unit_lines "$unit" Image | tail -n1)
-    [[ -n $image ]] || fail "cannot validate $unit: no Image= in ${B_QUADLET}$unit.container"
+check_command() {
+  local name=$1 rest=$2 w var envs="" quoted=""
+  local -a words=()
+  IFS=$'\t' read -r -a words <<<"$rest"
+  ((${#words[@]} > 0)) || fail "apply.plan: the check of $name has no command"
+  for w in "${words[@]}"; do
+    if [[ $w =~ ^\{env:(/[^}]+)\}$ ]]; then
+      placeholder_env "${BASH_REMATCH[1]}"
+      w=$PLACEHOLDER_ENV
+      envs+=" --env-file $(printf '%q' "$w")"
+    fi
+    quoted+="${quoted:+ }$(printf '%q' "${w//\{dir\}/$VDIR}")"
+  done
+  var=INGRESS_VALIDATE_${name^^}
+  if [[ -n ${!var:-} ]]; then
+    CMD=${!var//\{dir\}/$(printf '%q' "$VDIR")}
+    CMD=${CMD//\{envfile\}/$envs}
+  else
+    CMD=$quoted
   fi
-  while IFS= read -r v; do
-    [[ -n $v ]] || continue
-    IFS=: read -r src dst opts <<<"$v"
-    kept=ro
-    for o in ${opts//,/ }; do
-      case $o in z | Z | ro | rw) ;; *) kept+=",$o" ;; esac
-    done
-    vols+=" -v $(printf '%q' "$src:${dst:-$src}:$kept")"
-  done < <(unit_lines "$unit" Volume)
-  while IFS= read -r v; do
-    [[ -n $v ]] || continue
-    placeholder_env "$v"
-    envs+=" --env-file $(printf '%q' "$PLACEHOLDER_ENV")"
-  done < <(unit_lines "$unit" EnvironmentFile)
-  # The unit's User=/Group=, so a file the service could not read fails the check too.
-  v=$(unit_lines "$unit" User | tail -n1)
-  if [[ -n $v ]]; then
-    o=$(unit_lines "$unit" Group | tail -n1)
-    user=" --user $(printf '%q' "$v${o:+:$o}")"
-  fi
-  t=${t//\{dir\}/$(printf '%q' "$VDIR")}
-  t=${t//\{root\}/$(printf '%q' "$ROOT")}
-  t=${t//\{image\}/$(printf '%q' "$image")}
-  t=${t//\{volumes\}/$vols}
-  t=${t//\{envfile\}/$envs}
-  t=${t//\{user\}/$user}
-  if [[ $t == *"{exec}"* ]]; then
-    v=$(unit_lines "$unit" Exec | tail -n1)
-    [[ -n $v ]] || fail "cannot validate $unit: no Exec= in ${B_QUADLET}$unit.container"
-    # Word by word, each quoted: nothing in a unit's Exec= line ($(...), ;, |) can become
-    # shell syntax in the check. xargs splits on blanks and honours "..." and '...', as
-    # systemd does for the words the renderer writes ("daemon off;"), and runs nothing but printf.
-    local -a words=()
-    local quoted="" w
-    mapfile -d '' words < <(printf '%s' "${v//"$ROOT/current/"/"$VDIR/"}" | xargs printf '%s\0') ||
-      fail "cannot validate $unit: its Exec= line does not split into words: $v"
-    ((${#words[@]} > 0)) || fail "cannot validate $unit: empty Exec= in ${B_QUADLET}$unit.container"
-    for w in "${words[@]}"; do quoted+="${quoted:+ }$(printf '%q' "$w")"; done
-    t=${t//\{exec\}/$quoted}
-  fi
-  CMD=$t
 }
 
 # A copy of an env file with every value replaced by a placeholder of its own: the checks
@@ -580,21 +587,15 @@ validate_release() {
   cp -a "$rel/." "$VDIR/"
   find "$VDIR" -type f ! -path "$VDIR/.units/*" -print0 |
     xargs -0 -r sed -i "s|$(sed_re "$ROOT/current/")|$(sed_repl "$VDIR/")|g"
-  if [[ -d $rel/haproxy ]]; then
-    expand_template "$VALIDATE_HAPROXY" haproxy
-    run_check haproxy haproxy/haproxy.cfg "$CMD"
-  fi
-  if [[ -d $rel/nginx ]]; then
-    expand_template "$VALIDATE_NGINX" nginx
-    run_check nginx nginx/nginx.conf "$CMD"
-  fi
-  if [[ -d $rel/proxy ]]; then
-    expand_template "$VALIDATE_PROXY" proxy
-    run_check proxy proxy/proxy.json "$CMD"
-  fi
-  for f in "$VDIR"/nftables/*.nft; do
-    run_check nftables "nftables/${f##*/}" "$(printf '%q -c -f %q' "$NFT" "$f")"
-  done
+  local name file rest
+  while IFS=$'\t' read -r name file rest; do
+    [[ $name =~ ^[a-z0-9_]+$ ]] || fail "apply.plan: bad unit name in a check record: ${name:0:80}"
+    check_command "$name" "$rest"
+    run_check "$name" "$file" "$CMD"
+  done < <(plan_records "$rel" check)
+  while IFS=$'\t' read -r f _; do
+    run_check nftables "$f" "$(printf '%q -c -f %q' "$NFT" "$VDIR/$f")"
+  done < <(plan_records "$rel" nft)
   rm -rf "$VDIR"
   VDIR=""
 }
@@ -605,7 +606,7 @@ validate_release() {
 # drops; daemon-reload once if anything changed. Then restart changed units (a unit
 # change cannot be reloaded) and reload-or-restart units whose config directory changed.
 apply_units() {
-  local rel=$ROOT/releases/$NEW prev_m=$WORK/prev.manifest new_m=$WORK/new.manifest f u
+  local rel=$ROOT/releases/$NEW prev_m=$WORK/prev.manifest new_m=$WORK/new.manifest f u dir
   local -a units=() restart=() reload=()
   mkdir -p "$WORK/units-backup"
   for f in "$rel"/.units/*.container; do
@@ -642,8 +643,11 @@ apply_units() {
   for u in "${units[@]}"; do
     if is_in "$u" "${UNITS_CHANGED[@]}"; then
       restart+=("$u")
-    elif [[ -z $PREV ]] || [[ $(component_hash "$prev_m" "$u") != "$(component_hash "$new_m" "$u")" ]]; then
-      reload+=("$u")
+    else
+      dir=$(unit_dir "$u")
+      if [[ -n $dir ]] && { [[ -z $PREV ]] || [[ $(component_hash "$prev_m" "$dir") != "$(component_hash "$new_m" "$dir")" ]]; }; then
+        reload+=("$u")
+      fi
     fi
   done
   for u in "${restart[@]}"; do
@@ -659,71 +663,20 @@ apply_units() {
 }
 
 apply_nftables() {
-  local rel=$ROOT/releases/$NEW f
-  local -a files=("$rel"/nftables/*.nft)
+  local rel=$ROOT/releases/$NEW f out
+  local -a files=()
+  while IFS=$'\t' read -r f _; do files+=("$f"); done < <(plan_records "$rel" nft)
   ((${#files[@]} > 0)) || return 0
   # Unchanged rules are not reloaded, unless a table went missing (a `flush ruleset` by the
   # distribution's nftables.service, say): then the release's rules go back in.
-  if [[ -n $PREV ]] && [[ $(component_hash "$WORK/prev.manifest" nftables) == "$(component_hash "$WORK/new.manifest" nftables)" ]] && firewall_tables_loaded; then
+  if [[ -n $PREV ]] && [[ $(component_hash "$WORK/prev.manifest" "${files[@]}") == "$(component_hash "$WORK/new.manifest" "${files[@]}")" ]] && firewall_tables_loaded; then
     return 0
   fi
   NFT_LOADED=1
   for f in "${files[@]}"; do
-    say "loading nftables/${f##*/}"
-    local out
-    out=$("$NFT" -f "$ROOT/current/nftables/${f##*/}" 2>&1 9>&-) || fail "nft -f nftables/${f##*/} failed" "$out"
+    say "loading $f"
+    out=$("$NFT" -f "$ROOT/current/$f" 2>&1 9>&-) || fail "nft -f $f failed" "$out"
   done
-}
-
-# "address port" for each TCP listener of the release. A rendered release lists them in
-# `listeners` (from the plan: every engine, the ts proxy included); for a bundle without that
-# file they are read from haproxy `bind` and nginx `listen` lines. Wildcards are probed on
-# loopback; unix sockets, env-substituted and ranged addresses are skipped.
-probe_targets() {
-  local rel=$ROOT/releases/$NEW spec addr port line
-  if [[ -f $rel/listeners ]]; then
-    while read -r addr port _; do
-      [[ -z $addr || $addr == \#* ]] && continue
-      [[ $port =~ ^[0-9]+$ ]] || continue
-      printf '%s %s\n' "$addr" "$port"
-    done <"$rel/listeners" | sort -u
-    return 0
-  fi
-  {
-    if [[ -d $rel/haproxy ]]; then
-      # haproxy: "bind <addr>:<port>[,<addr>:<port>...] [options]"
-      awk '$1 == "bind" { print $2, ($0 ~ /v6only/ ? "v6only" : "") }' "$rel"/haproxy/haproxy.cfg "$rel"/haproxy/routes.d/*.cfg |
-        while read -r line v6; do
-          for spec in ${line//,/ }; do
-            spec=${spec#ipv4@}
-            spec=${spec#ipv6@}
-            [[ $spec == *@* || $spec == /* || $spec == *'$'* ]] && continue
-            port=${spec##*:}
-            addr=${spec%:*}
-            [[ $port =~ ^[0-9]+$ ]] || continue
-            case $addr in
-              "" | "*" | 0.0.0.0) addr=127.0.0.1 ;;
-              "::" | ":") [[ -n ${v6:-} ]] && addr=::1 || addr=127.0.0.1 ;;
-            esac
-            printf '%s %s\n' "$addr" "$port"
-          done
-        done
-    fi
-    if [[ -d $rel/nginx ]]; then
-      # nginx: "listen <port> | <addr>:<port> | [<v6>]:<port> ...;"
-      find "$rel/nginx" -type f -name '*.conf' -exec awk '$1 == "listen" { sub(/;.*/, "", $2); print $2 }' {} + |
-        while read -r spec; do
-          case $spec in
-            unix:*) continue ;;
-            \[*\]:*) addr=${spec%%]*}; addr=${addr#\[}; port=${spec##*]:}; [[ $addr == "::" ]] && addr=::1 ;;
-            *:*) addr=${spec%:*}; port=${spec##*:} ;;
-            *) addr=127.0.0.1; port=$spec ;;
-          esac
-          [[ $addr == "*" || $addr == 0.0.0.0 ]] && addr=127.0.0.1
-          [[ $port =~ ^[0-9]+$ ]] && printf '%s %s\n' "$addr" "$port"
-        done
-    fi
-  } | sort -u
 }
 
 # A TCP connect to every listener, retried until INGRESS_PROBE_TIMEOUT: enough to see a
@@ -737,16 +690,13 @@ probe() {
       ((SECONDS < deadline)) || fail "health probe: nothing accepts connections on $addr port $port"
       sleep 0.2
     done
-  done < <(probe_targets)
+  done < <(plan_records "$ROOT/releases/$NEW" probe | cut -f1,2 | tr '\t' ' ' | sort -u)
   say "health probe ok"
 }
 
 # The inet tables the release's nftables files define, one per line.
 firewall_tables() {
-  local f
-  for f in "$ROOT/releases/$NEW"/nftables/*.nft; do
-    awk '$1 == "table" && $2 == "inet" && $4 == "{" { print $3 }' "$f"
-  done | sort -u
+  plan_records "$ROOT/releases/$NEW" nft | cut -f2 | sort -u
 }
 
 firewall_tables_loaded() {
@@ -792,7 +742,7 @@ build_and_apply() {
   : >"$WORK/fragments"
   if [[ $role == ingress ]]; then
     merge_fragments
-    assemble_map
+    assemble_maps
   fi
   tree_manifest "$STAGE" >"$WORK/new.manifest"
   hash=$(sha256sum <"$WORK/new.manifest" | cut -d' ' -f1)

@@ -3,7 +3,7 @@
 // stack's LB, the routes data that goes to that LB (which renders config from it itself).
 // Pure: the CLI and the Pulumi deploy only write or copy what this returns.
 import { renderHostCerts } from "./host-certs";
-import { renderListeners } from "./listeners";
+import { renderApplyPlan } from "./apply-plan";
 import { createHash } from "node:crypto";
 import * as paths from "../topology/paths";
 import { routesPolicyOf } from "../topology/attached-routes";
@@ -81,8 +81,8 @@ function renderFile(host: HostPlan, file: FilePlan): string {
       return renderNftables(host);
     case "host-certs":
       return renderHostCerts(host);
-    case "listeners":
-      return renderListeners(host);
+    case "apply-plan":
+      return renderApplyPlan(host);
     case "attached-policy":
       return JSON.stringify(routesPolicyOf(host), null, 2) + "\n";
     case "attached-node-image":

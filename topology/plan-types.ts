@@ -11,6 +11,10 @@ export interface ContainerPlan {
   /** Signal that makes the process re-read its config without dropping connections. */
   readonly reloadSignal: "USR2" | "HUP";
   readonly command: readonly string[];
+  /** Its main config file; a change below that file's directory reloads the container. */
+  readonly config: string;
+  /** What checks a release's config before it goes live, run in the same image: argv. */
+  readonly check: readonly string[];
   readonly mounts: readonly { readonly host: string; readonly container: string }[];
   readonly envFile?: string;
 }
@@ -27,7 +31,7 @@ export type FileKind =
   | "quadlet"
   | "nftables"
   | "host-certs"
-  | "listeners"
+  | "apply-plan"
   | "attached-policy"
   | "attached-node-image";
 

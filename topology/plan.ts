@@ -91,7 +91,7 @@ function quadletFile(name: string): FilePlan {
 }
 
 const NFTABLES: FilePlan = { path: paths.NFTABLES_FILE, kind: "nftables", mode: 0o644 };
-const LISTENERS: FilePlan = { path: paths.LISTENERS_FILE, kind: "listeners", mode: 0o644 };
+const APPLY_PLAN: FilePlan = { path: paths.APPLY_PLAN_FILE, kind: "apply-plan", mode: 0o644 };
 /** Port 80 only ever redirects: an eighth of the LB's connections is plenty, and the rest stay for TLS. */
 const HTTP_SHARE_OF_MAXCONN = 8;
 
@@ -123,6 +123,8 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
       reloadSignal: "USR2",
       // -W master-worker so USR2 reloads without dropping connections; -db stays in the foreground for systemd.
       command: ["haproxy", "-W", "-db", "-f", paths.HAPROXY_CFG, "-f", paths.HAPROXY_ROUTES_D],
+      config: paths.HAPROXY_CFG,
+      check: ["haproxy", "-c", "-f", paths.HAPROXY_CFG, "-f", paths.HAPROXY_ROUTES_D],
       mounts: [ROOT_MOUNT],
       ...(stats.enabled ? { envFile: paths.STATS_ENV } : {}),
     };
@@ -138,6 +140,9 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
       image: topo.containerImages.node,
       reloadSignal: "HUP",
       command: ["node", paths.PROXY_BUNDLE, "--config", paths.PROXY_CONFIG, "--routes-dir", paths.PROXY_ROUTES_D],
+      config: paths.PROXY_CONFIG,
+      // The proxy's own command line, which loads and merges exactly what it would run.
+      check: ["node", paths.PROXY_BUNDLE, "--config", paths.PROXY_CONFIG, "--routes-dir", paths.PROXY_ROUTES_D, "--check"],
       mounts: [ROOT_MOUNT],
       ...(stats.enabled ? { envFile: paths.STATS_ENV } : {}),
     };
@@ -146,7 +151,7 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
       { path: `${paths.PROXY_ROUTES_D}/${topo.stack}.json`, kind: "proxy-routes", mode: 0o644 },
     ];
   }
-  files.push(quadletFile(container.name), NFTABLES, LISTENERS);
+  files.push(quadletFile(container.name), NFTABLES, APPLY_PLAN);
   if (ingress.attachedStacks.length > 0) {
     files.push({ path: paths.ATTACHED_POLICY, kind: "attached-policy", mode: 0o644 }, { path: paths.ATTACHED_NODE_IMAGE, kind: "attached-node-image", mode: 0o644 });
   }
@@ -213,6 +218,8 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
     image: topo.containerImages.nginx,
     reloadSignal: "HUP",
     command: ["nginx", "-c", paths.NGINX_CONF, "-g", "daemon off;"],
+    config: paths.NGINX_CONF,
+    check: ["nginx", "-t", "-c", paths.NGINX_CONF],
     mounts,
   };
 
@@ -256,7 +263,7 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
       ...sites.map((s): FilePlan => ({ path: `${paths.NGINX_SITES_D}/${s.site.hostname}.conf`, kind: "nginx-site", mode: 0o644 })),
       quadletFile("nginx"),
       NFTABLES,
-      LISTENERS,
+      APPLY_PLAN,
       ...(sites.some((s) => s.hostCert) ? [{ path: paths.HOST_CERTS_FILE, kind: "host-certs", mode: 0o644 } satisfies FilePlan] : []),
     ],
     secretFiles,

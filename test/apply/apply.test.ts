@@ -2,7 +2,7 @@
 // configs, rolling back failed reloads, idempotence and pruning.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { APPLY_SH, CURRENT, nginxBundle, nginxUnit, writeBundle, type NginxBundleOptions } from "./support/bundle";
 import { HostRoot, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
@@ -140,33 +140,21 @@ describe("apply.sh --bundle on a web host", () => {
     await waitForBody(lab, port, "v7");
   });
 
-  test("validator templates get the unit's image, mounts without relabel, env file, user and Exec", async () => {
-    const { h, bundle } = await webHost("template");
-    const seen = join(h.base, "validator-args");
-    const unit = nginxUnit("registry.example/nginx:1.27", "EnvironmentFile=/srv/ingress/secrets/stats.env\nUser=101\nGroup=101\nVolume=/etc/letsencrypt:/etc/letsencrypt:Z");
-    const r = await h.applyBundle(bundle({ body: "v2", unitText: unit }), "web", {
-      INGRESS_VALIDATE_NGINX: `printf '%s\\n' {image} {user} {envfile} {volumes} {exec} >${seen} && /usr/sbin/nginx -t -e stderr -c {dir}/nginx/nginx.conf`,
-    });
+  test("a check record runs as the words it lists: {dir} is the release checked, an env file a copy with placeholder values", async () => {
+    const { h, bundle } = await webHost("check-record");
+    const seen = join(h.base, "checker-args");
+    const envFile = join(h.root, "secrets", "site.env");
+    await mkdir(join(h.root, "secrets"), { recursive: true });
+    await writeFile(envFile, "API_TOKEN=t0ps3cr3t-value\n", { mode: 0o600 });
+    const script = `printf '%s\\n' "$@" >${seen}; cat "$3" >>${seen}; exec /usr/sbin/nginx -t -e stderr -c "$1/nginx/nginx.conf"`;
+    const r = await h.applyBundle(bundle({ body: "v2", check: ["/bin/bash", "-c", script, "check", "{dir}", "--env-file", `{env:${envFile}}`, "$(id) ;|&"] }), "web");
     assert.equal(r.code, 0, output(r));
-    const { readFile } = await import("node:fs/promises");
-    assert.deepEqual((await readFile(seen, "utf8")).split("\n"), [
-      "registry.example/nginx:1.27",
-      "--user",
-      "101:101",
-      "--env-file",
-      "/srv/ingress/secrets/stats.env",
-      "-v",
-      "/srv/ingress:/srv/ingress:ro",
-      "-v",
-      "/etc/letsencrypt:/etc/letsencrypt:ro",
-      // The unit's Exec=, as bash reads systemd's quoting.
-      "nginx",
-      "-c",
-      "/srv/ingress/current/nginx/nginx.conf",
-      "-g",
-      "daemon off;",
-      "",
-    ]);
+    const lines = (await readFile(seen, "utf8")).split("\n");
+    assert.match(lines[0]!, new RegExp(`^${h.root}/\\.validate/\\S+$`), "{dir}: the copy of the release being checked");
+    assert.equal(lines[1], "--env-file");
+    assert.match(lines[2]!, /placeholder-\d+\.env$/);
+    assert.equal(lines[3], "$(id) ;|&", "a word is passed as it is, never read by a shell");
+    assert.equal(lines[4], "API_TOKEN=placeholder-for-API_TOKEN");
   });
 
   test("usage errors exit 2 and say what is wrong", async () => {

@@ -11,7 +11,7 @@ import { pollUntil, sshArgv, waitForListening } from "../../sandbox";
 import { join } from "node:path";
 import type { RoutesPolicy } from "../../topology/attached-routes";
 import { selfSignedCertificate } from "../../sandbox/tls";
-import { CURRENT, haproxyBundle, nftRuleset, QUADLET, routesData, type HaproxyBundleOptions } from "./support/bundle";
+import { applyPlan, CURRENT, HAPROXY_CHECK, haproxyBundle, nftRuleset, QUADLET, routesData, type HaproxyBundleOptions } from "./support/bundle";
 import { HostRoot, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
 
 let lab: ApplyLab;
@@ -144,18 +144,23 @@ describe("apply.sh on an ingress host", () => {
     assert.equal(await httpGet(lab, port, "/version"), "v2");
   });
 
-  test("a unit's Exec= line reaches a validator as quoted words, never as shell syntax", async () => {
+  test("a check record's words reach the checker as words, never as shell syntax", async () => {
     const port = nextPort++;
     const marker = join(lab.sb.dir, `pwned-${port}`);
     const h = await HostRoot.create(lab, "exec-quoting", () => [{ name: "proxy", signal: "HUP", start: ["socat", `TCP-LISTEN:${port},reuseaddr,fork`, "SYSTEM:true"] }]);
     const files = {
       [`${CURRENT}/proxy/proxy.json`]: "{}\n",
-      [`${CURRENT}/listeners`]: `127.0.0.1 ${port} proxy https\n`,
-      [`${QUADLET}/proxy.container`]: `[Container]\nImage=docker.io/library/node:24-alpine\nExec=/bin/echo $(touch ${marker}); touch ${marker}\n`,
+      [`${CURRENT}/apply.plan`]: applyPlan([
+        ["unit", "proxy", "proxy"],
+        ["check", "proxy", "proxy/proxy.json", "/bin/echo", `$(touch ${marker});`, `touch ${marker}`, "`touch", `${marker}\``],
+        ["probe", "127.0.0.1", port, "proxy", "https"],
+      ]),
+      [`${QUADLET}/proxy.container`]: "[Container]\nImage=docker.io/library/node:24-alpine\n",
     };
-    const r = await h.applyBundle(files, "ingress", { INGRESS_VALIDATE_PROXY: "{exec} --check" });
+    const r = await h.applyBundle(files, "ingress");
     assert.equal(r.code, 0, output(r));
-    assert.equal(existsSync(marker), false, "the Exec= line ran as shell code in the check");
+    assert.match(r.stdout, /proxy: proxy\/proxy\.json ok/);
+    assert.equal(existsSync(marker), false, "a word of the check ran as shell code");
   });
 
   test("an attached stack's routes data is rendered by the owner's renderer, served, kept across bundle applies, and removed", async () => {
@@ -322,15 +327,15 @@ describe("apply.sh on an ingress host", () => {
       '#!/bin/bash\nwhile [[ $1 == --env-file ]]; do while IFS="=" read -r k v; do [[ -n $k ]] && export "$k=$v"; done <"$2"; shift 2; done\nexec "$@"\n',
       { mode: 0o755 },
     );
-    const env = { INGRESS_VALIDATE_HAPROXY: `${withEnv} {envfile} /usr/sbin/haproxy -c -f {dir}/haproxy/haproxy.cfg -f {dir}/haproxy/routes.d` };
     const unitLines = [`EnvironmentFile=${h.root}/secrets/stats.env`];
-    const applied = await h.applyBundle(bundle({ version: "v2", unitLines }), "ingress", env);
+    const check = [withEnv, "--env-file", `{env:${h.root}/secrets/stats.env}`, ...HAPROXY_CHECK];
+    const applied = await h.applyBundle(bundle({ version: "v2", unitLines, check }), "ingress");
     assert.equal(applied.code, 0, output(applied));
     const live = await h.current();
 
     // haproxy expands "${VAR}" before it reads a keyword, and names an unknown keyword in its error.
     const echo = 'global\n    maxconn 256\ndefaults\n    mode tcp\n    timeout client 5s\nfrontend f\n    bind :1\n    "${STATS_PASSWORD}"\n';
-    const r = await h.applyBundle(bundle({ version: "v3", unitLines, haproxyText: echo }), "ingress", env);
+    const r = await h.applyBundle(bundle({ version: "v3", unitLines, check, haproxyText: echo }), "ingress");
     assert.equal(r.code, 1, output(r));
     // The check saw a placeholder, never the password, and still refused the release.
     assert.match(r.stderr, /haproxy rejected release/);
@@ -357,16 +362,19 @@ describe("apply.sh on an ingress host", () => {
     const h = await HostRoot.create(lab, "ts-probe", (r) => [{ name: "proxy", signal: "HUP", start: ["/bin/bash", "-c", `[[ $(cat ${r.root}/current/proxy/proxy.json) == *nobind* ]] && exec sleep 600; exec socat TCP-LISTEN:${port},reuseaddr,fork SYSTEM:true`] }]);
     const proxyBundle = (mode: "bind" | "nobind") => ({
       [`${CURRENT}/proxy/proxy.json`]: `{"mode": "${mode}"}\n`,
-      [`${CURRENT}/listeners`]: `127.0.0.1 ${port} proxy https\n`,
+      [`${CURRENT}/apply.plan`]: applyPlan([
+        ["unit", "proxy", "proxy"],
+        ["check", "proxy", "proxy/proxy.json", "/bin/true"],
+        ["probe", "127.0.0.1", port, "proxy", "https"],
+      ]),
       [`${QUADLET}/proxy.container`]: "[Container]\nImage=docker.io/library/node:24-alpine\nNetwork=host\nExec=node /srv/ingress/current/proxy/proxy.js --config /srv/ingress/current/proxy/proxy.json\n",
     });
-    const env = { INGRESS_VALIDATE_PROXY: "true" };
-    const good = await h.applyBundle(proxyBundle("bind"), "ingress", env);
+    const good = await h.applyBundle(proxyBundle("bind"), "ingress");
     assert.equal(good.code, 0, output(good));
     assert.match(good.stdout, /health probe ok/);
     const live = await h.current();
 
-    const dead = await h.applyBundle(proxyBundle("nobind"), "ingress", env);
+    const dead = await h.applyBundle(proxyBundle("nobind"), "ingress");
     assert.equal(dead.code, 1, output(dead));
     assert.match(dead.stderr, new RegExp(`health probe: nothing accepts connections on 127\\.0\\.0\\.1 port ${port}`));
     assert.match(dead.stdout, /rolled back/);

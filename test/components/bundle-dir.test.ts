@@ -29,8 +29,8 @@ test("a host bundle: apply.sh at the root and in the release, every file in MANI
     [
       "apply.sh",
       "etc/containers/systemd/nginx.container",
+      "srv/ingress/current/apply.plan",
       "srv/ingress/current/apply.sh",
-      "srv/ingress/current/listeners",
       "srv/ingress/current/nftables/ingress.nft",
       "srv/ingress/current/nginx/nginx.conf",
       "srv/ingress/current/nginx/sites/backend.demo.fiscalismia.com.conf",
@@ -43,7 +43,7 @@ test("a host bundle: apply.sh at the root and in the release, every file in MANI
   assert.equal(manifest.length, 9);
   for (const line of manifest) assert.match(line, /^[a-z][a-z0-9./_-]+ 0[0-7]{3} [0-9a-f]{64}$/);
   assert.match(manifest[0]!, /^apply\.sh 0755 /);
-  assert.match(manifest[2]!, /^srv\/ingress\/current\/apply\.sh 0755 /);
+  assert.match(manifest[3]!, /^srv\/ingress\/current\/apply\.sh 0755 /);
 });
 
 test("local bundles are named by hash, written once, and replace the host's older ones", (t) => {

@@ -20,7 +20,7 @@ function renderAll(): Record<string, RenderedHost[]> {
 }
 
 /** Files of this module's renderers; haproxy and nginx text has its own golden tests. */
-const OWN = /\.container$|\/nftables\/|\/proxy\//;
+const OWN = /\.container$|\/nftables\/|\/proxy\/|\/apply\.plan$/;
 const GOLDEN = join(REPO_ROOT, "test/golden");
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
 
@@ -56,20 +56,33 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
   assert.deepEqual(all["standalone-demo"]!.map((h) => h.host), ["lb", "web"]);
   assert.deepEqual(all.prod![0]!.files.map((f) => f.path), [
     "/etc/containers/systemd/haproxy.container",
+    "/srv/ingress/current/apply.plan",
     "/srv/ingress/current/attached/node-image",
     "/srv/ingress/current/attached/policy.json",
     "/srv/ingress/current/haproxy/errors/503.http",
     "/srv/ingress/current/haproxy/haproxy.cfg",
     "/srv/ingress/current/haproxy/routes.d/prod.cfg",
     "/srv/ingress/current/haproxy/routes.d/prod.map",
-    "/srv/ingress/current/listeners",
     "/srv/ingress/current/nftables/ingress.nft",
   ]);
-  // What apply.sh probes comes from the plan: the LB's 80, 443 and stats port.
-  assert.equal(
-    all.prod![0]!.files.find((f) => f.path.endsWith("/listeners"))!.content,
-    "# <address> <port> <daemon> <purpose>: apply.sh's health probe connects to each.\n127.0.0.1 80 haproxy http\n127.0.0.1 443 haproxy https\n127.0.0.1 8404 haproxy stats\n",
-  );
+  // What apply.sh does comes from the plan: the unit and what reloads it, the check in the
+  // unit's image with its mounts and env file, the LB's 80, 443 and stats port, the firewall
+  // file and its table, the route map it assembles.
+  const plan = all.prod![0]!.files.find((f) => f.path.endsWith("/apply.plan"))!.content.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+  assert.deepEqual(plan.map((l) => l.split("\t")), [
+    ["unit", "haproxy", "haproxy"],
+    [
+      "check", "haproxy", "haproxy/haproxy.cfg",
+      "podman", "run", "--rm", "--network", "none", "--security-opt", "label=disable",
+      "-v", "/srv/ingress:/srv/ingress:ro", "--env-file", "{env:/srv/ingress/secrets/stats.env}",
+      DEFAULT_IMAGES.haproxy, "haproxy", "-c", "-f", "{dir}/haproxy/haproxy.cfg", "-f", "{dir}/haproxy/routes.d",
+    ],
+    ["probe", "127.0.0.1", "80", "haproxy", "http"],
+    ["probe", "127.0.0.1", "443", "haproxy", "https"],
+    ["probe", "127.0.0.1", "8404", "haproxy", "stats"],
+    ["nft", "nftables/ingress.nft", "ingress"],
+    ["map", "haproxy/routes.map", "haproxy/routes.d"],
+  ]);
   const routes = all.demo![1]!;
   assert.equal(routes.userData, undefined);
   assert.deepEqual(routes.files.map((f) => f.path), ["/srv/ingress/routes/demo/routes.json"]);
@@ -112,7 +125,7 @@ test("moving one site to another port changes only the LB's routes and that one 
   const before = renderStack(planStack(loadTopology("prod")));
   const after = renderStack(prodWith((raw) => (raw.sites.find((s) => s.hostname === "fiscalismia.com")!.port = 8443)));
   assert.deepEqual(changedFiles(before, after), [
-    "frontend /srv/ingress/current/listeners",
+    "frontend /srv/ingress/current/apply.plan",
     "frontend /srv/ingress/current/nftables/ingress.nft",
     "frontend /srv/ingress/current/nginx/nginx.conf",
     "frontend /srv/ingress/current/nginx/sites/fiscalismia.com.conf",
@@ -162,8 +175,8 @@ test("npm run render writes the upload layout apply.sh reads, and user data, byt
       "demo/MANIFEST",
       "demo/apply.sh",
       "demo/etc/containers/systemd/nginx.container",
+      "demo/srv/ingress/current/apply.plan",
       "demo/srv/ingress/current/apply.sh",
-      "demo/srv/ingress/current/listeners",
       "demo/srv/ingress/current/nftables/ingress.nft",
       "demo/srv/ingress/current/nginx/nginx.conf",
       "demo/srv/ingress/current/nginx/sites/backend.demo.fiscalismia.com.conf",

@@ -86,7 +86,7 @@ test("the LB runs haproxy with host networking friendly mounts and the stats env
     "/srv/ingress/current/haproxy/errors/503.http",
     "/etc/containers/systemd/haproxy.container",
     "/srv/ingress/current/nftables/ingress.nft",
-    "/srv/ingress/current/listeners",
+    "/srv/ingress/current/apply.plan",
     // demo may attach: the owner's policy for its routes data and the image to render it in.
     "/srv/ingress/current/attached/policy.json",
     "/srv/ingress/current/attached/node-image",

@@ -72,7 +72,20 @@ export interface NginxBundleOptions {
   /** Replaces the site file's text, e.g. with a broken one. */
   readonly siteText?: string;
   readonly unitText?: string;
+  /** The check record's command, if not NGINX_CHECK. */
+  readonly check?: readonly string[];
 }
+
+/**
+ * apply.plan as render/apply-plan.ts writes it: records of tab-separated fields. Checks here
+ * run this machine's binaries instead of podman, which is the only difference.
+ */
+export function applyPlan(records: readonly (readonly (string | number)[])[]): string {
+  return records.map((r) => r.join("\t")).join("\n") + "\n";
+}
+
+export const NGINX_CHECK = ["/usr/sbin/nginx", "-t", "-e", "stderr", "-c", "{dir}/nginx/nginx.conf"];
+export const HAPROXY_CHECK = ["/usr/sbin/haproxy", "-c", "-f", "{dir}/haproxy/haproxy.cfg", "-f", "{dir}/haproxy/routes.d"];
 
 export function nginxUnit(image = "docker.io/library/nginx:1.27-alpine", extra = ""): string {
   return [
@@ -112,6 +125,12 @@ export function nginxBundle(o: NginxBundleOptions): BundleFiles {
     [`${CURRENT}/nginx/nginx.conf`]: conf,
     [`${CURRENT}/nginx/sites/site.conf`]: site,
     [`${QUADLET}/nginx.container`]: o.unitText ?? nginxUnit(),
+    [`${CURRENT}/apply.plan`]: applyPlan([
+      ["unit", "nginx", "nginx"],
+      ["check", "nginx", "nginx/nginx.conf", ...(o.check ?? NGINX_CHECK)],
+      ["probe", "127.0.0.1", o.port, "nginx", "site"],
+      ...(o.extraListen ?? []).map((l) => ["probe", l.slice(0, l.lastIndexOf(":")), l.slice(l.lastIndexOf(":") + 1), "nginx", "site"]),
+    ]),
   };
 }
 
@@ -128,6 +147,8 @@ export interface HaproxyBundleOptions {
   readonly haproxyText?: string;
   /** More [Container] lines of the haproxy unit, e.g. an EnvironmentFile=. */
   readonly unitLines?: readonly string[];
+  /** The check record's command, if not HAPROXY_CHECK. */
+  readonly check?: readonly string[];
   /** TLS passthrough by SNI through routes.map, as the real LB does: attached stacks' backends. */
   readonly tlsPort?: number;
   /** What attached stacks may route (attached/policy.json); none may attach without it. */
@@ -225,6 +246,15 @@ export function haproxyBundle(o: HaproxyBundleOptions): BundleFiles {
     ].join("\n"),
   };
   for (const [name, text] of Object.entries(fragment)) files[`${CURRENT}/haproxy/routes.d/${name}`] = text;
+  const nft = o.nftElement !== undefined || o.nftText !== undefined;
+  files[`${CURRENT}/apply.plan`] = applyPlan([
+    ["unit", "haproxy", "haproxy"],
+    ["check", "haproxy", "haproxy/haproxy.cfg", ...(o.check ?? HAPROXY_CHECK)],
+    ["probe", "127.0.0.1", o.port, "haproxy", "http"],
+    ...(o.tlsPort === undefined ? [] : [["probe", "127.0.0.1", o.tlsPort, "haproxy", "https"]]),
+    ...(nft ? [["nft", "nftables/ingress.nft", "apply_test"]] : []),
+    ["map", "haproxy/routes.map", "haproxy/routes.d"],
+  ]);
   if (o.policy) {
     files[`${CURRENT}/attached/policy.json`] = JSON.stringify(o.policy, null, 2) + "\n";
     files[`${CURRENT}/attached/node-image`] = "docker.io/library/node:24-alpine\n";

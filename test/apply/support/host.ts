@@ -108,8 +108,6 @@ export class HostRoot {
       INGRESS_ROOT: this.root,
       QUADLET_DIR: this.quadletDir,
       SYSTEMCTL: join(this.stateDir, "systemctl"),
-      INGRESS_VALIDATE_HAPROXY: "/usr/sbin/haproxy -c -f {dir}/haproxy/haproxy.cfg -f {dir}/haproxy/routes.d",
-      INGRESS_VALIDATE_NGINX: "/usr/sbin/nginx -t -e stderr -c {dir}/nginx/nginx.conf",
       INGRESS_PROBE_TIMEOUT: "5",
       // The LB renders attached stacks' routes in the node image; here with this test's node.
       INGRESS_RENDER_ROUTES: process.execPath,
