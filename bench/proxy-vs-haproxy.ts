@@ -11,6 +11,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import os from "node:os";
 import { parseArgs } from "node:util";
+import { bundleOf } from "../components/program-files";
 import { Sandbox, Segment, selfSignedCertificate, startHaproxy, startNginx, sandboxNginxMain, waitForListening } from "../sandbox";
 import type { Netns } from "../sandbox";
 
@@ -124,7 +125,8 @@ async function main(): Promise<void> {
     }
   }
   const bundle = join(__dirname, "..", "dist", "proxy.js");
-  execFileSync("npx", ["esbuild", "proxy/main.ts", "--bundle", "--platform=node", "--target=node20", `--outfile=${bundle}`, "--log-level=warning"], { cwd: join(__dirname, ".."), stdio: "inherit" });
+  mkdirSync(join(__dirname, "..", "dist"), { recursive: true });
+  writeFileSync(bundle, bundleOf(join(__dirname, "..", "proxy", "main.ts")));
 
   const sb = await Sandbox.create({ prefix: "igb" });
   try {

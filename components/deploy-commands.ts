@@ -9,7 +9,7 @@ export const INCOMING_DIR = `${INGRESS_ROOT}/incoming`;
 export { APPLY_SCRIPT, INSTALLED_APPLY } from "../render/upload";
 import { APPLY_SCRIPT, INSTALLED_APPLY } from "../render/upload";
 
-export type HostRole = "ingress" | "web";
+export type HostRole = HostPlan["role"];
 
 /**
  * Deploys log in as root (Hetzner installs the server's SSH keys for root), so no command

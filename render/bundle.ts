@@ -7,7 +7,7 @@ import { renderApplyPlan } from "./apply-plan";
 import { createHash } from "node:crypto";
 import * as paths from "../topology/paths";
 import { routesPolicyOf } from "../topology/attached-routes";
-import type { FilePlan, HostPlan, IngressPlan, RouteFragment, StackPlan } from "../topology";
+import { ingressOf, type FilePlan, type HostPlan, type RouteFragment, type StackPlan } from "../topology";
 import { renderCloudInit } from "./cloud-init";
 import { renderErrorFile503 } from "./errorfile";
 import { renderHaproxyConfig, renderHaproxyMap, renderHaproxyRoutes } from "./haproxy";
@@ -47,11 +47,6 @@ export function stackOfReference(reference: string): string {
 /** Where a stack's routes data lands on another stack's LB. */
 export function routesDataPath(stack: string): string {
   return `${paths.ROUTES_DIR}/${stack}/${paths.ROUTES_DATA_FILE}`;
-}
-
-function ingressOf(host: HostPlan): IngressPlan {
-  if (!host.ingress) throw new Error(`host ${host.name} of stack ${host.stack} is not an ingress host`);
-  return host.ingress;
 }
 
 function renderFile(host: HostPlan, file: FilePlan): string {

@@ -4,12 +4,7 @@
 // the tests) and 3.2 (the production image) accept; see docs/haproxy.md.
 import { formatDuration } from "../topology/duration";
 import * as paths from "../topology/paths";
-import { STATS_LOOPBACK_SOURCES, type HostPlan, type IngressPlan, type LbBackend, type RouteFragment } from "../topology";
-
-export interface HaproxyRouteSettings {
-  readonly healthCheck: IngressPlan["healthCheck"];
-  readonly timeouts: IngressPlan["timeouts"];
-}
+import { ingressOf, STATS_LOOPBACK_SOURCES, type HostPlan, type IngressPlan, type LbBackend, type RouteFragment, type RouteSettings } from "../topology";
 
 /** The original setup's log line, kept so operators' greps and dashboards still work. */
 export const HAPROXY_LOG_FORMAT = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
@@ -28,13 +23,6 @@ function binds(port: number): string[] {
   return [`bind :${port}`, `bind :::${port} v6only`];
 }
 
-function ingressOf(host: HostPlan): IngressPlan {
-  const ingress = host.ingress;
-  if (host.role !== "ingress" || !ingress) throw new Error(`host ${host.name} of stack ${host.stack} is not an ingress host`);
-  if (ingress.engine !== "haproxy") throw new Error(`host ${host.name} of stack ${host.stack} runs engine "${ingress.engine}", not haproxy`);
-  return ingress;
-}
-
 /** Each frontend's per-source connection rate: its own table, IPv6 keyed by prefix, silent drop over it. */
 function perSourceRateLimit(rateLimit: IngressPlan["rateLimit"]): string[] {
   return [
@@ -45,7 +33,7 @@ function perSourceRateLimit(rateLimit: IngressPlan["rateLimit"]): string[] {
 }
 
 export function renderHaproxyConfig(host: HostPlan): string {
-  const ingress = ingressOf(host);
+  const ingress = ingressOf(host, "haproxy");
   const { ports, rateLimit, timeouts } = ingress;
   const map = paths.HAPROXY_ROUTES_MAP;
   const sni = `req.ssl_sni,lower,map(${map})`;
@@ -150,7 +138,7 @@ function renderStats(stats: IngressPlan["stats"]): string {
   ]);
 }
 
-function renderBackend(backend: LbBackend, settings: HaproxyRouteSettings): string {
+function renderBackend(backend: LbBackend, settings: RouteSettings): string {
   const { healthCheck: hc, timeouts } = settings;
   const { sni, path } = backend.check;
   const servers = backend.servers.map(
@@ -172,7 +160,7 @@ function renderBackend(backend: LbBackend, settings: HaproxyRouteSettings): stri
   ]);
 }
 
-export function renderHaproxyRoutes(fragment: RouteFragment, ingress: HaproxyRouteSettings): string {
+export function renderHaproxyRoutes(fragment: RouteFragment, ingress: RouteSettings): string {
   const header = [
     `# routes.d/${fragment.stack}.cfg: backends of stack ${fragment.stack}, generated from Pulumi.${fragment.stack}.yaml.`,
     `# Hostnames reach them through routes.d/${fragment.stack}.map. Timeouts are set per backend so this`,

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { proxyConfigSchema, proxyRoutesFileSchema } from "../proxy/config/schema";
 import type { ProxyConfigInput, ProxyRoutesFile, ProxyRoutesFileInput } from "../proxy/config/schema";
-import { STATS_LOOPBACK_SOURCES, type HostPlan, type IngressPlan, type RouteFragment } from "../topology";
+import { ingressOf, STATS_LOOPBACK_SOURCES, type HostPlan, type RouteFragment, type RouteSettings } from "../topology";
 
 /** proxy/routes.d/<stack>.json: `{kind: "proxy-routes", stack, routes, backends}`, as the proxy validates it. */
 export type { ProxyRoutesFile };
@@ -20,21 +20,8 @@ const HELD_PER_WORKER = 1024;
 /** HAProxy's `retries 3` in the haproxy engine: the same connect attempts in both engines. */
 const CONNECT_RETRIES = 3;
 
-/** What the owning LB's settings contribute to a stack's backends. */
-export interface ProxyRouteSettings {
-  readonly healthCheck: IngressPlan["healthCheck"];
-  readonly timeouts: IngressPlan["timeouts"];
-}
-
 const ANY_V4 = "0.0.0.0";
 const ANY_V6 = "::";
-
-function ingressOf(host: HostPlan): IngressPlan {
-  const ingress = host.ingress;
-  if (host.role !== "ingress" || !ingress) throw new Error(`host ${host.name} of stack ${host.stack} is not an ingress host`);
-  if (ingress.engine !== "ts") throw new Error(`host ${host.name} of stack ${host.stack} runs engine "${ingress.engine}", not ts`);
-  return ingress;
-}
 
 function json(value: unknown): string {
   return JSON.stringify(value, null, 2) + "\n";
@@ -56,7 +43,7 @@ function dualStack(port: number): { address: string; port: number }[] {
 
 /** The proxy.json document before defaults, from the ingress host's plan. */
 export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
-  const ingress = ingressOf(host);
+  const ingress = ingressOf(host, "ts");
   const { ports, rateLimit, timeouts, stats } = ingress;
   // The same per-source limit on both listeners (HAProxy's track-sc0 on both frontends).
   const perSource = {
@@ -122,7 +109,7 @@ export function renderProxyConfig(host: HostPlan): string {
 }
 
 /** The routes file of one stack, validated with the schema the proxy reads it with. */
-export function proxyRoutesOf(fragment: RouteFragment, settings: ProxyRouteSettings): ProxyRoutesFile {
+export function proxyRoutesOf(fragment: RouteFragment, settings: RouteSettings): ProxyRoutesFile {
   const { healthCheck, timeouts } = settings;
   const input: ProxyRoutesFileInput = {
     kind: "proxy-routes",
@@ -151,6 +138,6 @@ export function proxyRoutesOf(fragment: RouteFragment, settings: ProxyRouteSetti
 }
 
 /** proxy/routes.d/<stack>.json. */
-export function renderProxyRoutes(fragment: RouteFragment, settings: ProxyRouteSettings): string {
+export function renderProxyRoutes(fragment: RouteFragment, settings: RouteSettings): string {
   return json(proxyRoutesOf(fragment, settings));
 }

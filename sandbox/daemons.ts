@@ -83,7 +83,7 @@ async function startIn(
   await writeFile(configPath, spec.config, { mode: 0o600 });
   await writeFiles(dir, { ...spec.files, ...extraFiles(dir) });
   const process = await ns.spawn(spec.name, argv(dir, configPath), { cwd: dir });
-  await waitForListening(ns, spec.waitFor ?? [], { process, timeoutMs: spec.timeoutMs });
+  await waitForListening(ns, spec.waitFor ?? [], { process, ...(spec.timeoutMs === undefined ? {} : { timeoutMs: spec.timeoutMs }) });
   return { process, dir, configPath };
 }
 

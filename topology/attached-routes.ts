@@ -7,7 +7,8 @@ import { z } from "zod";
 import { formatPath } from "./errors";
 import { normaliseHostname } from "./hostname";
 import { cidrContainsIpv4, ipv4ToInt, parseCidr } from "./ip";
-import type { HostPlan, IngressPlan, LbBackend, Route, RouteFragment } from "./plan-types";
+import { ingressOf } from "./ingress-of";
+import type { HostPlan, LbBackend, Route, RouteFragment } from "./plan-types";
 import { ENGINES } from "./schema";
 
 /** Bounds on one stack's push: enough for any real site list, small enough to render at once. */
@@ -50,11 +51,6 @@ export const routesPolicySchema = z.strictObject({
 export type RoutesPolicy = z.output<typeof routesPolicySchema>;
 
 export type RoutesCheck = { readonly ok: true; readonly fragment: RouteFragment } | { readonly ok: false; readonly errors: readonly string[] };
-
-function ingressOf(host: HostPlan): IngressPlan {
-  if (host.role !== "ingress" || !host.ingress) throw new Error(`host ${host.name} of stack ${host.stack} is not an ingress host`);
-  return host.ingress;
-}
 
 /** The policy of an LB, from its plan. */
 export function routesPolicyOf(host: HostPlan): RoutesPolicy {

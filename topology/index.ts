@@ -1,5 +1,6 @@
 export * from "./errors";
 export * from "./hostname";
+export * from "./ingress-of";
 export * from "./plan";
 export * from "./plan-types";
 export * from "./schema";

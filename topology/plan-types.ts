@@ -148,6 +148,9 @@ export interface IngressPlan {
   readonly fragment: RouteFragment;
 }
 
+/** What the owning LB's settings contribute to any stack's backends, in both engines. */
+export type RouteSettings = Pick<IngressPlan, "healthCheck" | "timeouts">;
+
 export interface HostPlan {
   readonly stack: string;
   readonly name: string;

@@ -126,7 +126,7 @@ describe("PROXY header parser: v2", () => {
     const crc = crc32c(bytes);
     Buffer.from(bytes.buffer).writeUInt32BE(crc, bytes.length - 4);
     assert.equal(parseProxyHeader(bytes).kind, "done");
-    bytes[bytes.length - 1] ^= 1;
+    bytes[bytes.length - 1] = bytes.at(-1)! ^ 1;
     assert.equal(reason(parseProxyHeader(bytes)), "v2-crc-mismatch");
     assert.equal(crc32c(Buffer.from("123456789")), 0xe3069283); // the CRC-32C check value
   });

@@ -152,7 +152,7 @@ export interface HaproxyBundleOptions {
   /** TLS passthrough by SNI through routes.map, as the real LB does: attached stacks' backends. */
   readonly tlsPort?: number;
   /** What attached stacks may route (attached/policy.json); none may attach without it. */
-  readonly policy?: RoutesPolicy;
+  readonly policy?: RoutesPolicy | undefined;
 }
 
 let renderer: string | undefined;

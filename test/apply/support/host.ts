@@ -15,6 +15,7 @@ import {
   type RunResult,
   type SshServer,
 } from "../../../sandbox";
+import type { HostPlan } from "../../../topology";
 import { writeBundle, type BundleFiles } from "./bundle";
 import { systemctlStandin, unitConf, type UnitSpec } from "./systemctl-standin";
 
@@ -123,7 +124,7 @@ export class HostRoot {
   }
 
   /** Copies a bundle to incoming/<hash>/ and applies it with the bundle's own apply.sh. */
-  async applyBundle(files: BundleFiles, role: "ingress" | "web", extraEnv: Readonly<Record<string, string>> = {}): Promise<RunResult & { readonly bundle: string }> {
+  async applyBundle(files: BundleFiles, role: HostPlan["role"], extraEnv: Readonly<Record<string, string>> = {}): Promise<RunResult & { readonly bundle: string }> {
     const bundle = await writeBundle(this.incoming, files);
     const r = await this.run(join(bundle, "apply.sh"), ["--bundle", bundle, "--role", role], extraEnv);
     return { ...r, bundle };
