@@ -2,36 +2,31 @@
 // Everything up to the bundles is pure and decided before the first resource exists; the
 // resources are then created in one flat pass. docs/deploy.md explains what a `pulumi up`
 // changes and what it never touches.
-import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import { planStack } from "./topology";
-import { writeHostBundle } from "./components/bundle-dir";
-import { loadTopology, secretLookup } from "./components/config";
+import { writeHostBundle } from "./components/program/bundle-dir";
+import { secretLookup, topologyFromConfig } from "./components/program/config";
 import { DeployKey } from "./components/deploy-key";
 import { HostFirewall } from "./components/firewall";
-import { renderHostBundles } from "./components/host-bundles";
+import { renderHostBundles } from "./components/deploy/host-bundles";
 import { HostDeploy } from "./components/host-deploy";
 import { IngressAttachment } from "./components/ingress-attachment";
-import { displayName, resourceLabels } from "./components/names";
-import { dnsRecords, sshCommand, statsUrl as statsUrlOf } from "./components/outputs";
+import { dnsRecords, sshCommand, statsUrl as statsUrlOf } from "./components/deploy/outputs";
 import { PrimaryIps } from "./components/primary-ip";
 import { RoutesKeys } from "./components/routes-keys";
 import { PrivateNetwork } from "./components/private-network";
-import { bundleRoot, programBundles, readApplyScript } from "./components/program-files";
+import { bundleRoot, programBundles, readApplyScript } from "./components/program/program-files";
 import { HostServer } from "./components/server";
-import { SPREAD_GROUP_LIMIT } from "./components/network-plan";
+import { spreadPlacementGroup } from "./components/placement-group";
 
 // --- Decide: nothing below this block may fail for a reason the config could have shown.
 const stack = pulumi.getStack();
 const config = new pulumi.Config();
-const topology = loadTopology(config, stack);
+const topology = topologyFromConfig(config, stack);
 const plan = planStack(topology);
 const lookupSecret = secretLookup(config, plan);
-if (plan.hosts.length > SPREAD_GROUP_LIMIT) {
-  throw new pulumi.RunError(`stack "${stack}" has ${plan.hosts.length} servers; a Hetzner spread placement group holds at most ${SPREAD_GROUP_LIMIT}`);
-}
 const attach = plan.attach;
-// This stack's own servers; an attached stack's routes are rendered once the owner's LB settings are read.
+// This stack's own servers; an attached stack's routes go to the owner's LB as data.
 const rendered = renderHostBundles(plan, readApplyScript(), programBundles(plan));
 const bundles = new Map(rendered.map((r) => [r.host, { rendered: r, local: writeHostBundle(bundleRoot(), stack, r) }]));
 
@@ -43,13 +38,7 @@ const networks = new Map(
   ]),
 );
 const deployKey = new DeployKey("deploy-key", { stack, protect: topology.protect });
-// One per stack: Hetzner puts its servers on different physical hosts.
-const placement = new hcloud.PlacementGroup("spread", {
-  name: displayName(stack, "spread"),
-  type: "spread",
-  labels: resourceLabels(stack, "placement"),
-});
-const placementGroupId = placement.id.apply(Number);
+const placementGroupId = spreadPlacementGroup(stack).id;
 
 // Stacks that attach to this stack's LB: a key each, good for their own routes only.
 const lbPlan = plan.hosts.find((h) => h.role === "ingress");

@@ -11,7 +11,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import os from "node:os";
 import { parseArgs } from "node:util";
-import { bundleOf } from "../components/program-files";
+import { buildScript } from "../components/program/program-files";
 import { Sandbox, Segment, selfSignedCertificate, startHaproxy, startNginx, sandboxNginxMain, waitForListening } from "../sandbox";
 import type { Netns } from "../sandbox";
 
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
   }
   const bundle = join(__dirname, "..", "dist", "proxy.js");
   mkdirSync(join(__dirname, "..", "dist"), { recursive: true });
-  writeFileSync(bundle, bundleOf(join(__dirname, "..", "proxy", "main.ts")));
+  writeFileSync(bundle, buildScript(join(__dirname, "..", "proxy", "main.ts")));
 
   const sb = await Sandbox.create({ prefix: "igb" });
   try {

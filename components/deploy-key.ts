@@ -3,8 +3,7 @@
 // Pulumi's state as a secret.
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { displayName, resourceLabels } from "./names";
-import { protectedOptions } from "./options";
+import { displayName, resourceLabels } from "./deploy/names";
 import { sshKeyPair } from "./ssh-key-pair";
 
 export interface DeployKeyArgs {
@@ -24,13 +23,13 @@ export class DeployKey extends pulumi.ComponentResource {
 
   constructor(name: string, args: DeployKeyArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ingress:hetzner:DeployKey", name, {}, opts);
-    const pair = sshKeyPair(name, protectedOptions(args.protect, this));
+    const pair = sshKeyPair(name, { parent: this, protect: args.protect });
     this.privateKey = pair.privateKey;
     this.publicKey = pair.publicKey;
     this.sshKey = new hcloud.SshKey(
       name,
       { name: displayName(args.stack, "deploy"), publicKey: this.publicKey, labels: resourceLabels(args.stack, "deploy-key") },
-      protectedOptions(args.protect, this),
+      { parent: this, protect: args.protect },
     );
     this.registerOutputs({ publicKey: this.publicKey });
   }

@@ -4,9 +4,8 @@
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "../topology";
-import { cloudFirewallRules } from "./firewall-rules";
-import { displayName, resourceLabels } from "./names";
-import { protectedOptions } from "./options";
+import { cloudFirewallRules } from "./deploy/firewall-rules";
+import { displayName, resourceLabels } from "./deploy/names";
 
 export interface HostFirewallArgs {
   readonly host: HostPlan;
@@ -28,7 +27,7 @@ export class HostFirewall extends pulumi.ComponentResource {
         labels: resourceLabels(host.stack, host.role, host.labels),
         rules: cloudFirewallRules(host),
       },
-      protectedOptions(protect, this),
+      { parent: this, protect },
     );
     this.firewallId = this.firewall.id.apply(Number);
     this.registerOutputs({ firewallId: this.firewall.id });

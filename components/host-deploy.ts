@@ -13,11 +13,24 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "../topology";
-import { applyCommand, DEPLOY_USER, hostKeyFromBootOutput, INCOMING_DIR, pruneIncomingCommand, secretPayload, secretsChangedCommand, waitForBootCommand, writeSecretsCommand } from "./deploy-commands";
-import { childName } from "./names";
-import { dialErrorLimitFor, SSH_DIAL_BUDGET_MS } from "./ssh-retry";
-import { deployStepOptions, secretStepOptions } from "./options";
+import { applyCommand, DEPLOY_USER, hostKeyFromBootOutput, INCOMING_DIR, pruneIncomingCommand, secretPayload, secretsChangedCommand, waitForBootCommand, writeSecretsCommand } from "./deploy/deploy-commands";
+import { childName } from "./deploy/names";
+import { dialErrorLimitFor, SSH_DIAL_BUDGET_MS } from "./deploy/ssh-retry";
+import type { CustomResourceOptions, Resource } from "@pulumi/pulumi";
 import { secretFileContents, type AttachedKeys, type SecretLookup } from "./secret-files";
+
+/**
+ * A deploy step on a host: it goes away with the host's server without being run (its
+ * delete would fail once the server is gone), and it waits for what must exist first.
+ */
+function deployStepOptions(parent: Resource, server: Resource, dependsOn: readonly Resource[]): CustomResourceOptions {
+  return { parent, deletedWith: server, dependsOn: [...dependsOn] };
+}
+
+/** A step that handles secrets: Pulumi stores its stdin, stdout and stderr encrypted. */
+function secretStepOptions(parent: Resource, server: Resource, dependsOn: readonly Resource[]): CustomResourceOptions {
+  return { ...deployStepOptions(parent, server, dependsOn), additionalSecretOutputs: ["stdin", "stdout", "stderr"] };
+}
 import type { HostServer } from "./server";
 
 export interface HostDeployArgs {

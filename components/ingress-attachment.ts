@@ -18,15 +18,14 @@
 import * as command from "@pulumi/command";
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { bundleHash, renderRoutesData } from "../render/bundle";
+import { bundleHash, renderRoutesData } from "../render/stack";
 import type { AttachPlan, NetworkConfig } from "../topology";
-import { ATTACHED_ADD, ATTACHED_REMOVE } from "./deploy-commands";
+import { ATTACHED_ADD, ATTACHED_REMOVE } from "./deploy/deploy-commands";
 import { sshConnection } from "./host-deploy";
-import { childName } from "./names";
-import { subnetFor } from "./network-plan";
-import { attachmentOptions, fragmentOptions } from "./options";
-import { OWNER_OUTPUTS, stackReferenceName } from "./outputs";
-import type { PrivateNetwork } from "./private-network";
+import { childName } from "./deploy/names";
+import { subnetFor } from "./deploy/network-plan";
+import { OWNER_OUTPUTS, stackReferenceName } from "./deploy/outputs";
+import { attachmentOptions, type PrivateNetwork } from "./private-network";
 
 /** This stack's routes key from the owner's `routesKeys` output, or what to do when it is not there. */
 export function routesKeyOf(owner: string, stack: string, keys: unknown): string {
@@ -106,7 +105,11 @@ export class IngressAttachment extends pulumi.ComponentResource {
         triggers: [out("serverId").apply(String), this.ownerName],
         addPreviousOutputInEnv: false,
       },
-      fragmentOptions(this, [this.network, ...args.after]),
+      // Never deletedWith: its delete is what removes the routes from the LB when this stack
+      // is destroyed. Delete first on a replacement (a new LB or another owning stack): the old
+      // LB loses the routes before the new one gets them. stdout and stderr are the LB's
+      // checkers' output: stored encrypted.
+      { parent: this, deleteBeforeReplace: true, dependsOn: [this.network, ...args.after], additionalSecretOutputs: ["stdout", "stderr"] },
     );
     this.registerOutputs({ lbIpv4: this.lbIpv4, fragmentHash: this.fragmentHash });
   }

@@ -4,8 +4,7 @@
 // deletes them with the server they are assigned to.
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { childName, displayName, resourceLabels } from "./names";
-import { primaryIpOptions } from "./options";
+import { childName, displayName, resourceLabels } from "./deploy/names";
 
 export interface PrimaryIpsArgs {
   readonly stack: string;
@@ -36,7 +35,9 @@ export class PrimaryIps extends pulumi.ComponentResource {
           deleteProtection: args.protect,
           labels: resourceLabels(args.stack, "primary-ip"),
         },
-        primaryIpOptions(args.protect, this),
+        // They outlive the LB's server, so a rebuild keeps the addresses DNS points at. Their
+        // location is ignored like the server's: a move is an explicit replace.
+        { parent: this, protect: args.protect, ignoreChanges: ["location"] },
       );
     this.ipv4 = make("ipv4");
     this.ipv6 = make("ipv6");

@@ -3,9 +3,19 @@
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import type { NetworkConfig } from "../topology";
-import { childName, displayName, resourceLabels } from "./names";
-import { subnetSpecs } from "./network-plan";
-import { attachmentOptions, protectedOptions } from "./options";
+import { childName, displayName, resourceLabels } from "./deploy/names";
+import { subnetSpecs } from "./deploy/network-plan";
+
+/**
+ * A ServerNetwork or a NetworkSubnet: replaced delete first. Created first, a new
+ * ServerNetwork finds the server already attached, which the provider accepts and records
+ * under the same id, and the old one's delete then detaches the server; a new subnet would
+ * overlap the old one's range.
+ */
+export function attachmentOptions(protect: boolean, parent: Resource): CustomResourceOptions {
+  return { parent, protect, deleteBeforeReplace: true };
+}
+import type { CustomResourceOptions, Resource } from "@pulumi/pulumi";
 
 export interface PrivateNetworkArgs {
   readonly stack: string;
@@ -32,7 +42,7 @@ export class PrivateNetwork extends pulumi.ComponentResource {
         labels: resourceLabels(stack, "network", network.labels),
         deleteProtection: protect,
       },
-      protectedOptions(protect, this),
+      { parent: this, protect },
     );
     const networkId = this.network.id.apply(Number);
     const subnets = new Map<string, hcloud.NetworkSubnet>();

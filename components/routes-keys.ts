@@ -3,7 +3,7 @@
 // attachedKeysFile); the attached stack reads its private half from this stack's outputs
 // (routesKeys, secret), so it never needs the deploy key, which is root on every server here.
 import * as pulumi from "@pulumi/pulumi";
-import { childName } from "./names";
+import { childName } from "./deploy/names";
 import { sshKeyPair } from "./ssh-key-pair";
 
 export class RoutesKeys extends pulumi.ComponentResource {

@@ -3,11 +3,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type { HostPlan } from "../topology";
-import type { SecretFileContent } from "./deploy-commands";
-import { childName } from "./names";
-import { attachedKeysFile } from "./deploy-commands";
-import { statsEnv } from "./outputs";
-import { selfSignedPairs } from "./secret-plan";
+import type { SecretFileContent } from "./deploy/deploy-commands";
+import { childName } from "./deploy/names";
+import { attachedKeysFile } from "./deploy/deploy-commands";
+import { statsEnv } from "./deploy/outputs";
+import { selfSignedPairs } from "./deploy/secret-plan";
 
 /** Reads one secret stack config value; index.ts has checked beforehand that each is set. */
 export type SecretLookup = (key: string) => pulumi.Output<string>;

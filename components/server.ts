@@ -7,9 +7,22 @@
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan, NetworkConfig } from "../topology";
-import { childName, displayName, resourceLabels } from "./names";
-import { subnetFor } from "./network-plan";
-import { attachmentOptions, serverOptions, serverProtection } from "./options";
+import { childName, displayName, resourceLabels } from "./deploy/names";
+import { subnetFor } from "./deploy/network-plan";
+import { attachmentOptions } from "./private-network";
+
+/**
+ * A change to any of these replaces a Hetzner server, and with it its disk (the provider
+ * marks them ForceNew; see test/components/lifecycle/provider-schema.ts). They only matter at
+ * first boot: cloud-init is kept minimal and stable, and everything that changes is pushed
+ * over SSH. A rebuild or a move is an explicit `pulumi up --replace <urn>` (docs/deploy.md).
+ * sshKeys is here as well because a rotated deploy key would otherwise replace every server.
+ * `serverType` too: the provider resizes in place but powers the server off for it and does
+ * not power it on again (terraform-provider-hcloud internal/server/resource.go, v1.68.0), so
+ * a config edit would leave the LB or a web server off. docs/deploy.md gives both ways to
+ * resize on purpose.
+ */
+const SERVER_IGNORE_CHANGES: readonly string[] = ["userData", "sshKeys", "image", "location", "serverType"];
 import type { PrivateNetwork } from "./private-network";
 
 export interface HostServerArgs {
@@ -53,9 +66,13 @@ export class HostServer extends pulumi.ComponentResource {
         placementGroupId: args.placementGroupId,
         publicNets: [{ ipv4Enabled: true, ipv6Enabled: true, ...(args.primaryIps ? { ipv4: args.primaryIps.ipv4, ipv6: args.primaryIps.ipv6 } : {}) }],
         userData: args.userData,
-        ...serverProtection(protect),
+        // Hetzner's own protection, driven by the same switch; the API wants both equal.
+        deleteProtection: protect,
+        rebuildProtection: protect,
       },
-      serverOptions(protect, this),
+      // Delete first: a server's name and its private IPs are unique, so a create-first
+      // replacement (the engine's default, and what a targeted `--replace` does) would fail.
+      { parent: this, protect, deleteBeforeReplace: true, ignoreChanges: [...SERVER_IGNORE_CHANGES] },
     );
     const serverId = this.server.id.apply(Number);
 

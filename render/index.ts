@@ -1,6 +1,6 @@
 // The renderers: pure functions from the plan to file text. renderStack is the entry point.
 export * from "./attached-routes";
-export * from "./bundle";
+export * from "./stack";
 export * from "./cloud-init";
 export * from "./errorfile";
 export * from "./haproxy";
@@ -8,4 +8,4 @@ export * from "./nftables";
 export * from "./nginx";
 export * from "./proxy-config";
 export * from "./quadlet";
-export * from "./upload";
+export * from "./host-bundle";

@@ -44,7 +44,7 @@ export interface IngressPlanOptions {
   readonly engine: Engine;
   readonly healthCheck?: HealthCheck;
   /** dist/proxy.js, placed in the release for engine ts. */
-  readonly proxyBundle?: string;
+  readonly proxyScript?: string;
 }
 
 function withSandboxIngress(topo: Topology, engine: Engine, healthCheck: HealthCheck): Topology {
@@ -65,7 +65,7 @@ export function planIngressSandbox(o: IngressPlanOptions): IngressSandboxPlan {
 
   const withDemo = o.stacks !== "prod";
   const rendered = new Map<string, RenderedHost>();
-  for (const h of renderStack(prod, o.proxyBundle !== undefined ? { proxyBundle: o.proxyBundle } : {})) rendered.set(h.host, h);
+  for (const h of renderStack(prod, o.proxyScript !== undefined ? { proxyScript: o.proxyScript } : {})) rendered.set(h.host, h);
   let attachedRoutes: RenderedFile[] = [];
   if (withDemo) {
     for (const h of renderStack(demo)) {

@@ -18,7 +18,7 @@ import { LB_ENGINES, resolveBinary, type RunningLb } from "./lb-engine";
 import { assembleHaproxyMapFiles, mergeAttachedRoutes } from "./lb-routes";
 import { ensureMountPoints, INGRESS_SANDBOX_PREFIX, releaseMountPoints } from "./mount-points";
 import type { Netns } from "./netns";
-import { PrivateNetwork, Segment } from "./network";
+import { RoutedNetwork, Segment } from "./network";
 import type { ManagedProcess } from "./process";
 import { Sandbox, type Leftovers } from "./sandbox";
 import { installSiteCertificates } from "./site-certs";
@@ -43,7 +43,7 @@ export interface IngressSandboxOptions {
   readonly stacks?: SandboxStacks;
   readonly engine?: Engine;
   readonly healthCheck?: HealthCheck;
-  readonly proxyBundle?: string;
+  readonly proxyScript?: string;
   readonly prefix?: string;
   readonly keepFiles?: boolean;
 }
@@ -103,7 +103,7 @@ export class IngressSandbox {
       stacks: o.stacks ?? "all",
       engine: o.engine ?? "haproxy",
       ...(o.healthCheck ? { healthCheck: o.healthCheck } : {}),
-      ...(o.proxyBundle !== undefined ? { proxyBundle: o.proxyBundle } : {}),
+      ...(o.proxyScript !== undefined ? { proxyScript: o.proxyScript } : {}),
     });
     const sb = await Sandbox.create({ prefix: o.prefix ?? INGRESS_SANDBOX_PREFIX, ...(o.keepFiles !== undefined ? { keepFiles: o.keepFiles } : {}) });
     try {
@@ -116,9 +116,9 @@ export class IngressSandbox {
 
   private static async build(sb: Sandbox, plan: IngressSandboxPlan): Promise<IngressSandbox> {
     // Networks and machines.
-    const networks = new Map<string, PrivateNetwork>();
-    for (const n of plan.networks) networks.set(n.name, await PrivateNetwork.create(sb, n));
-    const net = (name: string): PrivateNetwork => {
+    const networks = new Map<string, RoutedNetwork>();
+    for (const n of plan.networks) networks.set(n.name, await RoutedNetwork.create(sb, n));
+    const net = (name: string): RoutedNetwork => {
       const n = networks.get(name);
       if (!n) throw new Error(`no network ${name} in this sandbox`);
       return n;

@@ -16,7 +16,7 @@ const BRIDGE = "br0";
  */
 export type Addressing = "hetzner" | "onlink";
 
-export interface PrivateNetworkSpec {
+export interface RoutedNetworkSpec {
   /** Short name, e.g. "prod"; the router namespace is "net-<name>". */
   readonly name: string;
   /** The network's range, e.g. "172.24.0.0/16". */
@@ -47,7 +47,7 @@ function defaultIfname(network: string): string {
  * A Hetzner private network: one namespace that is both the switch (a bridge)
  * and the network's router at .1, the only namespace with forwarding on.
  */
-export class PrivateNetwork {
+export class RoutedNetwork {
   private ports = 0;
   private readonly range: Ipv4Cidr;
 
@@ -63,7 +63,7 @@ export class PrivateNetwork {
     this.range = parseIpv4Cidr(ipRange);
   }
 
-  static async create(sb: Sandbox, spec: PrivateNetworkSpec): Promise<PrivateNetwork> {
+  static async create(sb: Sandbox, spec: RoutedNetworkSpec): Promise<RoutedNetwork> {
     const range = parseIpv4Cidr(spec.ipRange);
     const gateway = firstHost(range);
     const mtu = spec.mtu ?? HETZNER_PRIVATE_MTU;
@@ -74,7 +74,7 @@ export class PrivateNetwork {
     // Routing a packet back out of the port it came in on is the normal path
     // here; redirects would teach servers a shortcut Hetzner never offers.
     for (const scope of ["all", "default", BRIDGE]) await router.sysctl(`net.ipv4.conf.${scope}.send_redirects`, 0);
-    return new PrivateNetwork(sb, spec.name, spec.ipRange, gateway, mtu, spec.addressing ?? "hetzner", router);
+    return new RoutedNetwork(sb, spec.name, spec.ipRange, gateway, mtu, spec.addressing ?? "hetzner", router);
   }
 
   /** Plugs `host` into this network with address `ip`, like hcloud's ServerNetwork. */

@@ -15,7 +15,7 @@ import { describeSandbox } from "./summary";
 export interface SuperviseOptions {
   readonly stacks: SandboxStacks;
   readonly engine: Engine;
-  readonly proxyBundle?: string;
+  readonly proxyScript?: string;
 }
 
 export type ControlReply = { readonly result: CheckResult } | { readonly done: true; readonly failed: number } | { readonly error: string };
@@ -31,7 +31,7 @@ export async function supervise(o: SuperviseOptions): Promise<void> {
   writeState({ ...base, status: "starting" });
   let s: IngressSandbox;
   try {
-    s = await IngressSandbox.up({ stacks: o.stacks, engine: o.engine, ...(o.proxyBundle !== undefined ? { proxyBundle: o.proxyBundle } : {}) });
+    s = await IngressSandbox.up({ stacks: o.stacks, engine: o.engine, ...(o.proxyScript !== undefined ? { proxyScript: o.proxyScript } : {}) });
   } catch (e) {
     writeState({ ...base, status: "failed", error: e instanceof Error ? e.message : String(e) });
     process.exitCode = 1;

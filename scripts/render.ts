@@ -1,7 +1,7 @@
-// npm run render -- --stack <name> [--out DIR] [--config FILE] [--proxy-bundle FILE]
+// npm run render -- --stack <name> [--out DIR] [--config FILE] [--proxy-script FILE]
 //
 // Writes what each host of the stack receives, without Pulumi and without any secret, in the
-// very layout the deploy uploads and files/apply.sh reads (render/upload.ts):
+// very layout the deploy uploads and files/apply.sh reads (render/host-bundle.ts):
 //   <out>/<host>/<on-host path>...   every file at its path on the host (an overlay)
 //   <out>/<host>/apply.sh, MANIFEST  the apply script and "<path> <mode> <sha256>" per file
 //   <out>/<host>.user-data.yaml      cloud-init user data (goes through the Hetzner API)
@@ -15,10 +15,10 @@ import { parseArgs } from "node:util";
 import { planStack } from "../topology";
 import { hostBundleFiles, renderStack, withApplyScript } from "../render";
 import type { RenderedHost, UploadFile } from "../render";
-import { readRoutesRenderer } from "../components/program-files";
+import { readRoutesRenderer } from "../components/program/program-files";
 import { loadTopology, stackFile } from "./stack-files";
 
-const USAGE = "usage: npm run render -- --stack <name> [--out DIR] [--config Pulumi.<name>.yaml] [--proxy-bundle dist/proxy.js]";
+const USAGE = "usage: npm run render -- --stack <name> [--out DIR] [--config Pulumi.<name>.yaml] [--proxy-script dist/proxy.js]";
 
 function writeTree(root: string, files: readonly UploadFile[]): void {
   rmSync(root, { recursive: true, force: true });
@@ -67,9 +67,9 @@ function main(argv: string[]): number {
   const plan = planStack(loadTopology(stack, configFile));
 
   if (plan.attach) console.log(`routes go to the LB of ${plan.attach.stack} as data; that LB renders them with its own settings`);
-  const proxyBundle = values["proxy-bundle"] === undefined ? undefined : readFileSync(values["proxy-bundle"], "utf8");
+  const proxyScript = values["proxy-bundle"] === undefined ? undefined : readFileSync(values["proxy-bundle"], "utf8");
   const routesRenderer = readRoutesRenderer(plan);
-  const hosts = renderStack(plan, { ...(proxyBundle !== undefined ? { proxyBundle } : {}), ...(routesRenderer !== undefined ? { routesRenderer } : {}) });
+  const hosts = renderStack(plan, { ...(proxyScript !== undefined ? { proxyScript } : {}), ...(routesRenderer !== undefined ? { routesRenderer } : {}) });
 
   const applyScript = readFileSync(join(__dirname, "..", "files", "apply.sh"), "utf8");
   for (const rendered of hosts) {

@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import type { Engine } from "../topology";
 import { pollUntil, sleep } from "../sandbox/command";
 import { readState, removeState, STATE_FILE, SUPERVISOR_LOG, type SandboxState } from "../sandbox/cli-state";
-import { requireBuiltBundle } from "../sandbox/proxy-bundle";
+import { requireBuiltScript } from "../sandbox/proxy-script";
 import { SANDBOX_STACKS, type SandboxStacks } from "../sandbox/ingress-plan";
 import { INGRESS_SANDBOX_PREFIX, registeredMountPoints, releaseMountPoints, removeRunDirIfEmpty, SANDBOX_RUN_DIR, otherLiveRuns } from "../sandbox/mount-points";
 import { missingPrerequisites } from "../sandbox/prerequisites";
@@ -67,7 +67,7 @@ async function up(stacks: SandboxStacks, engine: Engine): Promise<number> {
   if (existing) console.log(`cleaned up after a sandbox whose supervisor died: ${(await cleanupAfterDeadSupervisor()).join(", ") || "nothing left"}`);
   if (engine === "ts") {
     try {
-      requireBuiltBundle();
+      requireBuiltScript();
     } catch (e) {
       return fail((e as Error).message);
     }
@@ -177,8 +177,8 @@ async function main(argv: string[]): Promise<number> {
   const o = options(values);
   if (typeof o === "string") return fail(`${o}\n${USAGE}`);
   if (command === SUPERVISE) {
-    const proxyBundle = o.engine === "ts" ? readFileSync(requireBuiltBundle(), "utf8") : undefined;
-    await supervise({ ...o, ...(proxyBundle !== undefined ? { proxyBundle } : {}) });
+    const proxyScript = o.engine === "ts" ? readFileSync(requireBuiltScript(), "utf8") : undefined;
+    await supervise({ ...o, ...(proxyScript !== undefined ? { proxyScript } : {}) });
     return process.exitCode === 1 ? 1 : -1; // -1: keep running until a signal
   }
   if (command !== "up" && command !== "test" && command !== "down") return fail(USAGE);

@@ -21,7 +21,7 @@ export const NGINX_CONF = `${CURRENT}/nginx/nginx.conf`;
 export const NGINX_SITES_D = `${CURRENT}/nginx/sites`;
 export const PROXY_CONFIG = `${CURRENT}/proxy/proxy.json`;
 export const PROXY_ROUTES_D = `${CURRENT}/proxy/routes.d`;
-export const PROXY_BUNDLE = `${CURRENT}/proxy/proxy.js`;
+export const PROXY_SCRIPT = `${CURRENT}/proxy/proxy.js`;
 export const NFTABLES_FILE = `${CURRENT}/nftables/ingress.nft`;
 export const TLS_DIR = `${SECRETS_DIR}/tls`;
 /** sshd reads it besides root's own (cloud-init's drop-in): attached stacks' forced-command keys. */

@@ -139,10 +139,10 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
       name: "proxy",
       image: topo.containerImages.node,
       reloadSignal: "HUP",
-      command: ["node", paths.PROXY_BUNDLE, "--config", paths.PROXY_CONFIG, "--routes-dir", paths.PROXY_ROUTES_D],
+      command: ["node", paths.PROXY_SCRIPT, "--config", paths.PROXY_CONFIG, "--routes-dir", paths.PROXY_ROUTES_D],
       config: paths.PROXY_CONFIG,
       // The proxy's own command line, which loads and merges exactly what it would run.
-      check: ["node", paths.PROXY_BUNDLE, "--config", paths.PROXY_CONFIG, "--routes-dir", paths.PROXY_ROUTES_D, "--check"],
+      check: ["node", paths.PROXY_SCRIPT, "--config", paths.PROXY_CONFIG, "--routes-dir", paths.PROXY_ROUTES_D, "--check"],
       mounts: [ROOT_MOUNT],
       ...(stats.enabled ? { envFile: paths.STATS_ENV } : {}),
     };

@@ -8,6 +8,9 @@ import { Cidr, Ipv4Cidr, WIDE_ALLOW_LIST, addressesCovered, cidrContainsIpv4, ci
 import { AttachedStackConfig, ENGINES, ServerConfig, StackConfig, stackConfigSchema } from "./schema";
 import type { Engine, Topology } from "./types";
 
+/** Hetzner: a spread placement group (each stack has one) holds at most this many servers. */
+export const SPREAD_GROUP_LIMIT = 10;
+
 /** Hetzner attaches a server to at most this many private networks. */
 export const MAX_NETWORKS_PER_SERVER = 3;
 
@@ -111,6 +114,10 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
     }
   }
   const attachedStacks = cfg.ingress.mode === "own" ? checkAttachedStacks(stack, cfg.ingress.attachedStacks, networks, report) : [];
+
+  if (allServers.length > SPREAD_GROUP_LIMIT) {
+    report("servers", `${allServers.length} servers (the LB included), but a Hetzner spread placement group, one per stack, holds at most ${SPREAD_GROUP_LIMIT}; split the servers over two stacks`);
+  }
 
   const sites = checkSites(cfg, declared, report);
   checkSsh(cfg, report);

@@ -7,8 +7,8 @@
  * Objects are strict: an unknown key is an error, so a typo in a rendered
  * file fails `--check` instead of being silently ignored.
  *
- * Part 2 sections (health checks, rate limits, the http-redirect listener,
- * stats) follow HAProxy's behaviour for the same settings; see docs/proxy.md.
+ * The sections for health checks, rate limits, the http-redirect listener and
+ * stats follow HAProxy's behaviour for the same settings; see docs/proxy.md.
  */
 import { z } from "zod";
 import { checkHostPattern, hostPatternKey, parseHostPattern } from "../routing/route-table";

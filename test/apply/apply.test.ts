@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { APPLY_SH, CURRENT, nginxBundle, nginxUnit, writeBundle, type NginxBundleOptions } from "./support/bundle";
-import { HostRoot, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
+import { ApplyHost, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
 
 let lab: ApplyLab;
 before(async () => {
@@ -20,9 +20,9 @@ after(async () => {
 let nextPort = 8100;
 
 /** A web host with nginx as the unit "nginx", its first release (body v1) live and serving. */
-async function webHost(label: string): Promise<{ h: HostRoot; port: number; bundle: (o: Partial<NginxBundleOptions>) => ReturnType<typeof nginxBundle>; first: string }> {
+async function webHost(label: string): Promise<{ h: ApplyHost; port: number; bundle: (o: Partial<NginxBundleOptions>) => ReturnType<typeof nginxBundle>; first: string }> {
   const port = nextPort++;
-  const h = await HostRoot.create(lab, label, (r) => [
+  const h = await ApplyHost.create(lab, label, (r) => [
     { name: "nginx", signal: "HUP", start: ["/usr/sbin/nginx", "-e", "stderr", "-c", `${r.root}/current/nginx/nginx.conf`, "-g", "daemon off;"] },
   ]);
   const bundle = (o: Partial<NginxBundleOptions>) => nginxBundle({ root: h.root, runDir: h.runDir, port, body: "v1", ...o });
@@ -158,7 +158,7 @@ describe("apply.sh --bundle on a web host", () => {
   });
 
   test("usage errors exit 2 and say what is wrong", async () => {
-    const h = await HostRoot.create(lab, "usage", () => []);
+    const h = await ApplyHost.create(lab, "usage", () => []);
     for (const [args, message] of [
       [["--bundle", "/nonexistent"], "--bundle needs --role ingress|web"],
       [["--bundle", "/nonexistent", "--role", "db"], "--bundle needs --role ingress|web"],

@@ -11,9 +11,9 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, sym
 import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { planStack } from "../../topology";
-import { writeHostBundle } from "../../components/bundle-dir";
-import { renderHostBundles } from "../../components/host-bundles";
-import { secretPayload, writeSecretsCommand } from "../../components/deploy-commands";
+import { writeHostBundle } from "../../components/program/bundle-dir";
+import { renderHostBundles } from "../../components/deploy/host-bundles";
+import { secretPayload, writeSecretsCommand } from "../../components/deploy/deploy-commands";
 import { ensureMountPoints, releaseMountPoints } from "../../sandbox/mount-points";
 import { systemctlStandin, unitConf } from "./support/systemctl-standin";
 

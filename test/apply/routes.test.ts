@@ -6,13 +6,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
-import { attachedKeysFile } from "../../components/deploy-commands";
+import { attachedKeysFile } from "../../components/deploy/deploy-commands";
 import { pollUntil, sshArgv, waitForListening } from "../../sandbox";
 import { join } from "node:path";
 import type { RoutesPolicy } from "../../topology/attached-routes";
 import { selfSignedCertificate } from "../../sandbox/tls";
 import { applyPlan, CURRENT, HAPROXY_CHECK, haproxyBundle, nftRuleset, QUADLET, routesData, type HaproxyBundleOptions } from "./support/bundle";
-import { HostRoot, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
+import { ApplyHost, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
 
 let lab: ApplyLab;
 /** The attached stacks' web servers: one haproxy answering TLS + PROXY v2 with "app for <SNI>". */
@@ -91,7 +91,7 @@ async function waitForHttps(port: number, hostname: string, want: (body: string)
 async function ingressHost(label: string) {
   const port = nextPort++;
   const tlsPort = port + 1000;
-  const h = await HostRoot.create(lab, label, (r) => [
+  const h = await ApplyHost.create(lab, label, (r) => [
     {
       name: "haproxy",
       signal: "USR2",
@@ -147,7 +147,7 @@ describe("apply.sh on an ingress host", () => {
   test("a check record's words reach the checker as words, never as shell syntax", async () => {
     const port = nextPort++;
     const marker = join(lab.sb.dir, `pwned-${port}`);
-    const h = await HostRoot.create(lab, "exec-quoting", () => [{ name: "proxy", signal: "HUP", start: ["socat", `TCP-LISTEN:${port},reuseaddr,fork`, "SYSTEM:true"] }]);
+    const h = await ApplyHost.create(lab, "exec-quoting", () => [{ name: "proxy", signal: "HUP", start: ["socat", `TCP-LISTEN:${port},reuseaddr,fork`, "SYSTEM:true"] }]);
     const files = {
       [`${CURRENT}/proxy/proxy.json`]: "{}\n",
       [`${CURRENT}/apply.plan`]: applyPlan([
@@ -359,8 +359,8 @@ describe("apply.sh on an ingress host", () => {
   test("a ts-engine release is probed on the listeners its plan names: a proxy that never binds is rolled back", async () => {
     const port = nextPort++;
     // The proxy unit's process: `bind` listens on the port like the real proxy, `nobind` never does.
-    const h = await HostRoot.create(lab, "ts-probe", (r) => [{ name: "proxy", signal: "HUP", start: ["/bin/bash", "-c", `[[ $(cat ${r.root}/current/proxy/proxy.json) == *nobind* ]] && exec sleep 600; exec socat TCP-LISTEN:${port},reuseaddr,fork SYSTEM:true`] }]);
-    const proxyBundle = (mode: "bind" | "nobind") => ({
+    const h = await ApplyHost.create(lab, "ts-probe", (r) => [{ name: "proxy", signal: "HUP", start: ["/bin/bash", "-c", `[[ $(cat ${r.root}/current/proxy/proxy.json) == *nobind* ]] && exec sleep 600; exec socat TCP-LISTEN:${port},reuseaddr,fork SYSTEM:true`] }]);
+    const proxyScript = (mode: "bind" | "nobind") => ({
       [`${CURRENT}/proxy/proxy.json`]: `{"mode": "${mode}"}\n`,
       [`${CURRENT}/apply.plan`]: applyPlan([
         ["unit", "proxy", "proxy"],
@@ -369,12 +369,12 @@ describe("apply.sh on an ingress host", () => {
       ]),
       [`${QUADLET}/proxy.container`]: "[Container]\nImage=docker.io/library/node:24-alpine\nNetwork=host\nExec=node /srv/ingress/current/proxy/proxy.js --config /srv/ingress/current/proxy/proxy.json\n",
     });
-    const good = await h.applyBundle(proxyBundle("bind"), "ingress");
+    const good = await h.applyBundle(proxyScript("bind"), "ingress");
     assert.equal(good.code, 0, output(good));
     assert.match(good.stdout, /health probe ok/);
     const live = await h.current();
 
-    const dead = await h.applyBundle(proxyBundle("nobind"), "ingress");
+    const dead = await h.applyBundle(proxyScript("nobind"), "ingress");
     assert.equal(dead.code, 1, output(dead));
     assert.match(dead.stderr, new RegExp(`health probe: nothing accepts connections on 127\\.0\\.0\\.1 port ${port}`));
     assert.match(dead.stdout, /rolled back/);
@@ -412,7 +412,7 @@ describe("apply.sh on an ingress host", () => {
 
   test("routes pushed before the ingress host has a release are kept for its first bundle", async () => {
     const port = nextPort++;
-    const h = await HostRoot.create(lab, "early", (r) => [
+    const h = await ApplyHost.create(lab, "early", (r) => [
       { name: "haproxy", signal: "USR2", start: ["/usr/sbin/haproxy", "-W", "-db", "-f", `${r.root}/current/haproxy/haproxy.cfg`, "-f", `${r.root}/current/haproxy/routes.d`] },
     ]);
     const { APPLY_SH } = await import("./support/bundle");

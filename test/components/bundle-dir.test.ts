@@ -10,11 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { planStack } from "../../topology";
-import { bundleHash, renderRoutesData } from "../../render/bundle";
+import { bundleHash, renderRoutesData } from "../../render/stack";
 import { renderHaproxyRoutes } from "../../render/haproxy";
-import { hostBundleFiles, writeHostBundle } from "../../components/bundle-dir";
-import { renderHostBundles } from "../../components/host-bundles";
-import { readRoutesRenderer } from "../../components/program-files";
+import { hostBundleFiles, writeHostBundle } from "../../components/program/bundle-dir";
+import { renderHostBundles } from "../../components/deploy/host-bundles";
+import { readRoutesRenderer } from "../../components/program/program-files";
 
 const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");
 const prodTopo = loadTopology("prod");

@@ -17,7 +17,7 @@ import {
   hostKeyFromBootOutput,
   waitForBootCommand,
   writeSecretsCommand,
-} from "../../components/deploy-commands";
+} from "../../components/deploy/deploy-commands";
 
 const HASH = "0123456789abcdef".repeat(4);
 

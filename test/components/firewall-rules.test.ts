@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadTopology } from "../../scripts/stack-files";
 import { planStack, type HostPlan } from "../../topology";
-import { cloudFirewallRules } from "../../components/firewall-rules";
+import { cloudFirewallRules } from "../../components/deploy/firewall-rules";
 
 const prod = planStack(loadTopology("prod"));
 const demo = planStack(loadTopology("demo"));

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { BUNDLE_DIR_ENV } from "../../components/program-files";
+import { BUNDLE_DIR_ENV } from "../../components/program/program-files";
 
 /** Pulumi's marker of a secret value as mocks see it (the property value signature). */
 export const SECRET_SIG = "4dabf18193072939515e22adb298388d";

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
 import { planStack, validateStackConfig } from "../../topology";
-import { hostBundleHashes } from "../../components/host-bundles";
+import { hostBundleHashes } from "../../components/deploy/host-bundles";
 
 const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { childName, displayName, keyOf, labelValue, MANAGED_BY, resourceLabels } from "../../components/names";
+import { childName, displayName, keyOf, labelValue, MANAGED_BY, resourceLabels } from "../../components/deploy/names";
 
 test("child names derive from the component name, with a stable key and never a position", () => {
   assert.equal(childName("deploy-loadbalancer", "apply"), "deploy-loadbalancer-apply");

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { dnsRecords, sshCommand, statsEnv, statsUrl } from "../../components/outputs";
+import { dnsRecords, sshCommand, statsEnv, statsUrl } from "../../components/deploy/outputs";
 
 test("every hostname gets an A and an AAAA record to the LB, sorted by name", () => {
   assert.deepEqual(dnsRecords(["fiscalismia.com", "backend.fiscalismia.com"], "203.0.113.5", "2001:db8::1"), [

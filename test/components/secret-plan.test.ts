@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { planStack } from "../../topology";
-import { missingSecretsMessage, requiredSecretKeys, selfSignedPairs } from "../../components/secret-plan";
+import { missingSecretsMessage, requiredSecretKeys, selfSignedPairs } from "../../components/deploy/secret-plan";
 
 test("prod reads one secret, demo none", () => {
   assert.deepEqual(requiredSecretKeys(planStack(loadTopology("prod"))), ["statsPassword"]);

@@ -1,9 +1,9 @@
 // The SSH dial budget, from pulumi-command v1.2.1's retry schedule (components/ssh-retry.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { dialErrorLimitFor, dialRetryBudgetMs, SSH_DIAL_BUDGET_MS } from "../../components/ssh-retry";
+import { dialErrorLimitFor, dialRetryBudgetMs, SSH_DIAL_BUDGET_MS } from "../../components/deploy/ssh-retry";
 import { sshConnection } from "../../components/host-deploy";
-import { stackReferenceName } from "../../components/outputs";
+import { stackReferenceName } from "../../components/deploy/outputs";
 
 test("the retry schedule: 100 ms growing by 1.5x to 5 s, one sleep per retry", () => {
   assert.equal(dialRetryBudgetMs(0), 0);

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { stackFile } from "../../scripts/stack-files";
-import { renderRoutesData } from "../../render/bundle";
+import { renderRoutesData } from "../../render/stack";
 import { planStack } from "../../topology";
 import { loadTopology } from "../../scripts/stack-files";
 import { configFromYaml, isSecret, loadProgram, one, reveal, sent, urnOf, type Loaded } from "./harness";

@@ -7,8 +7,8 @@ import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
 import { planStack, validateStackConfig } from "../../topology";
-import { hostBundleHashes } from "../../components/host-bundles";
-import { programBundles } from "../../components/program-files";
+import { hostBundleHashes } from "../../components/deploy/host-bundles";
+import { programBundles } from "../../components/program/program-files";
 import { configFromYaml, loadProgram, one, type Loaded } from "./harness";
 
 const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");

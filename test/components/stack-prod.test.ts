@@ -7,8 +7,8 @@ import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT, stackFile } from "../../scripts/stack-files";
 import { renderCloudInit } from "../../render/cloud-init";
-import { OWNER_OUTPUTS } from "../../components/outputs";
-import { hostKeyFromBootOutput, waitForBootCommand, writeSecretsCommand } from "../../components/deploy-commands";
+import { OWNER_OUTPUTS } from "../../components/deploy/outputs";
+import { hostKeyFromBootOutput, waitForBootCommand, writeSecretsCommand } from "../../components/deploy/deploy-commands";
 import { configFromYaml, isSecret, loadProgram, one, ofType, reveal, sent, urnOf, type Loaded, type Recorded } from "./harness";
 
 const STATS_PASSWORD = "correct horse battery staple";

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../scripts/stack-files";
-import { PROXY_BUNDLE_ENV } from "../../components/program-files";
+import { PROXY_SCRIPT_ENV } from "../../components/program/program-files";
 import { configFromYaml, isSecret, loadProgram, one, reveal, type Loaded } from "./harness";
 
 const PROXY_JS = "// the built proxy stands in here\n";
@@ -16,7 +16,7 @@ test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), "components-proxy-js-"));
   const proxy = join(dir, "proxy.js");
   writeFileSync(proxy, PROXY_JS);
-  process.env[PROXY_BUNDLE_ENV] = proxy;
+  process.env[PROXY_SCRIPT_ENV] = proxy;
   loaded = await loadProgram({
     stack: "standalone-demo",
     config: configFromYaml(join(REPO_ROOT, "examples", "Pulumi.standalone-demo.yaml")),

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { cleanupStale } from "../../sandbox";
 import { sandboxEngines } from "../../sandbox/engines";
-import { buildProxyBundle } from "../../sandbox/proxy-bundle";
+import { buildProxyScript } from "../../sandbox/proxy-script";
 import { ingressChecks, SkipCheck } from "../../sandbox/ingress-checks";
 import { planIngressSandbox } from "../../sandbox/ingress-plan";
 import { IngressSandbox } from "../../sandbox/ingress-sandbox";
@@ -23,8 +23,8 @@ for (const engine of engines) {
     before(async () => {
       await cleanupStale(INGRESS_SANDBOX_PREFIX);
       // A fresh build of the proxy, so the suite tests this checkout's code, not a stale dist/.
-      const proxyBundle = engine === "ts" ? readFileSync(buildProxyBundle(), "utf8") : undefined;
-      s = await IngressSandbox.up({ stacks: "all", engine, ...(proxyBundle !== undefined ? { proxyBundle } : {}) });
+      const proxyScript = engine === "ts" ? readFileSync(buildProxyScript(), "utf8") : undefined;
+      s = await IngressSandbox.up({ stacks: "all", engine, ...(proxyScript !== undefined ? { proxyScript } : {}) });
     });
 
     after(async () => {

@@ -16,7 +16,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ProxyRoutesFile } from "../../proxy/config/schema";
 import { renderAttachedStacks } from "../../render/attached-routes";
-import { RenderedFile, renderStack } from "../../render/bundle";
+import { RenderedFile, renderStack } from "../../render/stack";
 import { routesPolicySchema } from "../../topology/attached-routes";
 import { loadTopology } from "../../scripts/stack-files";
 import { planStack, Topology } from "../../topology";
@@ -80,7 +80,7 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
     bundle = buildBundle();
     sb = await Sandbox.create({ prefix: "pxt" });
     root = await sb.subdir("srv-ingress");
-    lbFiles = renderStack(prodPlan, { proxyBundle: readFileSync(bundle, "utf8") }).find((h) => h.host === lb.name)!.files;
+    lbFiles = renderStack(prodPlan, { proxyScript: readFileSync(bundle, "utf8") }).find((h) => h.host === lb.name)!.files;
     demoData = renderStack(demoPlan).find((h) => h.host === "_routes-for-prod")!.files[0]!;
     const policy = routesPolicySchema.parse(JSON.parse(lbFiles.find((f) => f.path === paths.ATTACHED_POLICY)!.content));
     const rendered = renderAttachedStacks(policy, [{ stack: "demo", data: JSON.parse(demoData.content) }]);
@@ -154,10 +154,10 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
   const connections = () => lines().filter((l) => l.event === "connection");
 
   it("runs the plan's command line from the release, with the rendered bundle", () => {
-    assert.deepEqual(command, ["node", paths.PROXY_BUNDLE, "--config", paths.PROXY_CONFIG, "--routes-dir", paths.PROXY_ROUTES_D]);
+    assert.deepEqual(command, ["node", paths.PROXY_SCRIPT, "--config", paths.PROXY_CONFIG, "--routes-dir", paths.PROXY_ROUTES_D]);
     assert.deepEqual(
       lbFiles.filter((f) => f.path.startsWith(`${paths.CURRENT}/proxy/`)).map((f) => f.path),
-      [paths.PROXY_BUNDLE, paths.PROXY_CONFIG, `${paths.PROXY_ROUTES_D}/prod.json`],
+      [paths.PROXY_SCRIPT, paths.PROXY_CONFIG, `${paths.PROXY_ROUTES_D}/prod.json`],
     );
     assert.equal(demoData.path, `${paths.ROUTES_DIR}/demo/routes.json`);
     // what apply.sh runs before the swap: the unit's command plus --check

@@ -8,7 +8,7 @@ import { parse } from "yaml";
 import { loadTopology, readStackConfig, stackFile } from "../../scripts/stack-files";
 import { planStack, validateStackConfig } from "../../topology";
 import { renderCloudInit, USER_DATA_LIMIT } from "../../render/cloud-init";
-import { renderStack } from "../../render/bundle";
+import { renderStack } from "../../render/stack";
 import { withSandbox } from "./validators/sandbox";
 
 interface CloudConfig {

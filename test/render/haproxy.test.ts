@@ -10,7 +10,7 @@ import { pollUntil } from "../../sandbox/command";
 import { startNginx, waitForListening } from "../../sandbox/daemons";
 import { parseShowStat } from "../../sandbox/haproxy-stats";
 import type { Netns } from "../../sandbox/netns";
-import { PrivateNetwork, Segment } from "../../sandbox/network";
+import { RoutedNetwork, Segment } from "../../sandbox/network";
 import type { ManagedProcess } from "../../sandbox/process";
 import { Sandbox } from "../../sandbox/sandbox";
 import { selfSignedCertificate } from "../../sandbox/tls";
@@ -246,7 +246,7 @@ describe(
       const inet = await Segment.create(sb, { name: "inet" });
       await inet.attach(client, { ipv4: `${CLIENT}/24` });
       await inet.attach(lbNs, { ipv4: `${LB_PUBLIC}/24` });
-      const prodNet = await PrivateNetwork.create(sb, { name: "prod", ipRange: "172.24.0.0/16" });
+      const prodNet = await RoutedNetwork.create(sb, { name: "prod", ipRange: "172.24.0.0/16" });
       await prodNet.attach(lbNs, { ip: "172.24.1.3" });
       await prodNet.attach(web, { ip: "172.24.0.3" });
 

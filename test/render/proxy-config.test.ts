@@ -8,7 +8,7 @@ import { proxyRoutesFileSchema } from "../../proxy/config/schema";
 import { PROXY_CONFIG, PROXY_ROUTES_D } from "../../topology/paths";
 import { validateProxyConfigText } from "../../proxy/config/validate";
 import { proxyRoutesOf, renderProxyConfig, renderProxyRoutes, ProxyRoutesFile } from "../../render/proxy-config";
-import { renderStack } from "../../render/bundle";
+import { renderStack } from "../../render/stack";
 import { renderAttachedStacks } from "../../render/attached-routes";
 import { routesPolicyOf } from "../../topology/attached-routes";
 

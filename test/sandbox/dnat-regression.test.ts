@@ -14,7 +14,7 @@ import {
   holdHostPort,
   pollUntil,
   probeTcp,
-  PrivateNetwork,
+  RoutedNetwork,
   publishPorts,
   Sandbox,
   sandboxNginxMain,
@@ -123,7 +123,7 @@ describe("the original failure: podman DNAT vs. host networking", { timeout: 60_
   before(async () => {
     await cleanupStale();
     sb = await Sandbox.create();
-    const net = await PrivateNetwork.create(sb, { name: "demo", ipRange: "172.20.0.0/16" });
+    const net = await RoutedNetwork.create(sb, { name: "demo", ipRange: "172.20.0.0/16" });
     lb = await sb.namespace("lb");
     demo = await sb.namespace("demo");
     await net.attach(lb, { ip: LB_IP });

@@ -9,7 +9,7 @@ import {
   isLive,
   listNetns,
   type Netns,
-  PrivateNetwork,
+  RoutedNetwork,
   pollUntil,
   probeTcp,
   processesInPrefixedNetns,
@@ -81,7 +81,7 @@ describe("netns library", { timeout: 60_000 }, () => {
   it("routes a Hetzner-style private network through its gateway at .1", async () => {
     const sb = await Sandbox.create();
     try {
-      const net = await PrivateNetwork.create(sb, { name: "prod", ipRange: "172.24.0.0/16" });
+      const net = await RoutedNetwork.create(sb, { name: "prod", ipRange: "172.24.0.0/16" });
       const lb = await sb.namespace("lb");
       const web = await sb.namespace("web");
       const lbLink = await net.attach(lb, { ip: "172.24.1.3" });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
-import { cleanupStale, PrivateNetwork, Sandbox, sshRun, startSshd, type Netns, type SshServer } from "../../sandbox";
-import { hostKeyFromBootOutput, waitForBootCommand } from "../../components/deploy-commands";
+import { cleanupStale, RoutedNetwork, Sandbox, sshRun, startSshd, type Netns, type SshServer } from "../../sandbox";
+import { hostKeyFromBootOutput, waitForBootCommand } from "../../components/deploy/deploy-commands";
 
 // The deploy pushes files and runs the apply script over ssh; this is the
 // real sshd and ssh client that its end-to-end test will use.
@@ -14,7 +14,7 @@ describe("sshd in a namespace", { timeout: 30_000 }, () => {
   before(async () => {
     await cleanupStale();
     sb = await Sandbox.create();
-    const net = await PrivateNetwork.create(sb, { name: "prod", ipRange: "172.24.0.0/16" });
+    const net = await RoutedNetwork.create(sb, { name: "prod", ipRange: "172.24.0.0/16" });
     operator = await sb.namespace("operator");
     const web = await sb.namespace("web");
     await net.attach(operator, { ip: "172.24.1.3" });

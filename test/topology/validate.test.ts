@@ -324,3 +324,13 @@ test("the default images are pinned by digest, with the version they hold in the
     assert.match(ref, /^docker\.io\/library\/(haproxy|nginx|node):\d+\.\d+\.\d+-alpine@sha256:[0-9a-f]{64}$/);
   }
 });
+
+test("a stack fits one Hetzner spread placement group: at most 10 servers, the LB included", () => {
+  rejects(
+    (c) => {
+      for (let i = 0; i < 8; i++) c.servers.push({ ...c.servers[0]!, name: `extra${i}`, networks: { prod: `172.24.0.${20 + i}` } });
+    },
+    "servers",
+    /^11 servers \(the LB included\), but a Hetzner spread placement group, one per stack, holds at most 10; split the servers over two stacks$/,
+  );
+});

@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { bundleOf } from "../../../components/program-files";
+import { buildScript } from "../../../components/program/program-files";
 import type { RoutesPolicy } from "../../../topology/attached-routes";
 
 export const APPLY_SH = join(__dirname, "..", "..", "..", "files", "apply.sh");
@@ -158,7 +158,7 @@ export interface HaproxyBundleOptions {
 let renderer: string | undefined;
 /** files/render-routes.ts built as the program builds it for the LB's release. */
 export function routesRenderer(): string {
-  renderer ??= bundleOf(join(__dirname, "..", "..", "..", "files", "render-routes.ts"));
+  renderer ??= buildScript(join(__dirname, "..", "..", "..", "files", "render-routes.ts"));
   return renderer;
 }
 

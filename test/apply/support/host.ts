@@ -1,6 +1,6 @@
 // A "host" for apply.sh tests: sshd in one network namespace, the client in another,
 // joined by a veth pair, so apply.sh runs over real ssh exactly as the Pulumi
-// remote.Command runs it. Each HostRoot is a temp tree standing for one machine's
+// remote.Command runs it. Each ApplyHost is a temp tree standing for one machine's
 // /srv/ingress and /etc/containers/systemd, with its own systemctl stand-in.
 import { mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -76,7 +76,7 @@ function shq(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export class HostRoot {
+export class ApplyHost {
   /** Stands for /srv/ingress. */
   readonly root: string;
   readonly quadletDir: string;
@@ -94,8 +94,8 @@ export class HostRoot {
   }
 
   /** `units` get the root so their START can name root/current/... as the Quadlet Exec does. */
-  static async create(lab: ApplyLab, label: string, units: (root: HostRoot) => readonly UnitSpec[]): Promise<HostRoot> {
-    const h = new HostRoot(lab, await lab.sb.subdir(label));
+  static async create(lab: ApplyLab, label: string, units: (root: ApplyHost) => readonly UnitSpec[]): Promise<ApplyHost> {
+    const h = new ApplyHost(lab, await lab.sb.subdir(label));
     for (const d of [h.root, h.quadletDir, join(h.stateDir, "units"), h.runDir, h.incoming]) await mkdir(d, { recursive: true });
     await writeFile(join(h.stateDir, "systemctl"), systemctlStandin(h.stateDir), { mode: 0o755 });
     await writeFile(join(h.stateDir, "calls.log"), "");

@@ -1,4 +1,4 @@
-export { buildProxyBundle as buildBundle } from "../../../sandbox/proxy-bundle";
+export { buildProxyScript as buildBundle } from "../../../sandbox/proxy-script";
 
 export const NODE20 = "/usr/bin/node";
 export const NODE_CURRENT = process.execPath;

@@ -2,8 +2,8 @@
 // preferred form): that both picks the right subnet and makes the attachment wait for it,
 // since attaching to a network whose subnet does not exist yet fails.
 // Pure: no Pulumi import.
-import { cidrContainsIpv4, ipv4ToInt, parseCidr } from "../topology/ip";
-import type { NetworkConfig } from "../topology";
+import { cidrContainsIpv4, ipv4ToInt, parseCidr } from "../../topology/ip";
+import type { NetworkConfig } from "../../topology";
 import { keyOf } from "./names";
 
 export interface SubnetSpec {
@@ -29,6 +29,3 @@ export function subnetFor(networks: readonly NetworkConfig[], network: string, i
   if (!spec) throw new Error(`${ip} is in no subnet of network "${network}" (validation should have caught this)`);
   return spec;
 }
-
-/** Hetzner: a spread placement group holds at most 10 servers. */
-export const SPREAD_GROUP_LIMIT = 10;

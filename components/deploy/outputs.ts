@@ -1,7 +1,7 @@
 // Stack outputs: what an operator needs after `pulumi up` (DNS records, stats URL, SSH
 // commands) and what an attached stack reads from the owning stack through a StackReference.
 // Pure: no Pulumi import.
-import { STATS_PASSWORD_ENV } from "../render/proxy-config";
+import { STATS_PASSWORD_ENV } from "../../render/proxy-config";
 import { DEPLOY_USER } from "./deploy-commands";
 
 /**

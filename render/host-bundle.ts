@@ -8,7 +8,7 @@
 // `npm run render` writes exactly this, and the Pulumi deploy uploads exactly this. Pure.
 import { createHash } from "node:crypto";
 import { INGRESS_ROOT } from "../topology/paths";
-import { modeText, type RenderedHost } from "./bundle";
+import { modeText, type RenderedHost } from "./stack";
 
 export const APPLY_SCRIPT = "apply.sh";
 /** The copy of apply.sh that each release carries; route changes on an LB run it. */

@@ -2,7 +2,7 @@
 // Private rules are not here: Hetzner's firewall does not filter private networks, so
 // those are enforced by nftables on the host (render/).
 // Pure: no Pulumi import.
-import type { FirewallRule, HostPlan } from "../topology";
+import type { FirewallRule, HostPlan } from "../../topology";
 
 /** The shape of hcloud.FirewallRule with plain values. */
 export interface CloudFirewallRule {

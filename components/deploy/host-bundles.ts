@@ -1,8 +1,8 @@
 // What each of this stack's servers receives: the renderer's bundle plus apply.sh. Pure, so
 // the redeploy rule (a host is pushed again exactly when its hash changes) is tested directly.
-import { bundleHash, renderStack, type RenderedHost, type RenderOptions } from "../render/bundle";
-import type { StackPlan } from "../topology";
-import { withApplyScript } from "./bundle-dir";
+import { bundleHash, renderStack, type RenderedHost, type RenderOptions } from "../../render/stack";
+import type { StackPlan } from "../../topology";
+import { withApplyScript } from "../program/bundle-dir";
 
 /** Servers only: an attached stack's routes go to the owner's LB (ingress-attachment.ts). */
 export function renderHostBundles(plan: StackPlan, applyScript: string, programs: RenderOptions = {}): RenderedHost[] {

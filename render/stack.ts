@@ -34,7 +34,7 @@ export interface RenderedHost {
 
 export interface RenderOptions {
   /** The bundled proxy (dist/proxy.js) for ts-engine hosts; it runs from the release like any config. */
-  readonly proxyBundle?: string;
+  readonly proxyScript?: string;
   /** The bundled files/render-routes.ts for LBs that let stacks attach (attached/render-routes.js). */
   readonly routesRenderer?: string;
 }
@@ -104,8 +104,8 @@ function sorted(files: RenderedFile[]): RenderedFile[] {
 
 function renderHost(host: HostPlan, opts: RenderOptions, userData: string): RenderedHost {
   const files: RenderedFile[] = host.files.map((file) => ({ path: file.path, mode: file.mode, content: renderFile(host, file) }));
-  if (opts.proxyBundle !== undefined && host.containers.some((c) => c.name === "proxy")) {
-    files.push({ path: paths.PROXY_BUNDLE, mode: 0o644, content: opts.proxyBundle });
+  if (opts.proxyScript !== undefined && host.containers.some((c) => c.name === "proxy")) {
+    files.push({ path: paths.PROXY_SCRIPT, mode: 0o644, content: opts.proxyScript });
   }
   if (opts.routesRenderer !== undefined && (host.ingress?.attachedStacks.length ?? 0) > 0) {
     files.push({ path: paths.ATTACHED_RENDERER, mode: 0o644, content: opts.routesRenderer });

@@ -2,9 +2,9 @@
 // program with the validation message alone (RunError: no stack trace), which names every
 // wrong field at once.
 import * as pulumi from "@pulumi/pulumi";
-import { CONFIG_KEYS, ConfigValidationError, PROJECT, validateStackConfig, type StackPlan, type Topology } from "../topology";
-import { missingSecretsMessage, requiredSecretKeys, unknownConfigKeys, unknownKeysMessage } from "./secret-plan";
-import type { SecretLookup } from "./secret-files";
+import { CONFIG_KEYS, ConfigValidationError, PROJECT, validateStackConfig, type StackPlan, type Topology } from "../../topology";
+import { missingSecretsMessage, requiredSecretKeys, unknownConfigKeys, unknownKeysMessage } from "../deploy/secret-plan";
+import type { SecretLookup } from "../secret-files";
 
 /**
  * Pulumi hands structured values (lists, maps) to the program as JSON text and scalars as
@@ -29,7 +29,7 @@ export function readRawConfig(config: pulumi.Config): Record<string, unknown> {
   return raw;
 }
 
-export function loadTopology(config: pulumi.Config, stack: string): Topology {
+export function topologyFromConfig(config: pulumi.Config, stack: string): Topology {
   try {
     return validateStackConfig(stack, readRawConfig(config));
   } catch (error) {

@@ -1,5 +1,5 @@
 // Which secrets a stack needs and how its secret files group. Pure: no Pulumi import.
-import type { HostPlan, SecretFilePlan, StackPlan } from "../topology";
+import type { HostPlan, SecretFilePlan, StackPlan } from "../../topology";
 import { keyOf } from "./names";
 
 /** Secret config keys the plan reads (stats password, provided TLS PEMs), sorted, once each. */

@@ -2,10 +2,10 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { bundleOf } from "../components/program-files";
+import { buildScript } from "../components/program/program-files";
 
 /** Where `npm run build:proxy` writes the bundle. */
-export const PROXY_BUNDLE_PATH = path.resolve(__dirname, "..", "dist", "proxy.js");
+export const PROXY_SCRIPT_PATH = path.resolve(__dirname, "..", "dist", "proxy.js");
 
 let built: string | undefined;
 
@@ -13,17 +13,17 @@ let built: string | undefined;
  * Builds this checkout's proxy once per process into a temp dir with no node_modules near it,
  * so the bundle must stand alone; the dir goes when the process exits.
  */
-export function buildProxyBundle(): string {
+export function buildProxyScript(): string {
   if (built !== undefined && existsSync(built)) return built;
   const dir = mkdtempSync(path.join(os.tmpdir(), "pxt-bundle-"));
   process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const outfile = path.join(dir, "proxy.js");
-  writeFileSync(outfile, bundleOf(path.join(__dirname, "..", "proxy", "main.ts")));
+  writeFileSync(outfile, buildScript(path.join(__dirname, "..", "proxy", "main.ts")));
   built = outfile;
   return outfile;
 }
 
-export function requireBuiltBundle(): string {
-  if (!existsSync(PROXY_BUNDLE_PATH)) throw new Error(`${PROXY_BUNDLE_PATH} is missing: run npm run build:proxy`);
-  return PROXY_BUNDLE_PATH;
+export function requireBuiltScript(): string {
+  if (!existsSync(PROXY_SCRIPT_PATH)) throw new Error(`${PROXY_SCRIPT_PATH} is missing: run npm run build:proxy`);
+  return PROXY_SCRIPT_PATH;
 }

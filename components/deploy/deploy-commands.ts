@@ -1,13 +1,13 @@
 // Every shell command that Pulumi runs on a host, built in one place so that the interface
 // of the on-host apply script (files/apply.sh, docs/deploy.md) is one function to align.
 // Pure: no Pulumi import.
-import type { HostPlan } from "../topology";
-import { INGRESS_ROOT, SECRETS_DIR } from "../topology/paths";
+import type { HostPlan } from "../../topology";
+import { INGRESS_ROOT, SECRETS_DIR } from "../../topology/paths";
 
 /** Bundles land here, one directory per bundle hash, before apply.sh stages them. */
 export const INCOMING_DIR = `${INGRESS_ROOT}/incoming`;
-export { APPLY_SCRIPT, INSTALLED_APPLY } from "../render/upload";
-import { APPLY_SCRIPT, INSTALLED_APPLY } from "../render/upload";
+export { APPLY_SCRIPT, INSTALLED_APPLY } from "../../render/host-bundle";
+import { APPLY_SCRIPT, INSTALLED_APPLY } from "../../render/host-bundle";
 
 export type HostRole = HostPlan["role"];
 

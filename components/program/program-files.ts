@@ -4,15 +4,15 @@
 import { buildSync } from "esbuild";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { RenderOptions } from "../render/bundle";
-import type { StackPlan } from "../topology";
+import type { RenderOptions } from "../../render/stack";
+import type { StackPlan } from "../../topology";
 
-export const PROJECT_ROOT = join(__dirname, "..");
+export const PROJECT_ROOT = join(__dirname, "..", "..");
 
 /** Overrides for development and tests: another apply.sh, bundle directory or proxy build. */
 export const APPLY_SCRIPT_ENV = "HETZNER_INGRESS_APPLY_SH";
 export const BUNDLE_DIR_ENV = "HETZNER_INGRESS_BUNDLE_DIR";
-export const PROXY_BUNDLE_ENV = "HETZNER_INGRESS_PROXY_JS";
+export const PROXY_SCRIPT_ENV = "HETZNER_INGRESS_PROXY_JS";
 
 export function bundleRoot(): string {
   return process.env[BUNDLE_DIR_ENV] ?? join(PROJECT_ROOT, ".pulumi-bundles");
@@ -27,16 +27,16 @@ export function readApplyScript(): string {
 /**
  * The ts engine runs the proxy bundle from the release. It is built here from this checkout's
  * proxy/ (esbuild, in memory, deterministic, so the bundle hash only moves when the code does),
- * never taken from a dist/ that may be stale; PROXY_BUNDLE_ENV names a prebuilt file instead.
+ * never taken from a dist/ that may be stale; PROXY_SCRIPT_ENV names a prebuilt file instead.
  */
-export function readProxyBundle(plan: StackPlan): string | undefined {
+export function readProxyScript(plan: StackPlan): string | undefined {
   if (!plan.hosts.some((h) => h.ingress?.engine === "ts")) return undefined;
-  const file = process.env[PROXY_BUNDLE_ENV];
+  const file = process.env[PROXY_SCRIPT_ENV];
   if (file !== undefined) {
-    if (!existsSync(file)) throw new Error(`${PROXY_BUNDLE_ENV}=${file}: no such file`);
+    if (!existsSync(file)) throw new Error(`${PROXY_SCRIPT_ENV}=${file}: no such file`);
     return readFileSync(file, "utf8");
   }
-  return bundleOf(join(PROJECT_ROOT, "proxy", "main.ts"));
+  return buildScript(join(PROJECT_ROOT, "proxy", "main.ts"));
 }
 
 /**
@@ -45,18 +45,18 @@ export function readProxyBundle(plan: StackPlan): string | undefined {
  */
 export function readRoutesRenderer(plan: StackPlan): string | undefined {
   if (!plan.hosts.some((h) => (h.ingress?.attachedStacks.length ?? 0) > 0)) return undefined;
-  return bundleOf(join(PROJECT_ROOT, "files", "render-routes.ts"));
+  return buildScript(join(PROJECT_ROOT, "files", "render-routes.ts"));
 }
 
 /** The programs a stack's hosts run from their releases, as renderStack takes them. */
 export function programBundles(plan: StackPlan): RenderOptions {
-  const proxyBundle = readProxyBundle(plan);
+  const proxyScript = readProxyScript(plan);
   const routesRenderer = readRoutesRenderer(plan);
-  return { ...(proxyBundle === undefined ? {} : { proxyBundle }), ...(routesRenderer === undefined ? {} : { routesRenderer }) };
+  return { ...(proxyScript === undefined ? {} : { proxyScript }), ...(routesRenderer === undefined ? {} : { routesRenderer }) };
 }
 
 /** One self-contained node script from a TypeScript entry point: in memory and deterministic. */
-export function bundleOf(entry: string): string {
+export function buildScript(entry: string): string {
   const out = buildSync({ entryPoints: [entry], bundle: true, platform: "node", target: "node20", write: false, logLevel: "error" });
   const bundle = out.outputFiles[0];
   if (!bundle) throw new Error(`esbuild produced no bundle of ${entry}`);

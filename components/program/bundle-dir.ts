@@ -1,13 +1,13 @@
-// Writes what CopyToRemote uploads, in the layout of render/upload.ts, one directory per hash.
+// Writes what CopyToRemote uploads, in the layout of render/host-bundle.ts, one directory per hash.
 //
 // Directories are named after renderer's bundleHash and written once: same content, same
 // bytes, same name. Older hashes of the same host are removed.
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { bundleHash, type RenderedHost } from "../render/bundle";
-import { hostBundleFiles, type UploadFile } from "../render/upload";
+import { bundleHash, type RenderedHost } from "../../render/stack";
+import { hostBundleFiles, type UploadFile } from "../../render/host-bundle";
 
-export { hostBundleFiles, MANIFEST_FILE, withApplyScript } from "../render/upload";
+export { hostBundleFiles, MANIFEST_FILE, withApplyScript } from "../../render/host-bundle";
 
 export interface LocalBundle {
   readonly host: string;
