@@ -4,8 +4,8 @@
 // (`--routes-dir`). Both are checked against the proxy's own schemas, so a file that renders is
 // a file the proxy accepts. Pure: the same plan gives byte-identical text.
 import { z } from "zod";
-import { proxyConfigSchema, proxyRoutesFileSchema } from "../proxy/config/schema";
-import type { ProxyConfigInput, ProxyRoutesFile, ProxyRoutesFileInput } from "../proxy/config/schema";
+import { proxyConfigSchema, proxyRoutesFileSchema } from "../contract/proxy-config";
+import type { ProxyConfigInput, ProxyRoutesFile, ProxyRoutesFileInput } from "../contract/proxy-config";
 import { ingressOf, STATS_LOOPBACK_SOURCES, type HostPlan, type RouteFragment, type RouteSettings } from "../topology";
 
 /** proxy/routes.d/<stack>.json: `{kind: "proxy-routes", stack, routes, backends}`, as the proxy validates it. */

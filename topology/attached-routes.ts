@@ -5,7 +5,7 @@
 // Pure: no I/O.
 import { z } from "zod";
 import { formatPath } from "./errors";
-import { normaliseHostname } from "./hostname";
+import { normaliseHostname } from "../contract/hostname";
 import { cidrContainsIpv4, ipv4ToInt, parseCidr } from "./ip";
 import { ingressOf } from "./ingress-of";
 import type { HostPlan, LbBackend, Route, RouteFragment } from "./plan-types";

@@ -1,5 +1,5 @@
 export * from "./errors";
-export * from "./hostname";
+export * from "../contract/hostname";
 export * from "./ingress-of";
 export * from "./plan";
 export * from "./plan-types";

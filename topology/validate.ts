@@ -1,7 +1,7 @@
 // Cross-field validation of a stack config. Every rule runs and every error is collected,
 // so one `pulumi preview` shows the whole list. Pure: no I/O, no Pulumi.
 import { ConfigIssue, ConfigValidationError, formatPath } from "./errors";
-import { normaliseHostname } from "./hostname";
+import { normaliseHostname } from "../contract/hostname";
 import { KNOWN_IMAGES, quadletImages } from "./images";
 import { removedServerTypeMessage } from "./server-types";
 import { Cidr, Ipv4Cidr, WIDE_ALLOW_LIST, addressesCovered, cidrContainsIpv4, cidrSize, cidrsOverlap, describeCoverage, intToIpv4, ipv4ToInt, isWholeInternet, parseCidr } from "./ip";

@@ -1,5 +1,5 @@
 /** A backend's servers, handed out round-robin, skipping those the health checks hold DOWN. */
-import { BackendConfig, ServerConfig } from "../config/schema";
+import { BackendConfig, ServerConfig } from "../../contract/proxy-config";
 
 /** Ids ("<backend>/<server>") of servers whose checks say DOWN; shared by every pool of a worker. */
 export interface DownServers {

@@ -3,7 +3,7 @@
  * order, `retries` extra attempts, each bounded by the connect timeout.
  */
 import net from "node:net";
-import { ServerConfig } from "../config/schema";
+import { ServerConfig } from "../../contract/proxy-config";
 import { BackendPool } from "./backend-pool";
 
 /** Pause before retrying the same server (a backend with one server), so a refusing host is not hammered. */

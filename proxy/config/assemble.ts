@@ -11,8 +11,8 @@
  */
 import { basename } from "node:path";
 import { z } from "zod";
-import { hostPatternKey, parseHostPattern } from "../routing/route-table";
-import { ProxyConfig, proxyConfigSchema, ProxyRoutesFile, proxyRoutesFileSchema } from "./schema";
+import { hostPatternKey, parseHostPattern } from "../../contract/hostname";
+import { ProxyConfig, proxyConfigSchema, ProxyRoutesFile, proxyRoutesFileSchema } from "../../contract/proxy-config";
 import { formatPath } from "./validate";
 
 export interface SourceFile {

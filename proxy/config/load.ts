@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { ProxyConfig } from "./schema";
+import { ProxyConfig } from "../../contract/proxy-config";
 import { assembleProxyConfig, SourceFile } from "./assemble";
 
 export interface LoadedProxyConfig {

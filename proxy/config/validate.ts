@@ -1,6 +1,6 @@
 /** Validation with messages that name the offending field, e.g. `listeners[0].binds[1].port: ...`. */
 import { z } from "zod";
-import { ProxyConfig, proxyConfigSchema } from "./schema";
+import { ProxyConfig, proxyConfigSchema } from "../../contract/proxy-config";
 
 export type ValidationResult = { readonly ok: true; readonly config: ProxyConfig } | { readonly ok: false; readonly errors: readonly string[] };
 

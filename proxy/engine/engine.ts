@@ -6,7 +6,7 @@
  */
 import net from "node:net";
 import { canonicalIP } from "../codec/ip-address";
-import { ProxyConfig } from "../config/schema";
+import { ProxyConfig } from "../../contract/proxy-config";
 import { RedirectServer } from "../http/redirect";
 import { Logger } from "../log/logger";
 import { RateBuffers, rateBuffersFor } from "../ratelimit/rate-buffers";

@@ -4,7 +4,7 @@
  * backends are looked up in the snapshot current when its hello completes.
  */
 import { BackendPool, DownServers } from "../backend/backend-pool";
-import { HttpRedirectListenerConfig, ProxyConfig, TlsPassthroughListenerConfig } from "../config/schema";
+import { HttpRedirectListenerConfig, ProxyConfig, TlsPassthroughListenerConfig } from "../../contract/proxy-config";
 import { CidrSet } from "../net/cidr-set";
 import { RateBuffers, rateBufferKey } from "../ratelimit/rate-buffers";
 import { RateTable } from "../ratelimit/rate-table";

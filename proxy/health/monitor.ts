@@ -8,7 +8,7 @@
  * `Server prod_frontend_443/frontend is DOWN, reason: Layer4 connection problem,
  * info: "Connection refused", check duration: 0ms. 0 active and 0 backup servers left.`
  */
-import { BackendConfig, HealthCheckConfig, ProxyConfig, ServerConfig } from "../config/schema";
+import { BackendConfig, HealthCheckConfig, ProxyConfig, ServerConfig } from "../../contract/proxy-config";
 import { Logger } from "../log/logger";
 import { CHECK_DESCRIPTION, CheckResult, HealthState, initialHealth, nextHealth, statusText } from "./check-state";
 import { runCheck } from "./run-check";

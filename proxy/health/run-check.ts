@@ -9,7 +9,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { encodeProxyV2 } from "../codec/proxy-v2-encoder";
-import { HealthCheckConfig, ServerConfig } from "../config/schema";
+import { HealthCheckConfig, ServerConfig } from "../../contract/proxy-config";
 import { CheckCode, CheckResult } from "./check-state";
 
 const MAX_RESPONSE_HEAD = 16 * 1024;

@@ -7,7 +7,7 @@
  */
 import http from "node:http";
 import net from "node:net";
-import { HttpRedirectListenerConfig } from "../config/schema";
+import { HttpRedirectListenerConfig } from "../../contract/proxy-config";
 
 /** A Host header we are willing to echo into a Location: a name, IPv4 or [IPv6], optional port. */
 const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(?::\d{1,5})?$/;

@@ -5,7 +5,7 @@
  * listener, size and window stay the same, so a reload does not forget who was
  * flooding; changing the size or window starts a fresh table.
  */
-import { ProxyConfig } from "../config/schema";
+import { ProxyConfig } from "../../contract/proxy-config";
 import { allocateRateTable } from "./rate-table";
 
 export type RateBuffers = ReadonlyMap<string, SharedArrayBuffer | ArrayBuffer>;

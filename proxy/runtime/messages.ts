@@ -1,5 +1,5 @@
 /** What the primary and its workers (threads or cluster processes) say to each other. */
-import { ProxyConfig } from "../config/schema";
+import { ProxyConfig } from "../../contract/proxy-config";
 import { WorkerStats } from "../engine/worker-stats";
 import { RateBuffers } from "../ratelimit/rate-buffers";
 

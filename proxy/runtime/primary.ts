@@ -6,7 +6,7 @@
 import cluster from "node:cluster";
 import os from "node:os";
 import { Worker } from "node:worker_threads";
-import { ProxyConfig } from "../config/schema";
+import { ProxyConfig } from "../../contract/proxy-config";
 import { LoadedProxyConfig, loadProxyConfig, statSignature } from "../config/load";
 import { Engine } from "../engine/engine";
 import { sumWorkerStats, WorkerStats } from "../engine/worker-stats";

@@ -12,7 +12,7 @@ import { ClientHelloParser } from "../codec/client-hello";
 import { canonicalIP } from "../codec/ip-address";
 import { ProxyHeaderParser } from "../codec/proxy-header-parser";
 import { encodeProxyV2, Endpoint } from "../codec/proxy-v2-encoder";
-import { ServerConfig } from "../config/schema";
+import { ServerConfig } from "../../contract/proxy-config";
 import { backendKey, Counters, frontendKey, serverKey } from "../engine/counters";
 import { ListenerRuntime, RuntimeSnapshot } from "../engine/runtime-snapshot";
 import { Logger } from "../log/logger";

@@ -7,7 +7,7 @@
  * tunnel re-arms itself at the earliest possible deadline.
  */
 import net from "node:net";
-import { TimeoutsConfig } from "../config/schema";
+import { TimeoutsConfig } from "../../contract/proxy-config";
 
 export type TunnelEnd = "normal" | "client-timeout" | "server-timeout" | "client-error" | "server-error" | "killed";
 

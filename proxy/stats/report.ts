@@ -7,7 +7,7 @@ import { CHECK_DESCRIPTION } from "../health/check-state";
 import { ServerHealthView, serverId } from "../health/monitor";
 import { backendKey, frontendKey, serverKey } from "../engine/counters";
 import { WorkerStats } from "../engine/worker-stats";
-import { ProxyConfig } from "../config/schema";
+import { ProxyConfig } from "../../contract/proxy-config";
 
 export interface Traffic {
   /** Live sessions. */

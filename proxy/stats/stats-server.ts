@@ -13,7 +13,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { chmodSync, rmSync } from "node:fs";
 import http from "node:http";
 import { canonicalIP } from "../codec/ip-address";
-import { StatsConfig } from "../config/schema";
+import { StatsConfig } from "../../contract/proxy-config";
 import { Logger } from "../log/logger";
 import { CidrSet } from "../net/cidr-set";
 import { renderHtml, renderText, StatsReport } from "./report";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { planStack } from "../../topology";
 import { bundleHash, renderRoutesData } from "../../render/stack";
-import { renderHaproxyRoutes } from "../../render/haproxy";
+import { assembleHaproxyMap, renderHaproxyRoutes } from "../../render/haproxy";
 import { hostBundleFiles, writeHostBundle } from "../../components/program/bundle-dir";
 import { renderHostBundles } from "../../components/deploy/host-bundles";
 import { readRoutesRenderer } from "../../components/program/program-files";
@@ -144,6 +144,9 @@ test("files/apply.sh applies the LB bundle, adds the demo routes from stdin and 
   const map = readFileSync(join(root, "current", "haproxy", "routes.map"), "utf8");
   assert.match(map, /^demo\.fiscalismia\.com demo_demo_443$/m);
   assert.match(map, /^fiscalismia\.com prod_frontend_443$/m);
+  // apply.sh's assembly (awk, on the host) agrees with render's, which the sandbox uses.
+  const routesD = join(root, "current", "haproxy", "routes.d");
+  assert.equal(map, assembleHaproxyMap(readdirSync(routesD).filter((n) => n.endsWith(".map")).sort().map((n) => readFileSync(join(routesD, n), "utf8"))));
 
   const removed = run([join(root, "current", "apply.sh"), "--remove-routes", "demo"]);
   assert.equal(removed.status, 0, removed.out);

@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseProxyHeader } from "../../proxy/codec/proxy-header-parser";
-import { ProxyConfigInput } from "../../proxy/config/schema";
+import { ProxyConfigInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
 import { buildBundle, NODE20, NODE_CURRENT } from "./helpers/bundle";
 import { connectClient, freePort, isListening, startBackend, waitFor } from "./helpers/harness";

@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import net from "node:net";
 import { describe, it } from "node:test";
-import { ProxyConfigInput } from "../../proxy/config/schema";
+import { ProxyConfigInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
 import { redirectFor } from "../../proxy/http/redirect";
 import { connectClient, freePort, sleep, startBackend, startEngine, waitFor } from "./helpers/harness";

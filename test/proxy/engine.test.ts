@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { parseProxyHeader } from "../../proxy/codec/proxy-header-parser";
 import { encodeProxyV2 } from "../../proxy/codec/proxy-v2-encoder";
-import { ProxyConfigInput } from "../../proxy/config/schema";
+import { ProxyConfigInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
 import { connectClient, freePort, sleep, startBackend, startEngine, waitFor } from "./helpers/harness";
 

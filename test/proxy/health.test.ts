@@ -4,7 +4,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { HealthCheckConfig, ProxyConfig } from "../../proxy/config/schema";
+import { HealthCheckConfig, ProxyConfig } from "../../contract/proxy-config";
 import { validateProxyConfig } from "../../proxy/config/validate";
 import { CheckResult, initialHealth, nextHealth, statusText } from "../../proxy/health/check-state";
 import { HealthMonitor } from "../../proxy/health/monitor";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ProxyConfigInput } from "../../proxy/config/schema";
+import { ProxyConfigInput } from "../../contract/proxy-config";
 import { HaproxyDaemon, sandboxNginxMain, startHaproxy, startNginx, waitForListening } from "../../sandbox/daemons";
 import type { Netns } from "../../sandbox/netns";
 import type { ManagedProcess } from "../../sandbox/process";

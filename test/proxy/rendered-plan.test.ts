@@ -14,7 +14,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ProxyRoutesFile } from "../../proxy/config/schema";
+import { ProxyRoutesFile } from "../../contract/proxy-config";
 import { renderAttachedStacks } from "../../render/attached-routes";
 import { RenderedFile, renderStack } from "../../render/stack";
 import { routesPolicySchema } from "../../topology/attached-routes";

@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { parseProxyHeader } from "../../proxy/codec/proxy-header-parser";
 import { assembleProxyConfig, SourceFile } from "../../proxy/config/assemble";
 import { loadProxyConfig } from "../../proxy/config/load";
-import { ProxyConfigInput, ProxyRoutesFileInput } from "../../proxy/config/schema";
+import { ProxyConfigInput, ProxyRoutesFileInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
 import { buildBundle, NODE_CURRENT } from "./helpers/bundle";
 import { connectClient, freePort, startBackend, waitFor } from "./helpers/harness";

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { ProxyConfigInput } from "../../proxy/config/schema";
+import { ProxyConfigInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
 import { basicAuthOk, statsFormat } from "../../proxy/stats/stats-server";
 import { buildBundle, NODE_CURRENT } from "./helpers/bundle";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { HostPlan, planStack } from "../../topology";
 import { assembleProxyConfig } from "../../proxy/config/assemble";
-import { proxyRoutesFileSchema } from "../../proxy/config/schema";
+import { proxyRoutesFileSchema } from "../../contract/proxy-config";
 import { PROXY_CONFIG, PROXY_ROUTES_D } from "../../topology/paths";
 import { validateProxyConfigText } from "../../proxy/config/validate";
 import { proxyRoutesOf, renderProxyConfig, renderProxyRoutes, ProxyRoutesFile } from "../../render/proxy-config";

@@ -1,5 +1,5 @@
 /** The original setup (reference/original-setup.txt) expressed as a ts-engine config. */
-import { ProxyConfigInput } from "../../../proxy/config/schema";
+import { ProxyConfigInput } from "../../../contract/proxy-config";
 
 export const originalSetup: ProxyConfigInput = {
   global: { maxconn: 4096 },

@@ -1,7 +1,7 @@
 /** Loopback-only helpers for engine tests: free ports, a recording backend, waits. */
 import { readFileSync } from "node:fs";
 import net from "node:net";
-import { ProxyConfigInput } from "../../../proxy/config/schema";
+import { ProxyConfigInput } from "../../../contract/proxy-config";
 import { validateProxyConfig } from "../../../proxy/config/validate";
 import { Engine } from "../../../proxy/engine/engine";
 import { memoryLogger } from "../../../proxy/log/logger";

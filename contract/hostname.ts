@@ -1,4 +1,6 @@
-// SNI hostname normalisation shared by validation, rendering and the proxy's route table. Pure.
+// The hostname rules both sides of the render <-> proxy contract share: what a routable SNI
+// name is (validation, rendering, the LB's policy) and what a route's host pattern is (the
+// proxy's config schema and route table). Pure.
 
 export type HostnameResult = { readonly ok: true; readonly hostname: string } | { readonly ok: false; readonly reason: string };
 
@@ -37,4 +39,32 @@ export function normaliseHostname(input: string, options: { readonly allowWildca
   }
   if (/^\d+$/.test(labels[labels.length - 1]!)) return { ok: false, reason: "its last label is numeric, so it is not a DNS name" };
   return { ok: true, hostname: name };
+}
+
+export type HostPattern =
+  | { readonly kind: "exact"; readonly name: string }
+  | { readonly kind: "wildcard"; readonly suffix: string };
+
+export type HostPatternResult = { readonly ok: true; readonly pattern: HostPattern } | { readonly ok: false; readonly reason: string };
+
+/**
+ * A configured route host, checked by the same rules as the stack config's hostnames, so a
+ * name the topology accepts is one the proxy routes, and both normalise it identically.
+ */
+export function checkHostPattern(host: string): HostPatternResult {
+  const result = normaliseHostname(host, { allowWildcard: true });
+  if (!result.ok) return result;
+  const name = result.hostname;
+  return { ok: true, pattern: name.startsWith("*.") ? { kind: "wildcard", suffix: name.slice(2) } : { kind: "exact", name } };
+}
+
+/** Parses a configured host; null when it is not a name we could ever route. */
+export function parseHostPattern(host: string): HostPattern | null {
+  const result = checkHostPattern(host);
+  return result.ok ? result.pattern : null;
+}
+
+/** One key per routed name: `a.example` and `*.example` are different keys, case and a trailing dot are not. */
+export function hostPatternKey(pattern: HostPattern): string {
+  return pattern.kind === "exact" ? pattern.name : `*.${pattern.suffix}`;
 }

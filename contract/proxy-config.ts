@@ -11,7 +11,7 @@
  * stats follow HAProxy's behaviour for the same settings; see docs/proxy.md.
  */
 import { z } from "zod";
-import { checkHostPattern, hostPatternKey, parseHostPattern } from "../routing/route-table";
+import { checkHostPattern, hostPatternKey, parseHostPattern } from "./hostname";
 
 const name = z
   .string()
