@@ -95,6 +95,8 @@ export class RateTable {
   private readonly seed: number;
   private readonly epoch: number;
   private readonly key = new Int32Array(4);
+  /** One sub-window: the window is counted in QUARTERS of these. */
+  private readonly subMs: number;
 
   constructor(
     buffer: SharedArrayBuffer | ArrayBuffer,
@@ -107,6 +109,12 @@ export class RateTable {
     this.epoch = new Float64Array(buffer, 8, 1)[0]!;
     this.cells = new Int32Array(buffer, HEADER_BYTES);
     this.mask = this.cells.length / SLOT - 1;
+    this.subMs = this.windowMs / QUARTERS;
+  }
+
+  /** Milliseconds since the table's epoch, never negative (a clock step back counts as now). */
+  private since(now: number): number {
+    return Math.max(0, now - this.epoch);
   }
 
   get capacity(): number {
@@ -117,9 +125,8 @@ export class RateTable {
   hit(address: string, now: number = Date.now()): number {
     const key = sourceKey(address, this.key, this.ipv6Prefix);
     if (key === null) return 0;
-    const elapsed = Math.max(0, now - this.epoch);
-    const sub = this.windowMs / QUARTERS;
-    const bucket = Math.floor(elapsed / sub);
+    const elapsed = this.since(now);
+    const bucket = Math.floor(elapsed / this.subMs);
     const base = this.slotFor(key, Math.floor(elapsed / 1000), bucket);
     if (base < 0) return 1; // lost a race for the last free slot: let this one through uncounted
     const c = this.cells;
@@ -130,27 +137,26 @@ export class RateTable {
     }
     Atomics.add(c, base + RING + (bucket % RING_SIZE), 1);
     Atomics.store(c, base + SEEN, Math.floor(elapsed / 1000));
-    return this.estimate(base, bucket, elapsed - bucket * sub, sub);
+    return this.estimate(base, bucket, elapsed - bucket * this.subMs);
   }
 
   /** The rate of `address` without counting (stats and tests). */
   peek(address: string, now: number = Date.now()): number {
     const key = sourceKey(address, this.key, this.ipv6Prefix);
     if (key === null) return 0;
-    const elapsed = Math.max(0, now - this.epoch);
-    const sub = this.windowMs / QUARTERS;
-    const bucket = Math.floor(elapsed / sub);
+    const elapsed = this.since(now);
+    const bucket = Math.floor(elapsed / this.subMs);
     const c = this.cells;
     for (let i = 0, h = this.hash(key); i < PROBE; i++) {
       const base = ((h + i) & this.mask) * SLOT;
       const state = Atomics.load(c, base + STATE);
       if (state === EMPTY) return 0;
-      if (state === LIVE && this.matches(base, key)) return this.estimate(base, bucket, elapsed - bucket * sub, sub);
+      if (state === LIVE && this.matches(base, key)) return this.estimate(base, bucket, elapsed - bucket * this.subMs);
     }
     return 0;
   }
 
-  private estimate(base: number, bucket: number, into: number, sub: number): number {
+  private estimate(base: number, bucket: number, into: number): number {
     const c = this.cells;
     const last = Atomics.load(c, base + BUCKET);
     let total = 0;
@@ -159,14 +165,14 @@ export class RateTable {
       // Counts newer than this sub-window do not exist yet; ones the slot never rotated past are stale.
       if (b < 0 || b > last || b <= last - RING_SIZE) continue;
       const count = Atomics.load(c, base + RING + (b % RING_SIZE));
-      total += back === QUARTERS ? count * (1 - into / sub) : count;
+      total += back === QUARTERS ? count * (1 - into / this.subMs) : count;
     }
     return total;
   }
 
   /** Live entries (a full scan: stats and tests only). */
   size(now: number = Date.now()): number {
-    const second = Math.floor(Math.max(0, now - this.epoch) / 1000);
+    const second = Math.floor(this.since(now) / 1000);
     let n = 0;
     for (let base = 0; base < this.cells.length; base += SLOT) {
       if (Atomics.load(this.cells, base + STATE) === LIVE && !this.expired(base, second)) n++;

@@ -15,7 +15,7 @@ import { assembleProxyConfig, SourceFile } from "../../proxy/config/assemble";
 import { loadProxyConfig } from "../../proxy/config/load";
 import { ProxyConfigInput, ProxyRoutesFileInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
-import { buildBundle, NODE_CURRENT } from "./helpers/bundle";
+import { buildScript, NODE_CURRENT } from "./helpers/script";
 import { connectClient, freePort, startBackend, waitFor } from "./helpers/harness";
 
 const base = (port = 443, extra: Partial<ProxyConfigInput> = {}): ProxyConfigInput => ({
@@ -180,11 +180,11 @@ describe("reading the routes directory", () => {
   });
 });
 
-describe("the bundle with --routes-dir", { timeout: 30_000 }, () => {
+describe("the proxy script with --routes-dir", { timeout: 30_000 }, () => {
   let bundle: string;
   let dir: string;
   before(() => {
-    bundle = buildBundle();
+    bundle = buildScript();
     dir = mkdtempSync(path.join(os.tmpdir(), "pxt-routes-run-"));
   });
   after(() => {

@@ -13,13 +13,13 @@ import { after, before, describe, it } from "node:test";
 import { parseProxyHeader } from "../../proxy/codec/proxy-header-parser";
 import { ProxyConfigInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
-import { buildBundle, NODE20, NODE_CURRENT } from "./helpers/bundle";
+import { buildScript, NODE20, NODE_CURRENT } from "./helpers/script";
 import { connectClient, freePort, isListening, startBackend, waitFor } from "./helpers/harness";
 
 let bundle: string;
 let dir: string;
 before(() => {
-  bundle = buildBundle();
+  bundle = buildScript();
   dir = mkdtempSync(path.join(os.tmpdir(), "pxt-bundle-run-"));
 });
 after(() => {
@@ -35,7 +35,7 @@ function configFor(port: number, backendPort: number, workers: number, host = "a
   };
 }
 
-describe("bundle --check", () => {
+describe("the proxy script --check", () => {
   it("runs on Node 20 and validates", () => {
     const version = execFileSync(NODE20, ["--version"]).toString().trim();
     assert.match(version, /^v20\./);
@@ -92,7 +92,7 @@ for (const [label, node, mode] of [
   ["Node 24, worker threads with reusePort", NODE_CURRENT, "threads"],
   ["Node 20, node:cluster", NODE20, "cluster"],
 ] as const) {
-  describe(`bundle with 2 workers on ${label}`, { timeout: 20_000 }, () => {
+  describe(`the proxy script with 2 workers on ${label}`, { timeout: 20_000 }, () => {
     it("serves, reloads on SIGHUP and file change, refuses a bad config, drains on SIGTERM", async () => {
       const backend = await startBackend((c) => c.socket.on("end", () => c.socket.end(`seen ${c.bytes().length}`)));
       const port = await freePort();
