@@ -1,4 +1,5 @@
 // npm run render -- --stack <name> [--out DIR] [--config FILE] [--proxy-script FILE]
+// npm run render -- --stack <name> --diff <git-ref> [--format text|md]   (scripts/render-diff.ts)
 //
 // Writes what each host of the stack receives, without Pulumi and without any secret, in the
 // very layout the deploy uploads and files/apply.sh reads (render/host-bundle.ts):
@@ -15,10 +16,13 @@ import { parseArgs } from "node:util";
 import { planStack } from "../topology";
 import { hostBundleFiles, renderStack, withApplyScript } from "../render";
 import type { RenderedHost, UploadFile } from "../render";
-import { readRoutesRenderer } from "../components/program/program-files";
+import { programBundles } from "../components/program/program-files";
+import { formatMarkdown, formatText, renderDiff } from "./render-diff";
 import { loadTopology, stackFile } from "./stack-files";
 
-const USAGE = "usage: npm run render -- --stack <name> [--out DIR] [--config Pulumi.<name>.yaml] [--proxy-script dist/proxy.js]";
+const USAGE =
+  "usage: npm run render -- --stack <name> [--out DIR] [--config Pulumi.<name>.yaml] [--proxy-script dist/proxy.js]\n" +
+  "       npm run render -- --stack <name> --diff <git-ref> [--format text|md] [--config Pulumi.<name>.yaml]";
 
 function writeTree(root: string, files: readonly UploadFile[]): void {
   rmSync(root, { recursive: true, force: true });
@@ -49,7 +53,9 @@ function main(argv: string[]): number {
       stack: { type: "string" },
       out: { type: "string" },
       config: { type: "string" },
-      "proxy-bundle": { type: "string" },
+      "proxy-script": { type: "string" },
+      diff: { type: "string" },
+      format: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -62,14 +68,27 @@ function main(argv: string[]): number {
     return 2;
   }
   const stack = values.stack;
+  if (values.diff !== undefined) {
+    const format = values.format ?? "text";
+    if (format !== "text" && format !== "md") {
+      console.error(`--format ${format}: use text or md`);
+      return 2;
+    }
+    const repo = process.cwd();
+    const config = values.config === undefined ? undefined : relative(repo, resolve(values.config));
+    const changes = renderDiff({ repo, stack, ref: values.diff, config });
+    process.stdout.write(format === "md" ? formatMarkdown(stack, values.diff, changes) : formatText(stack, values.diff, changes));
+    return 0;
+  }
   const configFile = resolve(values.config ?? stackFile(stack));
   const out = resolve(values.out ?? join("out", stack));
   const plan = planStack(loadTopology(stack, configFile));
 
   if (plan.attach) console.log(`routes go to the LB of ${plan.attach.stack} as data; that LB renders them with its own settings`);
-  const proxyScript = values["proxy-bundle"] === undefined ? undefined : readFileSync(values["proxy-bundle"], "utf8");
-  const routesRenderer = readRoutesRenderer(plan);
-  const hosts = renderStack(plan, { ...(proxyScript !== undefined ? { proxyScript } : {}), ...(routesRenderer !== undefined ? { routesRenderer } : {}) });
+  // What the program ships: the built scripts of this checkout, or a given proxy script.
+  const programs = programBundles(plan);
+  const proxyScript = values["proxy-script"] === undefined ? programs.proxyScript : readFileSync(values["proxy-script"], "utf8");
+  const hosts = renderStack(plan, { ...programs, ...(proxyScript !== undefined ? { proxyScript } : {}) });
 
   const applyScript = readFileSync(join(__dirname, "..", "files", "apply.sh"), "utf8");
   for (const rendered of hosts) {

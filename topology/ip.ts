@@ -127,3 +127,15 @@ export function describeCoverage(count: bigint, family: 4 | 6): string {
   const share = count === 1n << BigInt(bits) ? `the whole IPv${family} internet` : `as much as a /${bits - log2}`;
   return `${exact ? `2^${log2}` : `about 2^${log2}`} IPv${family} addresses (${share})`;
 }
+
+/**
+ * What a list of sources covers when that is more than an allow-list may (WIDE_ALLOW_LIST), as
+ * text for the message; undefined when it is narrow enough.
+ */
+export function wideCoverage(cidrs: readonly Cidr[]): string | undefined {
+  for (const family of [4, 6] as const) {
+    const n = addressesCovered(cidrs, family);
+    if (n > WIDE_ALLOW_LIST[family]) return describeCoverage(n, family);
+  }
+  return undefined;
+}

@@ -4,7 +4,7 @@ import { ConfigIssue, ConfigValidationError, formatPath } from "./errors";
 import { normaliseHostname } from "../contract/hostname";
 import { KNOWN_IMAGES, quadletImages } from "./images";
 import { removedServerTypeMessage } from "./server-types";
-import { Cidr, Ipv4Cidr, WIDE_ALLOW_LIST, addressesCovered, cidrContainsIpv4, cidrSize, cidrsOverlap, describeCoverage, intToIpv4, ipv4ToInt, isWholeInternet, parseCidr } from "./ip";
+import { Cidr, Ipv4Cidr, cidrContainsIpv4, cidrSize, cidrsOverlap, intToIpv4, ipv4ToInt, isWholeInternet, parseCidr, wideCoverage } from "./ip";
 import { AttachedStackConfig, ENGINES, ServerConfig, StackConfig, stackConfigSchema } from "./schema";
 import type { Engine, Topology } from "./types";
 
@@ -331,11 +331,3 @@ function checkSsh(cfg: StackConfig, report: Report): void {
   if (wide) report("ssh.adminCidrs", `together these cover ${wide}, not an operator's networks; list your admin addresses instead, or set ssh.allowFromAnywhere: true to accept that risk explicitly`);
 }
 
-/** The coverage text of the first family over WIDE_ALLOW_LIST, if any. */
-function wideCoverage(cidrs: readonly Cidr[]): string | undefined {
-  for (const family of [4, 6] as const) {
-    const n = addressesCovered(cidrs, family);
-    if (n > WIDE_ALLOW_LIST[family]) return describeCoverage(n, family);
-  }
-  return undefined;
-}

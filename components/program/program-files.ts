@@ -57,7 +57,9 @@ export function programBundles(plan: StackPlan): RenderOptions {
 
 /** One self-contained node script from a TypeScript entry point: in memory and deterministic. */
 export function buildScript(entry: string): string {
-  const out = buildSync({ entryPoints: [entry], bundle: true, platform: "node", target: "node20", write: false, logLevel: "error" });
+  // Paths in the output (esbuild's module comments) relative to this checkout, through a
+  // symlinked node_modules as well: the same code gives the same bytes wherever it is checked out.
+  const out = buildSync({ entryPoints: [entry], bundle: true, platform: "node", target: "node20", write: false, logLevel: "error", absWorkingDir: PROJECT_ROOT, preserveSymlinks: true });
   const bundle = out.outputFiles[0];
   if (!bundle) throw new Error(`esbuild produced no bundle of ${entry}`);
   return bundle.text;
