@@ -160,9 +160,16 @@ rollback() {
   fi
   if ((NFT_LOADED)) && [[ -n $PREV ]]; then
     local f
-    while IFS=$'\t' read -r f _; do
-      "$NFT" -f "$ROOT/releases/$PREV/$f" 9>&- || ok=0
-    done < <(plan_records "$ROOT/releases/$PREV" nft)
+    if [[ -f $ROOT/releases/$PREV/apply.plan ]]; then
+      while IFS=$'\t' read -r f _; do
+        "$NFT" -f "$ROOT/releases/$PREV/$f" 9>&- || ok=0
+      done < <(plan_records "$ROOT/releases/$PREV" nft)
+    else
+      # A release from before apply.plan (the first deploy after an upgrade rolls back to one).
+      for f in "$ROOT/releases/$PREV"/nftables/*.nft; do
+        "$NFT" -f "$f" 9>&- || ok=0
+      done
+    fi
   fi
   for u in "${UNITS_REMOVED[@]}" "${UNITS_TOUCHED[@]}"; do
     if [[ -f $QUADLET_DIR/$u.container ]]; then
@@ -279,6 +286,7 @@ unit_dir() {
   while IFS=$'\t' read -r name dir _; do
     [[ $name == "$1" ]] && { printf '%s' "$dir"; return 0; }
   done < <(plan_records "$ROOT/releases/$NEW" unit)
+  return 0
 }
 
 install_unit_file() {
@@ -410,13 +418,20 @@ stage_from_current() {
 }
 
 check_role() {
-  local out dir
+  local out dir f u units checks nfts
   [[ -f $STAGE/apply.plan ]] || fail "the bundle has no ${B_CURRENT}apply.plan (what to check, reload and probe; render/apply-plan.ts)"
-  local f u
+  # A plan that leaves a unit unchecked or a firewall file unloaded fails here, not open later.
+  units=$'\n'$(plan_records "$STAGE" unit)$'\n'
+  checks=$'\n'$(plan_records "$STAGE" check)$'\n'
+  nfts=$'\n'$(plan_records "$STAGE" nft)$'\n'
   for f in "$STAGE"/.units/*.container; do
     u=${f##*/}
     u=${u%.container}
-    plan_records "$STAGE" unit | grep -q "^$u"$'\t' || fail "the bundle's unit $u.container has no \"unit\" record in apply.plan"
+    [[ $units == *$'\n'"$u"$'\t'* ]] || fail "the bundle's unit $u.container has no \"unit\" record in apply.plan"
+    [[ $checks == *$'\n'"$u"$'\t'* ]] || fail "the bundle's unit $u.container has no \"check\" record in apply.plan: nothing would check its config"
+  done
+  for f in "$STAGE"/nftables/*.nft; do
+    [[ $nfts == *$'\n'"nftables/${f##*/}"$'\t'* ]] || fail "nftables/${f##*/} has no \"nft\" record in apply.plan: it would never be loaded"
   done
   while IFS=$'\t' read -r out dir _; do
     [[ ! -e $STAGE/$out ]] || fail "bundle must not contain $out: apply.sh assembles it from $dir/*.map"
@@ -456,12 +471,19 @@ merge_fragments() {
   bash -c "$t" >"$WORK/rendered-routes" 2>"$WORK/refused-routes" 9>&- || rc=$?
   case $rc in
     0) ;;
-    1) fail "routes of stack $NEWCOMER refused by this LB's policy; nothing changed:" "$(<"$WORK/refused-routes")" ;;
+    1) fail "routes of stack $NEWCOMER refused by this LB's policy; nothing changed:" "$(grep -F "stack $NEWCOMER: " "$WORK/refused-routes" || true)" ;;
     *) fail "the routes renderer failed (exit $rc)" "$(<"$WORK/refused-routes")" ;;
   esac
   if [[ -s $WORK/refused-routes ]]; then
-    warn "routes of attached stacks left out (not served) by this LB's policy:"
-    say_block "$(<"$WORK/refused-routes")"
+    # All of it to apply.log; on the console, an attached stack's push sees none of the other
+    # stacks' names (the owner's deploy sees every stack).
+    log_line "routes left out by this LB's policy: $(<"$WORK/refused-routes")"
+    if [[ -z $NEWCOMER ]]; then
+      warn "routes of attached stacks left out (not served) by this LB's policy:"
+      say_block "$(<"$WORK/refused-routes")"
+    else
+      warn "routes of other attached stacks are left out by this LB's policy (see $LOG)"
+    fi
   fi
   while IFS=$'\t' read -r path b64 || [[ -n $path ]]; do
     [[ $path =~ ^(haproxy|proxy)/routes\.d/([a-z0-9][a-z0-9_-]{0,62})\.(cfg|map|json)$ ]] ||

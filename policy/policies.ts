@@ -32,6 +32,15 @@ function labelsOf(props: Record<string, unknown>): Record<string, string> {
   return typeof labels === "object" && labels !== null ? (labels as Record<string, string>) : {};
 }
 
+/** Whether a rule's port (Hetzner: "22", "1-65535", or none for every port) lets SSH in. */
+function opensSsh(port: string | undefined): boolean {
+  const range = /^(\d+)(?:-(\d+))?$/.exec(port ?? "");
+  if (!range) return true;
+  const low = Number(range[1]);
+  const high = range[2] === undefined ? low : Number(range[2]);
+  return low <= 22 && 22 <= high;
+}
+
 function policy(name: string, description: string, check: (args: PolicyArgs, report: ReportViolation) => void): ResourceValidationPolicy {
   return { name, description, enforcementLevel: "mandatory", validateResource: (args, report) => check(args, report) };
 }
@@ -42,9 +51,11 @@ export const noSshFromAnywhere = policy(
   ({ type, props, name }, report) => {
     if (type !== FIREWALL) return;
     for (const rule of rulesOf(props)) {
-      if (rule.direction !== "in" || rule.port !== "22") continue;
-      const cidrs = (rule.sourceIps ?? []).map(parseCidr).filter((c): c is Cidr => typeof c !== "string");
-      const wide = wideCoverage(cidrs);
+      if (rule.direction !== "in" || !opensSsh(rule.port)) continue;
+      const parsed = (rule.sourceIps ?? []).map(parseCidr);
+      // A source that cannot be measured counts as wide: the check never fails open.
+      for (const p of parsed) if (typeof p === "string") report(`firewall ${name} lets SSH in from a source that cannot be measured: ${p}`);
+      const wide = wideCoverage(parsed.filter((c): c is Cidr => typeof c !== "string"));
       if (wide) report(`firewall ${name} opens SSH to ${wide}; list the admin networks in ssh.adminCidrs`);
     }
   },

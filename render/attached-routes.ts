@@ -71,9 +71,18 @@ export function renderAttachedStacks(policy: RoutesPolicy, pushed: readonly Push
       refused.push({ stack, errors });
       continue;
     }
+    // The engine's own checks run as the files render; whatever they refuse is this stack's
+    // refusal, never a failure of the LB's deploy.
+    let rendered: AttachedRoutesResult["files"];
+    try {
+      rendered = filesOf(fragment, policy);
+    } catch (e) {
+      refused.push({ stack, errors: [`the ${policy.engine} engine refuses these routes: ${(e as Error).message}`] });
+      continue;
+    }
     for (const r of fragment.routes) hostOwner.set(r.hostname, stack);
     for (const b of fragment.backends) backendOwner.set(b.name, stack);
-    files.push(...filesOf(fragment, policy));
+    files.push(...rendered);
   }
   return { files, refused };
 }

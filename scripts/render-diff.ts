@@ -6,7 +6,7 @@
 // old -> new (the hash the program redeploys on), and a unified diff of every file that changed.
 // Built scripts (the proxy, the routes renderer) are named, not printed. No secret is rendered.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { createTwoFilesPatch } from "diff";
@@ -90,6 +90,7 @@ function pushed(c: HostChange): string {
 }
 
 export function formatText(stack: string, ref: string, changes: readonly HostChange[]): string {
+  // Text is for a terminal: every diff, in full.
   if (changes.length === 0) return `stack ${stack}: no host changes against ${ref}\n`;
   const out = [`stack ${stack} against ${ref}: ${changes.length} host(s) change`];
   for (const c of changes) {
@@ -99,7 +100,10 @@ export function formatText(stack: string, ref: string, changes: readonly HostCha
   return out.join("\n") + "\n";
 }
 
-export function formatMarkdown(stack: string, ref: string, changes: readonly HostChange[]): string {
+/** GitHub refuses a comment over 65536 characters; the table always fits, the diffs as far as they go. */
+export const COMMENT_LIMIT = 60_000;
+
+export function formatMarkdown(stack: string, ref: string, changes: readonly HostChange[], limit = COMMENT_LIMIT): string {
   if (changes.length === 0) return `### Rendered files: stack \`${stack}\`\n\nNo host changes against \`${ref}\`.\n`;
   const out = [
     `### Rendered files: stack \`${stack}\``,
@@ -110,9 +114,26 @@ export function formatMarkdown(stack: string, ref: string, changes: readonly Hos
     "|---|---|---|",
     ...changes.map((c) => `| \`${c.host}\` | \`${short(c.before)}\` -> \`${short(c.after)}\` | ${pushed(c)} |`),
   ];
+  // The same change on several hosts (apply.sh, say) is shown once.
+  const shown = new Map<string, string>();
+  let length = out.join("\n").length;
+  const left: string[] = [];
   for (const c of changes) {
-    out.push("", `<details><summary><code>${c.host}</code>: ${c.files.length} file(s)</summary>`, "", "```diff", ...c.files.map((f) => f.patch.trimEnd()), "```", "", "</details>");
+    const body = c.files.map((f) => {
+      const first = shown.get(f.patch);
+      if (first !== undefined) return `# ${f.path}: the same change as on ${first}`;
+      shown.set(f.patch, c.host);
+      return f.patch.trimEnd();
+    });
+    const section = ["", `<details><summary><code>${c.host}</code>: ${c.files.length} file(s)</summary>`, "", "```diff", ...body, "```", "", "</details>"].join("\n");
+    if (length + section.length > limit) {
+      left.push(c.host);
+      continue;
+    }
+    out.push(section);
+    length += section.length;
   }
+  if (left.length > 0) out.push("", `Diffs of ${left.map((h) => `\`${h}\``).join(", ")} left out: the comment would be too long. \`npm run render -- --stack ${stack} --diff ${ref}\` prints them.`);
   return out.join("\n") + "\n";
 }
 
@@ -127,13 +148,14 @@ export function renderDiff(o: { readonly repo: string; readonly stack: string; r
   const tmp = mkdtempSync(join(tmpdir(), "render-diff-"));
   try {
     const base = join(tmp, "base");
-    execFileSync("mkdir", ["-p", base]);
-    execFileSync("sh", ["-c", 'git -C "$1" archive --format=tar "$2" | tar -x -C "$3"', "sh", o.repo, o.ref, base]);
+    mkdirSync(base);
+    execFileSync("bash", ["-c", 'set -o pipefail; git -C "$1" archive --format=tar "$2" | tar -x -C "$3"', "bash", o.repo, o.ref, base], { stdio: ["ignore", "ignore", "pipe"] });
     // The same dependencies: a ref's own package-lock is not installed here.
     symlinkSync(join(o.repo, "node_modules"), join(base, "node_modules"));
-    renderIn(base, o.stack, join(tmp, "a"), o.config);
+    // A stack that did not exist at the ref: every host is new.
+    const before = existsSync(join(base, o.config ?? `Pulumi.${o.stack}.yaml`)) ? (renderIn(base, o.stack, join(tmp, "a"), o.config), readRenderedTree(join(tmp, "a"))) : new Map<string, HostTree>();
     renderIn(o.repo, o.stack, join(tmp, "b"), o.config);
-    return diffTrees(readRenderedTree(join(tmp, "a")), readRenderedTree(join(tmp, "b")));
+    return diffTrees(before, readRenderedTree(join(tmp, "b")));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

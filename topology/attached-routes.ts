@@ -14,7 +14,8 @@ import { ENGINES } from "./schema";
 /** Bounds on one stack's push: enough for any real site list, small enough to render at once. */
 export const ROUTES_DATA_LIMITS = { backends: 64, serversPerBackend: 16, routes: 256 } as const;
 
-const NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+/** Backend and server names: what both engines accept (the proxy's schema allows 64). */
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const HEALTH_PATH = /^\/[A-Za-z0-9._~/-]{0,255}$/;
 
 /** routes/<stack>/routes.json as the attached stack sends it: its RouteFragment, nothing more. */
@@ -116,15 +117,18 @@ export function checkRoutesData(policy: RoutesPolicy, stack: string, data: unkno
   const backendNames = new Set<string>();
   input.backends.forEach((b, i) => {
     const where = `backends[${i}]`;
-    if (!NAME.test(b.name)) errors.push(`${where}.name: ${q(b.name)} must be 1-100 letters, digits, ".", "-" or "_"`);
+    const longer = policy.stacks.find((o) => o.stack !== stack && o.stack.startsWith(`${stack}_`) && b.name.startsWith(`${o.stack}_`));
+    if (!NAME.test(b.name)) errors.push(`${where}.name: ${q(b.name)} must be 1-64 letters, digits, ".", "-" or "_"`);
     else if (!b.name.startsWith(`${stack}_`)) errors.push(`${where}.name: "${b.name}" must start with "${stack}_", so no two stacks' backends share a name`);
+    // "demo_x_web" starts with "demo_" but is stack demo_x's namespace.
+    else if (longer) errors.push(`${where}.name: "${b.name}" lies in the names of stack ${longer.stack} ("${longer.stack}_"); choose another`);
     else if (reservedBackends.has(b.name)) errors.push(`${where}.name: backend "${b.name}" belongs to stack ${policy.owner}`);
     else if (backendNames.has(b.name)) errors.push(`${where}.name: backend "${b.name}" is defined twice`);
     backendNames.add(b.name);
     const serverNames = new Set<string>();
     b.servers.forEach((s, j) => {
       const sw = `${where}.servers[${j}]`;
-      if (!NAME.test(s.name) || s.name.length > 63) errors.push(`${sw}.name: ${q(s.name)} must be 1-63 letters, digits, ".", "-" or "_"`);
+      if (!NAME.test(s.name)) errors.push(`${sw}.name: ${q(s.name)} must be 1-64 letters, digits, ".", "-" or "_"`);
       else if (serverNames.has(s.name)) errors.push(`${sw}.name: server "${s.name}" is listed twice in backend ${b.name}`);
       serverNames.add(s.name);
       const ip = ipv4ToInt(s.address);

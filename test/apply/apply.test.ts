@@ -157,6 +157,21 @@ describe("apply.sh --bundle on a web host", () => {
     assert.equal(lines[4], "API_TOKEN=placeholder-for-API_TOKEN");
   });
 
+  test("a plan that would leave a unit unchecked or a firewall file unloaded is refused before anything is staged", async () => {
+    const { h, bundle, first } = await webHost("plan-gaps");
+    const files = bundle({ body: "v2" });
+    const plan = String(files[`${CURRENT}/apply.plan`]);
+    const noCheck = { ...files, [`${CURRENT}/apply.plan`]: plan.split("\n").filter((l) => !l.startsWith("check\t")).join("\n") };
+    const r1 = await h.applyBundle(noCheck, "web");
+    assert.equal(r1.code, 1, output(r1));
+    assert.match(r1.stderr, /the bundle's unit nginx\.container has no "check" record in apply\.plan/);
+    const stray = { ...files, [`${CURRENT}/nftables/extra.nft`]: "table inet x {}\n" };
+    const r2 = await h.applyBundle(stray, "web");
+    assert.equal(r2.code, 1, output(r2));
+    assert.match(r2.stderr, /nftables\/extra\.nft has no "nft" record in apply\.plan/);
+    assert.equal(releaseId(await h.current()), first);
+  });
+
   test("usage errors exit 2 and say what is wrong", async () => {
     const h = await ApplyHost.create(lab, "usage", () => []);
     for (const [args, message] of [

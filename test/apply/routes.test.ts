@@ -216,7 +216,7 @@ describe("apply.sh on an ingress host", () => {
       ["demo", demoData(["www.example.test"]), 'stack demo: routes[0].hostname: "www.example.test" is outside the zones stack prod delegates to stack demo (demo.example.test)'],
       ["demo", demoData(["*.demo.example.test"]), "stack demo: routes[0].hostname: \"*.demo.example.test\" is not a hostname: wildcards are not allowed here"],
       ["demo", routesData("demo", ["demo.example.test"], "172.24.0.3", 443), "stack demo: backends[0].servers[0].address: \"172.24.0.3\" is not an address in stack demo's network 172.20.0.0/16"],
-      ["demo", good.replace('"demo_web_9443"', '"demo_x\\n  bind :443"'), 'stack demo: backends[0].name: "demo_x\\n  bind :443" must be 1-100 letters'],
+      ["demo", good.replace('"demo_web_9443"', '"demo_x\\n  bind :443"'), 'stack demo: backends[0].name: "demo_x\\n  bind :443" must be 1-64 letters'],
       ["demo", json({ ...JSON.parse(good), cfg: "frontend x" }), 'stack demo: (document): Unrecognized key: "cfg"'],
       ["demo2", routesData("demo2", ["app.example.test"], DEMO2_WEB.address, DEMO2_WEB.port), 'stack demo2: routes[0].hostname: "app.example.test" is routed by stack prod'],
       ["demo2", routesData("demo2", ["demo.example.test"], DEMO2_WEB.address, DEMO2_WEB.port), 'stack demo2: hostname "demo.example.test" is routed by stack demo; remove it from one of them'],

@@ -33,6 +33,11 @@ test("no-ssh-from-anywhere measures what the sources cover: halves of the intern
   assert.match(violations(noSshFromAnywhere, fw([ssh(["0.0.0.0/0"])]))[0]!, /opens SSH to 2\^32 IPv4 addresses \(the whole IPv4 internet\)/);
   assert.equal(violations(noSshFromAnywhere, fw([ssh(["0.0.0.0/1", "128.0.0.0/1"])])).length, 1);
   assert.equal(violations(noSshFromAnywhere, fw([ssh(["2000::/3"])])).length, 1);
+  // A range or a rule for every port lets SSH in too; a source that cannot be measured is refused.
+  assert.equal(violations(noSshFromAnywhere, fw([{ direction: "in", protocol: "tcp", port: "1-65535", sourceIps: ["0.0.0.0/0"] }])).length, 1);
+  assert.equal(violations(noSshFromAnywhere, fw([{ direction: "in", protocol: "tcp", sourceIps: ["::/0"] }])).length, 1);
+  assert.deepEqual(violations(noSshFromAnywhere, fw([{ direction: "in", protocol: "tcp", port: "80-443", sourceIps: ["0.0.0.0/0"] }])), []);
+  assert.match(violations(noSshFromAnywhere, fw([ssh(["198.51.100.7/24"])]))[0]!, /cannot be measured: "198\.51\.100\.7\/24" has host bits set/);
   // Port 443 from anywhere is what an LB is for.
   assert.deepEqual(violations(noSshFromAnywhere, fw([{ direction: "in", protocol: "tcp", port: "443", sourceIps: ["0.0.0.0/0", "::/0"] }])), []);
 });

@@ -79,6 +79,13 @@ test("render --diff names exactly the hosts and lines a change moves, and the pr
     assert.deepEqual(lines.filter((l) => l.startsWith("+")).map((l) => `+${l.slice(1).trim()}`).sort(), ['+"connect": 7000,', ...Array<string>(5).fill("+timeout connect 7s")].sort());
     assert.equal(lines.filter((l) => l.startsWith("-")).length, 6);
 
+    // A stack the ref does not have: every host new, none failing the diff.
+    cpSync(join(REPO_ROOT, "examples", "Pulumi.standalone-demo.yaml"), join(repo, "Pulumi.fresh.yaml"));
+    const fresh = renderDiff({ repo, stack: "fresh", ref: "HEAD", config: "Pulumi.fresh.yaml" });
+    assert.deepEqual(fresh.map((c) => [c.host, c.before]), [["lb", undefined], ["web", undefined]]);
+    assert.match(formatText("fresh", "HEAD", fresh), /== lb: bundle \(none\) -> [0-9a-f]{12}, new host/);
+    rmSync(join(repo, "Pulumi.fresh.yaml"));
+
     // Nothing changed.
     writeFileSync(prodYaml, withRoute);
     const none = renderDiff({ repo, stack: "prod", ref: "HEAD" });
@@ -87,4 +94,16 @@ test("render --diff names exactly the hosts and lines a change moves, and the pr
   } finally {
     rmSync(repo, { recursive: true, force: true });
   }
+});
+
+test("the Markdown comment shows a change shared by several hosts once, and stays under GitHub's comment limit", () => {
+  const shared = { path: "/srv/ingress/current/apply.sh", patch: "--- a/srv/ingress/current/apply.sh\n+++ b/srv/ingress/current/apply.sh\n@@ -1 +1 @@\n-old\n+new\n" };
+  const big = (host: string) => ({ host, before: "a".repeat(64), after: "b".repeat(64), files: [shared, { path: `/srv/${host}`, patch: `+${host}${"x".repeat(25_000)}\n` }] });
+  const md = formatMarkdown("prod", "main", [big("alpha"), big("beta"), big("gamma")]);
+  assert.ok(md.length <= 60_000, String(md.length));
+  assert.equal(md.split("+new").length - 1, 1, "apply.sh's change printed once");
+  assert.match(md, /# \/srv\/ingress\/current\/apply\.sh: the same change as on alpha/);
+  assert.match(md, /Diffs of `gamma` left out: the comment would be too long\. `npm run render -- --stack prod --diff main` prints them\./);
+  // The table names every host, shown or not.
+  for (const host of ["alpha", "beta", "gamma"]) assert.match(md, new RegExp(`\\| \`${host}\` \\|`));
 });

@@ -51,7 +51,7 @@ test("everything outside the policy is refused, each problem named with its fiel
     ["demo", m((d) => (d.backends[0]!.servers[0]!["address"] = "::1")), '"::1" is not an address in stack demo\'s network'],
     ["demo", m((d) => (d.backends[0]!.servers[0]!["port"] = 0)), "backends[0].servers[0].port: Too small"],
     ["demo", m((d) => (d.backends[0]!["name"] = "prod_frontend_443")), 'backends[0].name: "prod_frontend_443" must start with "demo_"'],
-    ["demo", m((d) => (d.backends[0]!["name"] = "demo_a b")), 'backends[0].name: "demo_a b" must be 1-100 letters'],
+    ["demo", m((d) => (d.backends[0]!["name"] = "demo_a b")), 'backends[0].name: "demo_a b" must be 1-64 letters'],
     ["demo", m((d) => (d.backends[1]!["name"] = d.backends[0]!["name"])), 'backends[1].name: backend "demo_demo_443" is defined twice'],
     ["demo", m((d) => (d.backends[0]!.check["path"] = "/healthz\n    http-request deny")), 'backends[0].check.path: "/healthz\\n    http-request deny" must be an absolute URL path'],
     ["demo", m((d) => (d.backends[0]!.check["sni"] = "fiscalismia.com")), 'backends[0].check.sni: "fiscalismia.com" is outside the zones'],
@@ -67,6 +67,17 @@ test("everything outside the policy is refused, each problem named with its fiel
   }
   const many = { ...clone(demo), routes: Array.from({ length: 257 }, (_, i) => ({ hostname: `h${i}.demo.fiscalismia.com`, backend: "demo_demo_443" })) };
   assert.ok(errorsOf("demo", many).some((e) => e.startsWith("routes: Too big")));
+});
+
+test("a stack's backend names stay out of a longer stack's namespace, and what an engine refuses is that stack's refusal", () => {
+  const policy: RoutesPolicy = { ...POLICY, stacks: [...POLICY.stacks, { stack: "demo_x", network: "172.21.0.0/16", zones: ["x.example.com"] }] };
+  const squat = { ...clone(demo), backends: demo.backends.map((b, i) => (i === 0 ? { ...b, name: "demo_x_web" } : b)), routes: demo.routes.map((r, i) => (i === 0 ? { ...r, backend: "demo_x_web" } : r)) };
+  const r = checkRoutesData(policy, "demo", squat);
+  assert.ok(!r.ok && r.errors.some((e) => e.includes('"demo_x_web" lies in the names of stack demo_x')), JSON.stringify(r));
+  // 65 characters: longer than the proxy takes. Refused with the reason, for either engine.
+  const long = { ...clone(demo), backends: demo.backends.map((b, i) => (i === 0 ? { ...b, name: `demo_${"a".repeat(60)}` } : b)), routes: demo.routes.map((x, i) => (i === 0 ? { ...x, backend: `demo_${"a".repeat(60)}` } : x)) };
+  const tsPolicy: RoutesPolicy = { ...POLICY, engine: "ts" };
+  assert.match(renderAttachedStacks(tsPolicy, [{ stack: "demo", data: long }]).refused[0]!.errors.join(" "), /must be 1-64 letters/);
 });
 
 test("between stacks, a name is kept by whoever held it first: the stack being pushed goes last", () => {
