@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { renderAttachedStacks, type PushedRoutes } from "../render/attached-routes";
 import { routesPolicySchema } from "../topology/attached-routes";
 import { ROUTES_DATA_FILE } from "../topology/paths";
+import { STACK_NAME } from "../topology/schema";
 
-const STACK = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** A routes.json larger than this is refused unread (apply.sh caps what it accepts the same way). */
 const MAX_BYTES = 1024 * 1024;
 
@@ -65,7 +65,7 @@ function main(): void {
   if (!policy.success) usage(`policy ${args.policy} is not valid: ${policy.error.message}`);
 
   const stacks = readdirSync(args.routes, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && STACK.test(d.name))
+    .filter((d) => d.isDirectory() && STACK_NAME.test(d.name))
     .map((d) => d.name);
   const unreadable: { stack: string; error: string }[] = [];
   const pushed: PushedRoutes[] = [];

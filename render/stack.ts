@@ -45,7 +45,7 @@ export function stackOfReference(reference: string): string {
 }
 
 /** Where a stack's routes data lands on another stack's LB. */
-export function routesDataPath(stack: string): string {
+function routesDataPath(stack: string): string {
   return `${paths.ROUTES_DIR}/${stack}/${paths.ROUTES_DATA_FILE}`;
 }
 

@@ -40,6 +40,9 @@ export const LOCATIONS = ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"] as const;
 export const NETWORK_ZONES = ["eu-central", "us-east", "us-west", "ap-southeast"] as const;
 export const ENGINES = ["haproxy", "ts"] as const;
 
+/** A stack name as apply.sh takes it (its NAME_RE): it names directories and forced commands on the LB. */
+export const STACK_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
 export const subnetSchema = z.object({ ipRange: z.string() }).strict();
 
 export const networkSchema = z
@@ -139,7 +142,7 @@ const healthCheckSchema = z
 const attachedStackSchema = z
   .object(
     {
-      stack: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a stack name: lowercase letters, digits, "-" and "_"'),
+      stack: z.string().regex(STACK_NAME, 'a stack name: lowercase letters, digits, "-" and "_"'),
       /** Its private network's range (e.g. 172.20.0.0/16): its backends' addresses must lie inside. */
       network: z.string(),
       /** DNS zones it may route: each zone itself and every name under it (demo.example.com). */

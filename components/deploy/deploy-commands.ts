@@ -1,7 +1,7 @@
 // Every shell command that Pulumi runs on a host, built in one place so that the interface
 // of the on-host apply script (files/apply.sh, docs/deploy.md) is one function to align.
 // Pure: no Pulumi import.
-import type { HostPlan } from "../../topology";
+import { STACK_NAME, type HostPlan } from "../../topology";
 import { INGRESS_ROOT, SECRETS_DIR } from "../../topology/paths";
 
 /** Bundles land here, one directory per bundle hash, before apply.sh stages them. */
@@ -67,7 +67,7 @@ export const ATTACHED_REMOVE = "remove-routes";
 
 /** Stack names travel as arguments; apply.sh accepts the same set. */
 function stackArg(stack: string): string {
-  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(stack)) throw new Error(`stack name "${stack}" cannot be passed to apply.sh (lowercase letters, digits, "-" and "_")`);
+  if (!STACK_NAME.test(stack)) throw new Error(`stack name "${stack}" cannot be passed to apply.sh (lowercase letters, digits, "-" and "_")`);
   return stack;
 }
 

@@ -17,7 +17,7 @@ import { waitForListening } from "../../sandbox/daemons";
 import type { Netns } from "../../sandbox/netns";
 import type { ManagedProcess } from "../../sandbox/process";
 import { Sandbox } from "../../sandbox/sandbox";
-import { buildScript, NODE_CURRENT } from "./helpers/script";
+import { buildProxyScript, NODE_CURRENT } from "./helpers/script";
 import { manySourcesLab } from "./helpers/sandbox";
 
 const MAXCONN = 400;
@@ -84,7 +84,7 @@ describe("port 80 cannot starve TLS (ts engine)", { timeout: 60_000 }, () => {
     const configFile = path.join(dir, "proxy.json");
     writeFileSync(configFile, JSON.stringify(proxyConfig()));
     statsSocket = path.join(dir, "stats.sock");
-    proxy = await ns.lb.spawn("proxy", [NODE_CURRENT, buildScript(), "--config", configFile, "--stats-socket", statsSocket]);
+    proxy = await ns.lb.spawn("proxy", [NODE_CURRENT, buildProxyScript(), "--config", configFile, "--stats-socket", statsSocket]);
     await waitForListening(ns.lb, [{ port: HTTP_PORT }, { port: HTTPS_PORT }], { process: proxy });
   });
   after(async () => {

@@ -17,7 +17,7 @@ import { haproxyCommand } from "../../sandbox/haproxy-stats";
 import type { Netns } from "../../sandbox/netns";
 import type { ManagedProcess } from "../../sandbox/process";
 import { Sandbox } from "../../sandbox/sandbox";
-import { buildScript, NODE_CURRENT } from "./helpers/script";
+import { buildProxyScript, NODE_CURRENT } from "./helpers/script";
 import { manySourcesLab } from "./helpers/sandbox";
 
 const THRESHOLD = 20;
@@ -104,7 +104,7 @@ describe("IPv6 sources are rate-limited per /64, in both engines", { timeout: 60
     const configFile = path.join(dir, "proxy.json");
     writeFileSync(configFile, JSON.stringify(proxyRateLimitConfig()));
     statsSocket = path.join(dir, "stats.sock");
-    proxy = await ns.lb.spawn("proxy", [NODE_CURRENT, buildScript(), "--config", configFile, "--stats-socket", statsSocket]);
+    proxy = await ns.lb.spawn("proxy", [NODE_CURRENT, buildProxyScript(), "--config", configFile, "--stats-socket", statsSocket]);
     await waitForListening(ns.lb, [{ port: PROXY_PORT }], { process: proxy });
   });
   after(async () => {

@@ -14,7 +14,7 @@ import type { Netns } from "../../sandbox/netns";
 import type { ManagedProcess } from "../../sandbox/process";
 import { Sandbox } from "../../sandbox/sandbox";
 import { selfSignedCertificate } from "../../sandbox/tls";
-import { buildScript, NODE_CURRENT } from "./helpers/script";
+import { buildProxyScript, NODE_CURRENT } from "./helpers/script";
 import { haproxyConfig, nginxHttp } from "./helpers/daemons";
 import { waitFor } from "./helpers/harness";
 import { jsonLines, link, logLines, namespaces } from "./helpers/sandbox";
@@ -34,7 +34,7 @@ describe("real clients through the proxy to nginx and haproxy", { timeout: 30_00
   let haproxy: HaproxyDaemon;
 
   before(async () => {
-    bundle = buildScript();
+    bundle = buildProxyScript();
     sb = await Sandbox.create({ prefix: "pxt" });
     ns = await namespaces(sb, ["client", "proxy", "backend"]);
     await link(sb, { ns: ns.client, ifname: "front", addresses: [`${addr.client4}/24`, `${addr.client6}/64`] }, { ns: ns.proxy, ifname: "front", addresses: [`${addr.proxyFront4}/24`, `${addr.proxyFront6}/64`] });

@@ -26,7 +26,7 @@ import type { Netns } from "../../sandbox/netns";
 import type { ManagedProcess } from "../../sandbox/process";
 import { Sandbox } from "../../sandbox/sandbox";
 import { selfSignedCertificate } from "../../sandbox/tls";
-import { buildScript, NODE_CURRENT } from "./helpers/script";
+import { buildProxyScript, NODE_CURRENT } from "./helpers/script";
 import { nginxHttp, PP2_TLS_BACKEND_SCRIPT } from "./helpers/daemons";
 import { waitFor } from "./helpers/harness";
 import { jsonLines, link, logLines, namespaces } from "./helpers/sandbox";
@@ -77,7 +77,7 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
   const argv = () => command.slice(1).map((a) => (a.startsWith(`${paths.INGRESS_ROOT}/`) ? `${root}${a.slice(paths.INGRESS_ROOT.length)}` : a));
 
   before(async () => {
-    bundle = buildScript();
+    bundle = buildProxyScript();
     sb = await Sandbox.create({ prefix: "pxt" });
     root = await sb.subdir("srv-ingress");
     lbFiles = renderStack(prodPlan, { proxyScript: readFileSync(bundle, "utf8") }).find((h) => h.host === lb.name)!.files;

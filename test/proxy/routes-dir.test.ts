@@ -15,7 +15,7 @@ import { assembleProxyConfig, SourceFile } from "../../proxy/config/assemble";
 import { loadProxyConfig } from "../../proxy/config/load";
 import { ProxyConfigInput, ProxyRoutesFileInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
-import { buildScript, NODE_CURRENT } from "./helpers/script";
+import { buildProxyScript, NODE_CURRENT } from "./helpers/script";
 import { connectClient, freePort, startBackend, waitFor } from "./helpers/harness";
 
 const base = (port = 443, extra: Partial<ProxyConfigInput> = {}): ProxyConfigInput => ({
@@ -184,7 +184,7 @@ describe("the proxy script with --routes-dir", { timeout: 30_000 }, () => {
   let bundle: string;
   let dir: string;
   before(() => {
-    bundle = buildScript();
+    bundle = buildProxyScript();
     dir = mkdtempSync(path.join(os.tmpdir(), "pxt-routes-run-"));
   });
   after(() => {

@@ -13,13 +13,13 @@ import { after, before, describe, it } from "node:test";
 import { parseProxyHeader } from "../../proxy/codec/proxy-header-parser";
 import { ProxyConfigInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
-import { buildScript, NODE20, NODE_CURRENT } from "./helpers/script";
+import { buildProxyScript, NODE20, NODE_CURRENT } from "./helpers/script";
 import { connectClient, freePort, isListening, startBackend, waitFor } from "./helpers/harness";
 
 let bundle: string;
 let dir: string;
 before(() => {
-  bundle = buildScript();
+  bundle = buildProxyScript();
   dir = mkdtempSync(path.join(os.tmpdir(), "pxt-bundle-run-"));
 });
 after(() => {

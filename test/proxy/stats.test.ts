@@ -13,7 +13,7 @@ import { promisify } from "node:util";
 import { ProxyConfigInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
 import { basicAuthOk, statsFormat } from "../../proxy/stats/stats-server";
-import { buildScript, NODE_CURRENT } from "./helpers/script";
+import { buildProxyScript, NODE_CURRENT } from "./helpers/script";
 import { freePort, startBackend, waitFor } from "./helpers/harness";
 
 describe("stats request parsing", () => {
@@ -51,7 +51,7 @@ describe("bundle with two worker threads: health, stats, shared rate table", () 
   let socketPath: string;
 
   before(async () => {
-    const bundle = buildScript();
+    const bundle = buildProxyScript();
     dir = mkdtempSync(path.join(os.tmpdir(), "pxt-stats-"));
     backend = await startBackend((c) => c.socket.on("end", () => c.socket.end()));
     [tlsPort, statsPort, deadPort] = [await freePort(), await freePort(), await freePort()];
