@@ -13,7 +13,7 @@ import { attachmentOptions } from "./private-network";
 
 /**
  * A change to any of these replaces a Hetzner server, and with it its disk (the provider
- * marks them ForceNew; see test/components/lifecycle/provider-schema.ts). They only matter at
+ * marks them ForceNew; see local/engine/provider-schema.ts). They only matter at
  * first boot: cloud-init is kept minimal and stable, and everything that changes is pushed
  * over SSH. A rebuild or a move is an explicit `pulumi up --replace <urn>` (docs/deploy.md).
  * sshKeys is here as well because a rotated deploy key would otherwise replace every server.

@@ -609,7 +609,14 @@ validate_release() {
   cp -a "$rel/." "$VDIR/"
   find "$VDIR" -type f ! -path "$VDIR/.units/*" -print0 |
     xargs -0 -r sed -i "s|$(sed_re "$ROOT/current/")|$(sed_repl "$VDIR/")|g"
-  local name file rest
+  local name file rest dir
+  # podman refuses to bind a source that does not exist: a fresh server has no /etc/letsencrypt.
+  while IFS=$'\t' read -r dir _; do
+    [[ $dir == /* && $dir != *..* && $dir =~ ^[A-Za-z0-9_./-]+$ ]] || fail "apply.plan: bad volume path: ${dir:0:80}"
+    [[ -e $dir ]] && continue
+    if ! { mkdir -p "$dir" && chmod 0755 "$dir"; }; then fail "cannot create $dir, which a unit binds"; fi
+    say "created $dir (a unit binds it; it did not exist on this host)"
+  done < <(plan_records "$rel" volume)
   while IFS=$'\t' read -r name file rest; do
     [[ $name =~ ^[a-z0-9_]+$ ]] || fail "apply.plan: bad unit name in a check record: ${name:0:80}"
     check_command "$name" "$rest"

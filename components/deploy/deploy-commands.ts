@@ -2,7 +2,7 @@
 // of the on-host apply script (files/apply.sh, docs/deploy.md) is one function to align.
 // Pure: no Pulumi import.
 import { STACK_NAME, type HostPlan } from "../../topology";
-import { INGRESS_ROOT, SECRETS_DIR } from "../../topology/paths";
+import { INGRESS_ROOT, QUADLET_DIR, SECRETS_DIR } from "../../topology/paths";
 
 /** Bundles land here, one directory per bundle hash, before apply.sh stages them. */
 export const INCOMING_DIR = `${INGRESS_ROOT}/incoming`;
@@ -94,10 +94,15 @@ export function applyCommand(action: ApplyAction): string {
 /**
  * After secret files changed on a running host: a container that reads an env file
  * (stats.env) must restart to see it; nginx re-reads key files on reload. `try-` leaves a
- * unit that is not running alone, so this is harmless before the first deploy.
+ * unit that is not running alone, so this is harmless before the first deploy. A unit whose
+ * Quadlet file is not installed yet is skipped: systemd answers "Unit proxy.service not
+ * found." and fails the step, which is what an engine switch did (the secrets step runs
+ * before the apply that installs the new engine's unit; found by the local engine).
  */
 export function secretsChangedCommand(host: Pick<HostPlan, "containers">): string {
-  const steps = host.containers.map((c) => `${AS_ROOT}systemctl ${c.envFile === undefined ? "try-reload-or-restart" : "try-restart"} ${c.name}.service`);
+  const steps = host.containers.map(
+    (c) => `{ test ! -e ${QUADLET_DIR}/${c.name}.container || ${AS_ROOT}systemctl ${c.envFile === undefined ? "try-reload-or-restart" : "try-restart"} ${c.name}.service; }`,
+  );
   return steps.join(" && ");
 }
 

@@ -2,7 +2,7 @@
 // configs, rolling back failed reloads, idempotence and pruning.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { APPLY_SH, CURRENT, nginxBundle, nginxUnit, writeBundle, type NginxBundleOptions } from "./support/bundle";
 import { ApplyHost, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
@@ -170,6 +170,24 @@ describe("apply.sh --bundle on a web host", () => {
     assert.equal(r2.code, 1, output(r2));
     assert.match(r2.stderr, /nftables\/extra\.nft has no "nft" record in apply\.plan/);
     assert.equal(releaseId(await h.current()), first);
+  });
+
+  test("a volume record's missing directory is created before the checks; a path that is not plain is refused", async () => {
+    const { h, bundle, first } = await webHost("volumes");
+    const files = bundle({ body: "v2" });
+    const plan = String(files[`${CURRENT}/apply.plan`]);
+    const missing = join(h.base, "etc", "letsencrypt");
+    const r = await h.applyBundle({ ...files, [`${CURRENT}/apply.plan`]: `${plan}volume\t${missing}\n` }, "web");
+    assert.equal(r.code, 0, output(r));
+    // Created before the checks ran: the "created" line comes before the check's verdict.
+    assert.match(r.stdout, new RegExp(`created ${missing} \\(a unit binds it[^]*nginx: nginx/nginx\\.conf ok`));
+    assert.equal((await stat(missing)).isDirectory(), true);
+    const second = liveId(r);
+    assert.notEqual(second, first);
+    const bad = await h.applyBundle({ ...bundle({ body: "v3" }), [`${CURRENT}/apply.plan`]: `${plan}volume\t${h.base}/x/../y\n` }, "web");
+    assert.equal(bad.code, 1, output(bad));
+    assert.match(bad.stderr, /apply\.plan: bad volume path/);
+    assert.equal(releaseId(await h.current()), second, "the refused bundle left the live release alone");
   });
 
   test("usage errors exit 2 and say what is wrong", async () => {

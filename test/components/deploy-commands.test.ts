@@ -42,8 +42,8 @@ test("changed secrets restart what reads an env file and reload nginx", () => {
   const prod = planStack(loadTopology("prod"));
   const lb = prod.hosts.find((h) => h.role === "ingress")!;
   const web = prod.hosts.find((h) => h.role === "web")!;
-  assert.equal(secretsChangedCommand(lb), "systemctl try-restart haproxy.service");
-  assert.equal(secretsChangedCommand(web), "systemctl try-reload-or-restart nginx.service");
+  assert.equal(secretsChangedCommand(lb), "{ test ! -e /etc/containers/systemd/haproxy.container || systemctl try-restart haproxy.service; }");
+  assert.equal(secretsChangedCommand(web), "{ test ! -e /etc/containers/systemd/nginx.container || systemctl try-reload-or-restart nginx.service; }");
 });
 
 function bash(command: string, env: Record<string, string> = {}, input?: string) {

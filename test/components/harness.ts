@@ -2,33 +2,16 @@
 // file in its own process): config from a Pulumi.<stack>.yaml, secrets set as secret config,
 // and every resource the program registers recorded with its inputs, in registration order.
 import * as pulumi from "@pulumi/pulumi";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parse } from "yaml";
 import { BUNDLE_DIR_ENV } from "../../components/program/program-files";
 
-/** Pulumi's marker of a secret value as mocks see it (the property value signature). */
-export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+export { isSecret, reveal, SECRET_SIG } from "../../local/engine/secret-values";
+import { reveal } from "../../local/engine/secret-values";
 
-/**
- * Resource options as the program sent them to the engine. The Mocks interface never shows
- * them, but the mock monitor receives the whole RegisterResourceRequest: the harness reads
- * them from there, so tests see the options the program really passed, not only the
- * builders' results.
- */
-export interface SentOptions {
-  readonly urn: string;
-  readonly parent: string;
-  readonly protect: boolean;
-  readonly deleteBeforeReplace: boolean;
-  readonly ignoreChanges: readonly string[];
-  readonly deletedWith: string;
-  /** URNs this resource waits for: dependsOn plus the resources its inputs come from. */
-  readonly dependencies: readonly string[];
-  readonly additionalSecretOutputs: readonly string[];
-}
+export type { SentOptions } from "../../local/engine/sent-options";
+import { watchRegistrations, type SentOptions } from "../../local/engine/sent-options";
 
 export interface Recorded {
   readonly seq: number;
@@ -50,25 +33,7 @@ export interface Loaded {
   readonly bundleDir: string;
 }
 
-export function isSecret(value: unknown): value is { value: unknown } {
-  return typeof value === "object" && value !== null && (value as Record<string, unknown>)[SECRET_SIG] === SECRET_VALUE;
-}
-
-/** The plain value with every secret wrapper removed. */
-export function reveal(value: unknown): unknown {
-  if (isSecret(value)) return reveal(value.value);
-  if (Array.isArray(value)) return value.map(reveal);
-  if (typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, reveal(v)]));
-  }
-  return value;
-}
-
-/** Stack config as Pulumi passes it: structured values as JSON, scalars as text. */
-export function configFromYaml(file: string): Record<string, string> {
-  const doc = parse(readFileSync(file, "utf8")) as { config: Record<string, unknown> };
-  return Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
-}
+export { configFromYaml } from "../../local/engine/stack-config";
 
 /** A registration as the mock provider sees it, with the options the program sent. */
 export interface MockRegistration {
@@ -164,37 +129,10 @@ export async function loadProgram(opts: LoadOptions): Promise<Loaded> {
     "organization",
   );
 
-  interface RegisterRequest {
-    getType(): string;
-    getName(): string;
-    getParent(): string;
-    getProtect(): boolean;
-    getDeletebeforereplace(): boolean;
-    getIgnorechangesList(): string[];
-    getDeletedwith(): string;
-    getDependenciesList(): string[];
-    getAdditionalsecretoutputsList(): string[];
-  }
-  type Callback = (err: unknown, response?: { getUrn(): string }) => void;
-  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: Callback): Promise<void> };
-  const register = monitor.registerResource.bind(monitor);
-  const optionsOf = (req: RegisterRequest, urn: string): SentOptions => ({
-    urn,
-    parent: req.getParent(),
-    protect: req.getProtect(),
-    deleteBeforeReplace: req.getDeletebeforereplace(),
-    ignoreChanges: req.getIgnorechangesList(),
-    deletedWith: req.getDeletedwith(),
-    dependencies: req.getDependenciesList(),
-    additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
-  });
-  monitor.registerResource = (req, cb) => {
-    pending.set(`${req.getType()} ${req.getName()}`, optionsOf(req, ""));
-    return register(req, (err, response) => {
-      if (response) options.set(`${req.getType()} ${req.getName()}`, optionsOf(req, response.getUrn()));
-      cb(err, response);
-    });
-  };
+  watchRegistrations(
+    (key, o) => pending.set(key, o),
+    (key, o) => options.set(key, o),
+  );
 
   function record(type: string, name: string, inputs: Record<string, unknown>, id: string, state: Record<string, unknown>) {
     resources.push({ seq: resources.length, type, name, id, inputs, state });

@@ -1,5 +1,5 @@
 // The lifecycle table: the real index.ts walked through a sequence of stack-config edits under
-// mocks that stand in for the providers (lifecycle/provider-schema.ts: which changed inputs
+// mocks that stand in for the providers (local/engine/provider-schema.ts: which changed inputs
 // replace a resource, what the provider stores), with state carried from one `up` to the
 // next. Each edit's plan (created, updated, replaced and in which order, deleted) is compared
 // with what docs/deploy.md promises. A plan the engine would refuse (a protected resource
@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stackFile } from "../../scripts/stack-files";
 import { configFromYaml } from "./harness";
-import { keyOf, planOf, type Plan, type StackState } from "./lifecycle/engine";
+import { keyOf, planOf, type Plan, type StackState } from "../../local/engine/diff";
 import type { RunRequest, RunResult } from "./lifecycle/run-program";
 
 const work = mkdtempSync(join(tmpdir(), "lifecycle-"));

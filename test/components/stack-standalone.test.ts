@@ -59,7 +59,7 @@ test("the web server's secret files carry the generated PEMs, only through secre
   ]);
   assert.match(files["/srv/ingress/secrets/tls/port-443/privkey.pem"]!, /mock-deploy-web-tls-key-port-443/);
   assert.match(files["/srv/ingress/secrets/tls/port-8443/fullchain.pem"]!, /mock-deploy-web-tls-cert-port-8443/);
-  assert.equal(secrets.inputs["update"], `${String(secrets.inputs["create"])} && systemctl try-reload-or-restart nginx.service`);
+  assert.equal(secrets.inputs["update"], `${String(secrets.inputs["create"])} && { test ! -e /etc/containers/systemd/nginx.container || systemctl try-reload-or-restart nginx.service; }`);
 });
 
 test("the ts engine's LB runs the built proxy from its release and restarts on a new stats password", async () => {
@@ -68,6 +68,6 @@ test("the ts engine's LB runs the built proxy from its release and restarts on a
   const dir = join(loaded.bundleDir, "standalone-demo", "lb", hash);
   assert.equal(readFileSync(join(dir, "srv/ingress/current/proxy/proxy.js"), "utf8"), PROXY_JS);
   const secrets = one(loaded, "command:remote:Command", "deploy-lb-secrets");
-  assert.equal(secrets.inputs["update"], `${String(secrets.inputs["create"])} && systemctl try-restart proxy.service`);
+  assert.equal(secrets.inputs["update"], `${String(secrets.inputs["create"])} && { test ! -e /etc/containers/systemd/proxy.container || systemctl try-restart proxy.service; }`);
   assert.equal(loaded.exports["statsUrl"], `http://${String(one(loaded, "hcloud:index/server:Server", "server-lb").state["ipv4Address"])}:8404/stats`);
 });

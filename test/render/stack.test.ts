@@ -81,6 +81,7 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
     ["probe", "127.0.0.1", "443", "haproxy", "https"],
     ["probe", "127.0.0.1", "8404", "haproxy", "stats"],
     ["nft", "nftables/ingress.nft", "ingress"],
+    ["volume", "/srv/ingress"],
     ["map", "haproxy/routes.map", "haproxy/routes.d"],
   ]);
   const routes = all.demo![1]!;

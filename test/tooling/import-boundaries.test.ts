@@ -43,3 +43,16 @@ test("the renderer and the proxy meet only in contract/: the proxy imports neith
   for (const file of sources("contract")) for (const imp of importsOf(file)) if (imp.project ? !imp.path.startsWith("contract/") : imp.path !== "zod") bad.push(`${file} imports ${imp.path}`);
   assert.deepEqual(bad, []);
 });
+
+test("the program never depends on the local engine, and the local cloud's readers and rulesets are pure", () => {
+  const bad: string[] = [];
+  for (const dir of ["components", "contract", "topology", "render", "proxy", "files"]) {
+    for (const file of sources(dir)) for (const imp of importsOf(file)) if (imp.project && /^local(\/|$)/.test(imp.path)) bad.push(`${file} imports ${imp.path}`);
+  }
+  for (const file of ["index.ts"]) for (const imp of importsOf(file)) if (imp.project && /^local(\/|$)/.test(imp.path)) bad.push(`${file} imports ${imp.path}`);
+  const pure = ["local/machine/unit-files.ts", "local/cloud/firewall-ruleset.ts", "local/engine/diff.ts", "local/engine/provider-schema.ts", "local/engine/secret-values.ts"];
+  for (const file of pure) {
+    for (const imp of importsOf(file)) if (imp.project ? !pure.includes(`${imp.path}.ts`) : !PURE_EXTERNAL.has(imp.path)) bad.push(`${file} imports ${imp.path}`);
+  }
+  assert.deepEqual(bad, []);
+});

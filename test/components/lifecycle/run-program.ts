@@ -3,8 +3,8 @@
 // Ids follow the provider rows: kept, or new where the provider would replace.
 import { readFileSync } from "node:fs";
 import { loadProgram, type MockRegistration } from "../harness";
-import { changedInputs, keyOf, plainInputs, replaces, type ResourceState, type StackState } from "./engine";
-import { providerRow } from "./provider-schema";
+import { changedInputs, keyOf, plainInputs, replaces, type ResourceState, type StackState } from "../../../local/engine/diff";
+import { providerRow } from "../../../local/engine/provider-schema";
 
 export interface RunRequest {
   readonly stack: string;

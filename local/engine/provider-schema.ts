@@ -64,6 +64,6 @@ export const PROVIDER_SCHEMA: Readonly<Record<string, ProviderRow>> = {
 
 export function providerRow(type: string): ProviderRow {
   const row = PROVIDER_SCHEMA[type];
-  if (!row) throw new Error(`no provider row for ${type}: add it to test/components/lifecycle/provider-schema.ts from the provider's source`);
+  if (!row) throw new Error(`no provider row for ${type}: add it to local/engine/provider-schema.ts from the provider's source`);
   return row;
 }

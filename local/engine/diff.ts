@@ -1,9 +1,9 @@
-// A model of what `pulumi up` does with a stack's state and a new run of the program, enough to
-// read a plan off the mocks: per resource, create / update / replace / delete, from the
+// A model of what `pulumi up` does with a stack's state and a new run of the program: the
+// lifecycle tests read a plan off the mocks with it, and the local engine acts on it: per resource, create / update / replace / delete, from the
 // provider rows in provider-schema.ts and the options the program sent. Ids carry the model:
 // a resource keeps its id unless the provider would replace it, and since ids flow into other
 // resources' inputs (serverId, triggers), a replacement cascades exactly as it does for real.
-import { isSecret } from "../harness";
+import { isSecret } from "./secret-values";
 import { providerRow } from "./provider-schema";
 
 /** One custom resource as the state file would hold it. Key: "<type> <name>". */

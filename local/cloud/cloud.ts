@@ -1,0 +1,313 @@
+// The local cloud: Hetzner's API as the program uses it, realised with namespaces on this
+// machine. Servers are Machines behind one router ("isp") that holds their public addresses
+// (documentation ranges only) and enforces their cloud firewalls; private networks are routed
+// bridges with Hetzner's gateway at .1 and MTU 1450; the operator is the "admin" namespace
+// (198.51.100.7, the shipped stacks' admin CIDR) and a user on the internet is "client".
+import { randomBytes } from "node:crypto";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { destroyNetns, RoutedNetwork, Sandbox, type Netns } from "../../sandbox";
+import { buildScript, PROJECT_ROOT } from "../../components/program/program-files";
+import { firewallRuleset, type FirewallRule } from "./firewall-ruleset";
+import { Machine } from "./machine";
+
+/** The router's address on every public link, as Hetzner's 172.31.1.1 on-link gateway. */
+const PUBLIC_GATEWAY = "172.31.1.1";
+export const OPERATOR = { ipv4: "198.51.100.7" } as const;
+export const CLIENT = { ipv4: "203.0.113.50", ipv6: "2001:db8:113::50" } as const;
+
+export interface ServerInfo {
+  readonly id: number;
+  readonly name: string;
+  readonly ipv4: string;
+  readonly ipv6: string;
+  readonly netns: string;
+  readonly initPid: number;
+  readonly privateIps: Record<string, string>;
+}
+
+export interface CloudInfo {
+  /** Random per cloud: a stack state written for another cloud names nothing that exists. */
+  readonly cloudId: string;
+  readonly operatorNetns: string;
+  readonly clientNetns: string;
+  readonly routerNetns: string;
+  readonly servers: readonly ServerInfo[];
+}
+
+interface ServerRecord {
+  readonly id: number;
+  readonly machine: Machine;
+  readonly link: string;
+  readonly ipv4: string;
+  readonly ipv6: string;
+  firewallIds: number[];
+  /** Attachment id -> interface and network. */
+  readonly attachments: Map<number, { readonly ifname: string; readonly networkId: number; readonly ip: string }>;
+}
+
+export class LocalCloud {
+  private nextId = 1;
+  private nextPublic = 10;
+  private nextPrimary = 100;
+  readonly cloudId = randomBytes(6).toString("hex");
+  private readonly networks = new Map<number, { readonly net: RoutedNetwork; readonly ipRange: string }>();
+  private readonly sshKeys = new Map<number, string>();
+  private readonly firewalls = new Map<number, readonly FirewallRule[]>();
+  private readonly primaryIps = new Map<number, { readonly type: string; readonly ip: string; assignee?: number | undefined }>();
+  private readonly servers = new Map<number, ServerRecord>();
+  private readonly attachmentServer = new Map<number, number>();
+
+  private constructor(
+    readonly sb: Sandbox,
+    private readonly router: Netns,
+    private readonly operator: Netns,
+    private readonly client: Netns,
+    private readonly toolsScript: string,
+  ) {}
+
+  static async create(prefix = "inglc"): Promise<LocalCloud> {
+    const sb = await Sandbox.create({ prefix });
+    try {
+      const router = await sb.namespace("isp");
+      await router.setForwarding(true);
+      await router.exec(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+      const toolsScript = join(sb.dir, "machine-tools.js");
+      writeFileSync(toolsScript, buildScript(join(PROJECT_ROOT, "local", "machine", "tools.ts")), { mode: 0o755 });
+      const operator = await sb.namespace("operator");
+      const client = await sb.namespace("client");
+      const cloud = new LocalCloud(sb, router, operator, client, toolsScript);
+      await cloud.publicLink(operator, "op0", OPERATOR.ipv4);
+      await cloud.publicLink(client, "cl0", CLIENT.ipv4, CLIENT.ipv6);
+      await cloud.syncFirewalls();
+      return cloud;
+    } catch (e) {
+      await sb.teardown().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private id(): number {
+    return this.nextId++;
+  }
+
+  /** A point-to-point public link from the router, addresses routed as Hetzner does (/32, gateway on-link). */
+  private async publicLink(ns: Netns, link: string, ipv4: string, ipv6?: string): Promise<void> {
+    await this.sb.veth({ ns: this.router, ifname: link }, { ns, ifname: "eth0" });
+    await this.router.addAddress(link, `${PUBLIC_GATEWAY}/32`);
+    await this.router.addRoute(`${ipv4}/32`, { dev: link });
+    await ns.addAddress("eth0", `${ipv4}/32`);
+    await ns.addRoute(PUBLIC_GATEWAY, { dev: "eth0", scopeLink: true });
+    await ns.addRoute("default", { via: PUBLIC_GATEWAY, dev: "eth0" });
+    if (ipv6 !== undefined) {
+      await this.router.exec(["ip", "-6", "addr", "add", "fe80::1/64", "dev", link]);
+      await this.router.exec(["ip", "-6", "route", "add", `${ipv6}/128`, "dev", link]);
+      await ns.exec(["ip", "-6", "addr", "add", `${ipv6}/64`, "dev", "eth0", "nodad"]);
+      await ns.exec(["ip", "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0"]);
+    }
+  }
+
+  private allocateIpv4(): string {
+    if (this.nextPublic > 250) throw new Error("local cloud: out of public addresses");
+    return `203.0.113.${this.nextPublic++}`;
+  }
+
+  // --- networks -----------------------------------------------------------------------------
+
+  async createNetwork(ipRange: string): Promise<number> {
+    const id = this.id();
+    const net = await RoutedNetwork.create(this.sb, { name: `n${id}`, ipRange });
+    this.networks.set(id, { net, ipRange });
+    return id;
+  }
+
+  async deleteNetwork(id: number): Promise<void> {
+    const n = this.networks.get(id);
+    if (!n) return;
+    for (const [att, serverId] of this.attachmentServer) {
+      if (this.servers.get(serverId)?.attachments.get(att)?.networkId === id) throw new Error(`network ${id} has attached servers (detach them first)`);
+    }
+    await destroyNetns(n.net.router.name, n.net.router.inode);
+    this.networks.delete(id);
+  }
+
+  // --- keys, firewalls, placement, primary IPs -----------------------------------------------
+
+  createSshKey(publicKey: string): number {
+    const id = this.id();
+    this.sshKeys.set(id, publicKey.trim());
+    return id;
+  }
+
+  deleteSshKey(id: number): void {
+    this.sshKeys.delete(id);
+  }
+
+  async createFirewall(rules: readonly FirewallRule[]): Promise<number> {
+    const id = this.id();
+    this.firewalls.set(id, rules);
+    return id;
+  }
+
+  async updateFirewall(id: number, rules: readonly FirewallRule[]): Promise<void> {
+    if (!this.firewalls.has(id)) throw new Error(`firewall ${id} not found`);
+    this.firewalls.set(id, rules);
+    await this.syncFirewalls();
+  }
+
+  async deleteFirewall(id: number): Promise<void> {
+    for (const s of this.servers.values()) if (s.firewallIds.includes(id)) throw new Error(`firewall ${id} is still applied to server ${s.id}`);
+    this.firewalls.delete(id);
+  }
+
+  createPlacementGroup(): number {
+    return this.id();
+  }
+
+  createPrimaryIp(type: string): { id: number; ip: string } {
+    const id = this.id();
+    if (type !== "ipv6" && this.nextPrimary > 250) throw new Error("local cloud: out of primary IPv4 addresses");
+    const ip = type === "ipv6" ? `2001:db8:${id}::/64` : `198.51.100.${this.nextPrimary++}`;
+    this.primaryIps.set(id, { type, ip });
+    return { id, ip };
+  }
+
+  deletePrimaryIp(id: number): void {
+    const p = this.primaryIps.get(id);
+    if (p?.assignee !== undefined && this.servers.has(p.assignee)) throw new Error(`primary IP ${id} is assigned to server ${p.assignee}`);
+    this.primaryIps.delete(id);
+  }
+
+  // --- servers ------------------------------------------------------------------------------
+
+  async createServer(o: {
+    readonly name: string;
+    readonly sshKeyIds: readonly number[];
+    readonly firewallIds: readonly number[];
+    readonly userData: string;
+    readonly primaryIpv4?: number;
+    readonly primaryIpv6?: number;
+  }): Promise<ServerInfo> {
+    const id = this.id();
+    const keys = o.sshKeyIds.map((k) => {
+      const key = this.sshKeys.get(k);
+      if (key === undefined) throw new Error(`ssh key ${k} not found`);
+      return key;
+    });
+    for (const f of o.firewallIds) if (!this.firewalls.has(f)) throw new Error(`firewall ${f} not found`);
+    const primary = (pid: number | undefined) => {
+      if (pid === undefined) return undefined;
+      const p = this.primaryIps.get(pid);
+      if (!p) throw new Error(`primary IP ${pid} not found`);
+      if (p.assignee !== undefined && this.servers.has(p.assignee)) throw new Error(`primary IP ${pid} is already assigned to server ${p.assignee}`);
+      p.assignee = id;
+      return p.ip;
+    };
+    const ipv4 = primary(o.primaryIpv4) ?? this.allocateIpv4();
+    const v6net = primary(o.primaryIpv6) ?? `2001:db8:${id}::/64`;
+    const ipv6 = v6net.replace(/\/64$/, "").replace(/::$/, "::1");
+    const ns = await this.sb.namespace(`srv${id}`);
+    const link = `pub${id}`;
+    let machine: Machine;
+    try {
+      await this.publicLink(ns, link, ipv4, ipv6);
+      machine = await Machine.create(this.sb, ns, { id, name: o.name, authorizedKeys: keys, userData: o.userData, toolsScript: this.toolsScript });
+    } catch (e) {
+      // A server that failed to come up leaves nothing: no namespace, link, route or address claim.
+      await destroyNetns(ns.name, ns.inode);
+      await this.router.exec(["ip", "link", "del", link], { allowFailure: true });
+      await this.router.exec(["ip", "route", "del", `${ipv4}/32`], { allowFailure: true });
+      for (const p of this.primaryIps.values()) if (p.assignee === id) delete p.assignee;
+      throw e;
+    }
+    this.servers.set(id, { id, machine, link, ipv4, ipv6, firewallIds: [...o.firewallIds], attachments: new Map() });
+    await this.syncFirewalls();
+    return this.serverInfo(id);
+  }
+
+  // Deleting what is already gone succeeds, as the hcloud provider treats a 404 on delete.
+  async deleteServer(id: number): Promise<void> {
+    const s = this.servers.get(id);
+    if (!s) return;
+    await s.machine.destroy();
+    // Its disk goes with it: the overlays hold its secrets and host key.
+    rmSync(s.machine.dir, { recursive: true, force: true });
+    await this.router.exec(["ip", "link", "del", s.link], { allowFailure: true });
+    for (const p of this.primaryIps.values()) if (p.assignee === id) delete p.assignee;
+    for (const att of s.attachments.keys()) this.attachmentServer.delete(att);
+    this.servers.delete(id);
+    await this.syncFirewalls();
+  }
+
+  async setServerFirewalls(id: number, firewallIds: readonly number[]): Promise<void> {
+    const s = this.servers.get(id);
+    if (!s) throw new Error(`server ${id} not found`);
+    s.firewallIds = [...firewallIds];
+    await this.syncFirewalls();
+  }
+
+  serverInfo(id: number): ServerInfo {
+    const s = this.servers.get(id);
+    if (!s) throw new Error(`server ${id} not found`);
+    const privateIps: Record<string, string> = {};
+    for (const a of s.attachments.values()) privateIps[this.networks.get(a.networkId)?.ipRange ?? String(a.networkId)] = a.ip;
+    return { id, name: s.machine.spec.name, ipv4: s.ipv4, ipv6: s.ipv6, netns: s.machine.ns.name, initPid: s.machine.init.pid, privateIps };
+  }
+
+  // --- attachments --------------------------------------------------------------------------
+
+  /** Hot-adds a private interface to a running server, as hcloud_server_network does. */
+  async attach(serverId: number, networkId: number, ip: string): Promise<number> {
+    const s = this.servers.get(serverId);
+    if (!s) throw new Error(`server ${serverId} not found`);
+    const n = this.networks.get(networkId);
+    if (!n) throw new Error(`network ${networkId} not found`);
+    for (const a of s.attachments.values()) if (a.networkId === networkId) throw new Error(`server ${serverId} is already attached to network ${networkId}`);
+    const used = new Set([...s.attachments.values()].map((a) => a.ifname));
+    let i = 10;
+    while (used.has(`ens${i}`)) i++;
+    const ifname = `ens${i}`;
+    await n.net.attach(s.machine.ns, { ip, ifname });
+    // Hetzner's network answers for every address itself: a replaced server that takes over an
+    // address is reachable at once, with no neighbour entry of the old one left to time out.
+    await n.net.router.exec(["ip", "neigh", "flush", "to", ip], { allowFailure: true });
+    const id = this.id();
+    s.attachments.set(id, { ifname, networkId, ip });
+    this.attachmentServer.set(id, serverId);
+    return id;
+  }
+
+  async detach(attachmentId: number): Promise<void> {
+    const serverId = this.attachmentServer.get(attachmentId);
+    const s = serverId === undefined ? undefined : this.servers.get(serverId);
+    const a = s?.attachments.get(attachmentId);
+    // Gone with its server: hcloud removes a server's attachments when it deletes the server.
+    if (!s || !a) return;
+    await s.machine.ns.exec(["ip", "link", "del", a.ifname]);
+    s.attachments.delete(attachmentId);
+    this.attachmentServer.delete(attachmentId);
+  }
+
+  // --- firewalls at the router --------------------------------------------------------------
+
+  private async syncFirewalls(): Promise<void> {
+    const guarded = [...this.servers.values()]
+      .filter((s) => s.firewallIds.length > 0)
+      .map((s) => ({ serverId: s.id, link: s.link, rules: s.firewallIds.flatMap((f) => this.firewalls.get(f) ?? []) }));
+    await this.router.nft(firewallRuleset(guarded));
+  }
+
+  info(): CloudInfo {
+    return {
+      cloudId: this.cloudId,
+      operatorNetns: this.operator.name,
+      clientNetns: this.client.name,
+      routerNetns: this.router.name,
+      servers: [...this.servers.keys()].map((id) => this.serverInfo(id)),
+    };
+  }
+
+  async teardown(): Promise<void> {
+    await this.sb.teardown();
+  }
+}
