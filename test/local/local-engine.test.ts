@@ -93,6 +93,13 @@ describe("the local engine runs the program against fresh machines", () => {
       const sites = c["hetzner-ingress:sites"] as Record<string, unknown>[];
       sites.push({ hostname: "api.demo.fiscalismia.com", server: "demo", port: 9443, tls: { source: "self-signed" } });
     });
+    // The preview says what the up will do, and does none of it.
+    const preview = await local(l, ["preview", "--stack", "demo", "--config", file], { STATSPASSWORD: STATS_PASSWORD });
+    assert.equal(preview.code, 0, said(preview));
+    assert.deepEqual(hostCommands(preview), [], said(preview));
+    assert.match(preview.stdout, /^\+- replace command:remote:Command deploy-demo-apply \(create, triggers\)$/m);
+    assert.match(preview.stdout, /^~ update command:remote:Command ingress-routes \(stdin\)$/m);
+    assert.notEqual(await viaLb(info, "api.demo.fiscalismia.com", lbIp), "200");
     const r = await up("demo", "--config", file);
     assert.equal(r.code, 0, said(r));
     const ran = hostCommands(r).map((line) => line.trim().split(" ")[1]!.replace(/:$/, ""));
