@@ -12,8 +12,8 @@ import { join } from "node:path";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { buildScript } from "../components/program/program-files";
-import { Sandbox, Segment, selfSignedCertificate, startHaproxy, startNginx, sandboxNginxMain, waitForListening } from "../sandbox";
-import type { Netns } from "../sandbox";
+import { Sandbox, Segment, selfSignedCertificate, startHaproxy, startNginx, sandboxNginxMain, waitForListening } from "../lab";
+import type { Netns } from "../lab";
 
 const LB = "203.0.113.2";
 const BACKEND = "203.0.113.20";

@@ -1,10 +1,10 @@
 // Shared pieces of the end-to-end checks: what a check is, curl through the LB, and waiting on
 // the LB's view of server health.
 import type { RoutingRow } from "../topology";
-import { pollUntil } from "./command";
-import type { HaproxyServerState } from "./haproxy-stats";
+import { pollUntil } from "../lab/command";
+import type { HaproxyServerState } from "../lab/haproxy-stats";
 import { INTERNET, type IngressSandbox } from "./ingress-sandbox";
-import type { Netns } from "./netns";
+import type { Netns } from "../lab/netns";
 
 export class SkipCheck extends Error {
   constructor(reason: string) {

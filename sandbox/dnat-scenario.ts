@@ -2,9 +2,9 @@
 // podman-style container behind a DNAT of its ports (`podman run -p 443:443`), with forwarding
 // off as on the user's host. The rendered LB config then sees Layer4 timeouts; restoring host
 // networking (what the project deploys) brings the server back.
-import { createBridgedContainer, holdHostPort, publishPorts, unpublishPorts, type BridgedContainer } from "./container";
+import { createBridgedContainer, holdHostPort, publishPorts, unpublishPorts, type BridgedContainer } from "../lab/container";
 import { CONTAINER_SUBNET, type IngressSandbox } from "./ingress-sandbox";
-import type { ManagedProcess } from "./process";
+import type { ManagedProcess } from "../lab/process";
 
 const containers = new WeakMap<IngressSandbox, Map<string, BridgedContainer>>();
 

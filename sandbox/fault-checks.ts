@@ -2,13 +2,13 @@
 // nginx, and the original DNAT failure.
 import assert from "node:assert/strict";
 import type { RoutingRow } from "../topology";
-import { sleep } from "./command";
+import { sleep } from "../lab/command";
 import { curlThroughLb, isUp, rowState, uniqueServers, waitRows, type IngressCheck } from "./check-helpers";
 import { publishThroughDnat } from "./dnat-scenario";
 import { INTERNET } from "./ingress-sandbox";
 import { servedRows } from "./ingress-plan";
-import { probeTcp } from "./tcp-probe";
-import { tlsBurst, tlsGet } from "./tls-client";
+import { probeTcp } from "../lab/tcp-probe";
+import { tlsBurst, tlsGet } from "../lab/tls-client";
 
 export const rateLimitCheck = (hostname: string): IngressCheck => ({
   name: "60 connections in 3 s from one client trip the rate limit; another client is still served",

@@ -1,22 +1,9 @@
-// The sandbox's public surface, for the local topology and the end-to-end tests.
-export * from "./address";
-export * from "./command";
-export * from "./container";
-export * from "./daemons";
+// The ingress scenario: prod and demo as the sandbox deploys them on the namespace lab (lab/),
+// for `npm run sandbox` and the end-to-end tests.
 export * from "./engines";
-export * from "./haproxy-stats";
 export * from "./host-root";
 export * from "./ingress-checks";
 export * from "./ingress-plan";
 export * from "./ingress-sandbox";
 export * from "./mount-points";
-export * from "./netns";
-export * from "./network";
 export * from "./prerequisites";
-export * from "./process";
-export { isLive, processState } from "./procfs";
-export * from "./sandbox";
-export * from "./ssh";
-export * from "./tcp-probe";
-export * from "./tls";
-export * from "./tls-client";

@@ -3,13 +3,13 @@
 // that needs something the engine or the chosen stacks lack says so with SkipCheck.
 import assert from "node:assert/strict";
 import type { RoutingRow } from "../topology";
-import { pollUntil } from "./command";
+import { pollUntil } from "../lab/command";
 import { curl, curlThroughLb, isUp, SkipCheck, uniqueServers, waitRows, type CheckResult, type IngressCheck } from "./check-helpers";
 import { dnatCheck, failoverCheck, rateLimitCheck } from "./fault-checks";
 import { INTERNET, type IngressSandbox } from "./ingress-sandbox";
 import { servedRows, type IngressSandboxPlan } from "./ingress-plan";
-import { probeTcp } from "./tcp-probe";
-import { tlsGet } from "./tls-client";
+import { probeTcp } from "../lab/tcp-probe";
+import { tlsGet } from "../lab/tls-client";
 
 export { SkipCheck, type CheckResult, type IngressCheck } from "./check-helpers";
 

@@ -10,17 +10,17 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Engine, HostPlan } from "../topology";
 import * as paths from "../topology/paths";
-import { formatIpv4, parseIpv4Cidr } from "./address";
-import { waitForListening } from "./daemons";
+import { formatIpv4, parseIpv4Cidr } from "../lab/address";
+import { waitForListening } from "../lab/daemons";
 import { HostRoot, mountTargets, withBindMounts, type BindMount } from "./host-root";
 import { planIngressSandbox, type HealthCheck, type IngressSandboxPlan, type SandboxStacks } from "./ingress-plan";
 import { LB_ENGINES, resolveBinary, type RunningLb } from "./lb-engine";
 import { assembleHaproxyMapFiles, mergeAttachedRoutes } from "./lb-routes";
 import { ensureMountPoints, INGRESS_SANDBOX_PREFIX, releaseMountPoints } from "./mount-points";
-import type { Netns } from "./netns";
-import { RoutedNetwork, Segment } from "./network";
-import type { ManagedProcess } from "./process";
-import { Sandbox, type Leftovers } from "./sandbox";
+import type { Netns } from "../lab/netns";
+import { RoutedNetwork, Segment } from "../lab/network";
+import type { ManagedProcess } from "../lab/process";
+import { Sandbox, type Leftovers } from "../lab/sandbox";
 import { installSiteCertificates } from "./site-certs";
 
 /** The "internet": documentation ranges only (192.0.2.0/24 is this machine's real uplink). */

@@ -6,12 +6,12 @@ import http from "node:http";
 import { join } from "node:path";
 import type { Engine, HostPlan } from "../topology";
 import * as paths from "../topology/paths";
-import { PollAbort, pollUntil } from "./command";
-import { waitForListening, type Listener } from "./daemons";
-import { haproxyCommand, haproxyServerStates, type HaproxyServerState } from "./haproxy-stats";
+import { PollAbort, pollUntil } from "../lab/command";
+import { waitForListening, type Listener } from "../lab/daemons";
+import { haproxyCommand, haproxyServerStates, type HaproxyServerState } from "../lab/haproxy-stats";
 import { withBindMounts, type HostRoot } from "./host-root";
-import type { Netns } from "./netns";
-import type { ManagedProcess } from "./process";
+import type { Netns } from "../lab/netns";
+import type { ManagedProcess } from "../lab/process";
 
 export interface LbLaunch {
   readonly ns: Netns;

@@ -4,8 +4,8 @@
 // ends last removes them, and no run removes one while another live run may bind over it.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { listNetns } from "./sandbox";
-import { isLive } from "./procfs";
+import { listNetns } from "../lab/sandbox";
+import { isLive } from "../lab/procfs";
 
 /** Where the CLI keeps its state and the registry of created mount points. */
 export const SANDBOX_RUN_DIR = "/run/hetzner-ingress-sandbox";

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import type { HostPlan } from "../topology";
 import type { HostRoot } from "./host-root";
-import { selfSignedCertificate } from "./tls";
+import { selfSignedCertificate } from "../lab/tls";
 
 const LIVE = "/letsencrypt/live/";
 

@@ -10,14 +10,14 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { Engine } from "../topology";
-import { pollUntil, sleep } from "../sandbox/command";
+import { pollUntil, sleep } from "../lab/command";
 import { readState, removeState, STATE_FILE, SUPERVISOR_LOG, type SandboxState } from "../sandbox/cli-state";
 import { requireBuiltScript } from "../sandbox/proxy-script";
 import { SANDBOX_STACKS, type SandboxStacks } from "../sandbox/ingress-plan";
 import { INGRESS_SANDBOX_PREFIX, registeredMountPoints, releaseMountPoints, removeRunDirIfEmpty, SANDBOX_RUN_DIR, otherLiveRuns } from "../sandbox/mount-points";
 import { missingPrerequisites } from "../sandbox/prerequisites";
-import { isLive } from "../sandbox/procfs";
-import { cleanupStale, listNetns } from "../sandbox/sandbox";
+import { isLive } from "../lab/procfs";
+import { cleanupStale, listNetns } from "../lab/sandbox";
 import { requestChecks, supervise } from "../sandbox/supervisor";
 
 const USAGE = "usage: npm run sandbox -- up|test|down [--stack demo|prod|all] [--engine haproxy|ts]";

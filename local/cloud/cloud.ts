@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { destroyNetns, RoutedNetwork, Sandbox, type Netns } from "../../sandbox";
+import { destroyNetns, RoutedNetwork, Sandbox, type Netns } from "../../lab";
 import { buildScript, PROJECT_ROOT } from "../../components/program/program-files";
 import { firewallRuleset, type FirewallRule } from "./firewall-ruleset";
 import { Machine } from "./machine";

@@ -6,8 +6,8 @@
 // sshd and every daemon it starts live inside both.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { destroyNetns, run, type Netns, type RunResult, type Sandbox } from "../../sandbox";
-import type { ManagedProcess } from "../../sandbox/process";
+import { destroyNetns, run, type Netns, type RunResult, type Sandbox } from "../../lab";
+import type { ManagedProcess } from "../../lab/process";
 
 /** Directories of the machine that are its own (overlays). */
 const PRIVATE_DIRS = ["/etc", "/var", "/srv", "/usr/local", "/root"] as const;

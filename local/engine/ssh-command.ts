@@ -5,7 +5,7 @@
 // `dialErrorLimit` times, each dial bounded by `perDialTimeout` seconds.
 import { writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { run, type RunResult } from "../../sandbox/command";
+import { run, type RunResult } from "../../lab/command";
 import { withScratch } from "./scratch";
 
 export interface Connection {

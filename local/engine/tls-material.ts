@@ -3,7 +3,7 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { run } from "../../sandbox/command";
+import { run } from "../../lab/command";
 import { withScratch } from "./scratch";
 
 export interface KeyMaterial {

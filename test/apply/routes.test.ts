@@ -7,10 +7,10 @@ import { after, before, describe, test } from "node:test";
 import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { attachedKeysFile } from "../../components/deploy/deploy-commands";
-import { pollUntil, sshArgv, waitForListening } from "../../sandbox";
+import { pollUntil, sshArgv, waitForListening } from "../../lab";
 import { join } from "node:path";
 import type { RoutesPolicy } from "../../topology/attached-routes";
-import { selfSignedCertificate } from "../../sandbox/tls";
+import { selfSignedCertificate } from "../../lab/tls";
 import { applyPlan, CURRENT, HAPROXY_CHECK, haproxyBundle, nftRuleset, QUADLET, routesData, type HaproxyBundleOptions } from "./support/bundle";
 import { ApplyHost, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
 

@@ -8,8 +8,8 @@ import { after, describe, it } from "node:test";
 import { readState, STATE_FILE } from "../../sandbox/cli-state";
 import { registeredMountPoints, SANDBOX_RUN_DIR, otherLiveRuns } from "../../sandbox/mount-points";
 import { missingPrerequisites } from "../../sandbox/prerequisites";
-import { isLive } from "../../sandbox/procfs";
-import { listNetns } from "../../sandbox/sandbox";
+import { isLive } from "../../lab/procfs";
+import { listNetns } from "../../lab/sandbox";
 
 const CLI = join(__dirname, "..", "..", "scripts", "sandbox.ts");
 const missing = missingPrerequisites();

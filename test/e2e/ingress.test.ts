@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { cleanupStale } from "../../sandbox";
+import { cleanupStale } from "../../lab";
 import { sandboxEngines } from "../../sandbox/engines";
 import { buildProxyScript } from "../../sandbox/proxy-script";
 import { ingressChecks, SkipCheck } from "../../sandbox/ingress-checks";

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
-import { run } from "../../sandbox/command";
+import { run } from "../../lab/command";
 import { CLIENT, clientLoop, cloudInfo, hostCommands, local, localRun, onServer, outputsOf, said, serverNamed, until200, viaLb, type LocalRun } from "./support";
 
 const ROOT = join(__dirname, "..", "..");

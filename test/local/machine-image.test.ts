@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { run } from "../../sandbox/command";
+import { run } from "../../lab/command";
 import { firewallRuleset } from "../../local/cloud/firewall-ruleset";
 import { execLine, parsePodmanRun, parseUnitFile, podmanRunArgs, splitCommandLine } from "../../local/machine/unit-files";
 import { cloudFirewallRules } from "../../components/deploy/firewall-rules";

@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run, type RunResult } from "../../sandbox/command";
+import { run, type RunResult } from "../../lab/command";
 import type { CloudInfo, ServerInfo } from "../../local/cloud/cloud";
 import { CLIENT } from "../../local/cloud/cloud";
 

@@ -10,8 +10,8 @@ import { CheckResult, initialHealth, nextHealth, statusText } from "../../proxy/
 import { HealthMonitor } from "../../proxy/health/monitor";
 import { runCheck } from "../../proxy/health/run-check";
 import { memoryLogger } from "../../proxy/log/logger";
-import { ManagedProcess } from "../../sandbox/process";
-import { selfSignedCertificate } from "../../sandbox/tls";
+import { ManagedProcess } from "../../lab/process";
+import { selfSignedCertificate } from "../../lab/tls";
 import { freePort, waitFor } from "./helpers/harness";
 
 describe("health state machine (HAProxy's counter)", () => {

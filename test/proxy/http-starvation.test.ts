@@ -13,10 +13,10 @@ import { after, before, describe, it } from "node:test";
 import { planStack, validateStackConfig } from "../../topology";
 import { readStackConfig, stackFile } from "../../scripts/stack-files";
 import { proxyConfigOf } from "../../render/proxy-config";
-import { waitForListening } from "../../sandbox/daemons";
-import type { Netns } from "../../sandbox/netns";
-import type { ManagedProcess } from "../../sandbox/process";
-import { Sandbox } from "../../sandbox/sandbox";
+import { waitForListening } from "../../lab/daemons";
+import type { Netns } from "../../lab/netns";
+import type { ManagedProcess } from "../../lab/process";
+import { Sandbox } from "../../lab/sandbox";
 import { buildProxyScript, NODE_CURRENT } from "./helpers/script";
 import { manySourcesLab } from "./helpers/sandbox";
 

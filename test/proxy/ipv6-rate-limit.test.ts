@@ -12,11 +12,11 @@ import { planStack, validateStackConfig } from "../../topology";
 import { readStackConfig, stackFile } from "../../scripts/stack-files";
 import { renderHaproxyConfig } from "../../render/haproxy";
 import { renderProxyConfig } from "../../render/proxy-config";
-import { startHaproxy, waitForListening, type HaproxyDaemon } from "../../sandbox/daemons";
-import { haproxyCommand } from "../../sandbox/haproxy-stats";
-import type { Netns } from "../../sandbox/netns";
-import type { ManagedProcess } from "../../sandbox/process";
-import { Sandbox } from "../../sandbox/sandbox";
+import { startHaproxy, waitForListening, type HaproxyDaemon } from "../../lab/daemons";
+import { haproxyCommand } from "../../lab/haproxy-stats";
+import type { Netns } from "../../lab/netns";
+import type { ManagedProcess } from "../../lab/process";
+import { Sandbox } from "../../lab/sandbox";
 import { buildProxyScript, NODE_CURRENT } from "./helpers/script";
 import { manySourcesLab } from "./helpers/sandbox";
 

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { HostPlan, planStack, StackPlan } from "../../topology";
 import { renderNftables, sourceSets } from "../../render/nftables";
-import { waitForListening } from "../../sandbox/daemons";
-import type { Netns } from "../../sandbox/netns";
+import { waitForListening } from "../../lab/daemons";
+import type { Netns } from "../../lab/netns";
 import { withSandbox } from "./validators/sandbox";
 
 const prod = planStack(loadTopology("prod"));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { renderNginxConfig, renderNginxSite } from "../../render/nginx";
-import { selfSignedCertificate } from "../../sandbox/tls";
+import { selfSignedCertificate } from "../../lab/tls";
 import type { HostPlan, SitePlan, StackPlan } from "../../topology";
 import { nginxTest } from "./validators/binaries";
 import { assertGolden } from "./validators/golden";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { cleanupStale, haproxyConfigTest, nginxConfigTest, Sandbox, sandboxNginxMain, startHaproxy, startNginx, type Netns } from "../../sandbox";
+import { cleanupStale, haproxyConfigTest, nginxConfigTest, Sandbox, sandboxNginxMain, startHaproxy, startNginx, type Netns } from "../../lab";
 
 describe("daemon helpers", { timeout: 30_000 }, () => {
   let sb: Sandbox;

@@ -8,27 +8,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
-import {
-  cleanupStale,
-  createBridgedContainer,
-  holdHostPort,
-  pollUntil,
-  probeTcp,
-  RoutedNetwork,
-  publishPorts,
-  Sandbox,
-  sandboxNginxMain,
-  selfSignedCertificate,
-  startHaproxy,
-  startNginx,
-  unpublishPorts,
-  waitForServerCheck,
-  type BridgedContainer,
-  type Daemon,
-  type HaproxyServerState,
-  type ManagedProcess,
-  type Netns,
-} from "../../sandbox";
+import { cleanupStale, createBridgedContainer, holdHostPort, pollUntil, probeTcp, RoutedNetwork, publishPorts, Sandbox, sandboxNginxMain, selfSignedCertificate, startHaproxy, startNginx, unpublishPorts, waitForServerCheck, type BridgedContainer, type Daemon, type HaproxyServerState, type ManagedProcess, type Netns } from "../../lab";
 
 const DEMO_IP = "172.20.0.2";
 const LB_IP = "172.20.1.3";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { firstHost, ipv4InCidr, parseIpv4Cidr, parseShowStat, splitCsvLine } from "../../sandbox";
+import { firstHost, ipv4InCidr, parseIpv4Cidr, parseShowStat, splitCsvLine } from "../../lab";
 
 // Captured from haproxy 2.6.12 (Debian 12): backend b1, server s1 refused.
 const CAPTURE = readFileSync(join(__dirname, "fixtures", "show-stat-haproxy-2.6.csv"), "utf8");

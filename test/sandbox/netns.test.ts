@@ -3,21 +3,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import {
-  cleanupStale,
-  HETZNER_PRIVATE_MTU,
-  isLive,
-  listNetns,
-  type Netns,
-  RoutedNetwork,
-  pollUntil,
-  probeTcp,
-  processesInPrefixedNetns,
-  run,
-  Sandbox,
-  Segment,
-  waitForListening,
-} from "../../sandbox";
+import { cleanupStale, HETZNER_PRIVATE_MTU, isLive, listNetns, type Netns, RoutedNetwork, pollUntil, probeTcp, processesInPrefixedNetns, run, Sandbox, Segment, waitForListening } from "../../lab";
 
 /** What the root namespace looks like; nothing the sandbox does may change it. */
 async function rootNetworkState(): Promise<string> {

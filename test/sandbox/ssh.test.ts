@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
-import { cleanupStale, RoutedNetwork, Sandbox, sshRun, startSshd, type Netns, type SshServer } from "../../sandbox";
+import { cleanupStale, RoutedNetwork, Sandbox, sshRun, startSshd, type Netns, type SshServer } from "../../lab";
 import { hostKeyFromBootOutput, waitForBootCommand } from "../../components/deploy/deploy-commands";
 
 // The deploy pushes files and runs the apply script over ssh; this is the

@@ -30,7 +30,7 @@ test("contract/, topology/ and render/ are pure: no I/O module, no Pulumi, no co
   for (const dir of ["contract", "topology", "render"]) {
     for (const file of sources(dir)) {
       for (const imp of importsOf(file)) {
-        if (imp.project ? /^(components|proxy|sandbox|scripts|files|test|index)(\/|$)/.test(imp.path) : !PURE_EXTERNAL.has(imp.path)) bad.push(`${file} imports ${imp.path}`);
+        if (imp.project ? /^(components|proxy|sandbox|lab|local|scripts|files|test|index)(\/|$)/.test(imp.path) : !PURE_EXTERNAL.has(imp.path)) bad.push(`${file} imports ${imp.path}`);
       }
     }
   }
@@ -54,5 +54,11 @@ test("the program never depends on the local engine, and the local cloud's reade
   for (const file of pure) {
     for (const imp of importsOf(file)) if (imp.project ? !pure.includes(`${imp.path}.ts`) : !PURE_EXTERNAL.has(imp.path)) bad.push(`${file} imports ${imp.path}`);
   }
+  assert.deepEqual(bad, []);
+});
+
+test("the namespace lab knows nothing of the ingress: lab/ imports only itself", () => {
+  const bad: string[] = [];
+  for (const file of sources("lab")) for (const imp of importsOf(file)) if (imp.project && !imp.path.startsWith("lab/") && imp.path !== "lab") bad.push(`${file} imports ${imp.path}`);
   assert.deepEqual(bad, []);
 });

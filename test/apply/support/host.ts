@@ -4,17 +4,7 @@
 // /srv/ingress and /etc/containers/systemd, with its own systemctl stand-in.
 import { mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  generateSshKeys,
-  pollUntil,
-  Sandbox,
-  sshArgv,
-  sshdConfig,
-  waitForListening,
-  type Netns,
-  type RunResult,
-  type SshServer,
-} from "../../../sandbox";
+import { generateSshKeys, pollUntil, Sandbox, sshArgv, sshdConfig, waitForListening, type Netns, type RunResult, type SshServer } from "../../../lab";
 import type { HostPlan } from "../../../topology";
 import { writeBundle, type BundleFiles } from "./bundle";
 import { systemctlStandin, unitConf, type UnitSpec } from "./systemctl-standin";

@@ -1,4 +1,4 @@
-/** Backend configs for nginx and haproxy, run with sandbox/daemons.ts (relative paths land in the daemon dir). */
+/** Backend configs for nginx and haproxy, run with lab/daemons.ts (relative paths land in the daemon dir). */
 
 /**
  * The `http {}` contents for `sandboxNginxMain`: nginx like the user's demo server,

@@ -47,7 +47,7 @@ export function isListening(port: number): boolean {
   );
 }
 
-export { sleep } from "../../../sandbox/command";
+export { sleep } from "../../../lab/command";
 
 export async function startEngine(input: ProxyConfigInput) {
   const result = validateProxyConfig(input);

@@ -3,10 +3,10 @@
  * carry traffic at once, and the lines a daemon wrote to its sandbox log.
  */
 import { readFileSync } from "node:fs";
-import { pollUntil } from "../../../sandbox/command";
-import type { Netns } from "../../../sandbox/netns";
-import type { ManagedProcess } from "../../../sandbox/process";
-import type { Sandbox } from "../../../sandbox/sandbox";
+import { pollUntil } from "../../../lab/command";
+import type { Netns } from "../../../lab/netns";
+import type { ManagedProcess } from "../../../lab/process";
+import type { Sandbox } from "../../../lab/sandbox";
 
 /** Namespaces named after their roles, IPv6 DAD off for every link created in them later. */
 export async function namespaces<Role extends string>(sb: Sandbox, roles: readonly Role[]): Promise<Record<Role, Netns>> {

@@ -1,6 +1,6 @@
 // `haproxy -c` and `nginx -t` against staged files.
-import { run, type RunResult } from "../../../sandbox/command";
-import type { Netns } from "../../../sandbox/netns";
+import { run, type RunResult } from "../../../lab/command";
+import type { Netns } from "../../../lab/netns";
 
 /** Env for the check: the stats credentials the deploy would put in stats.env. */
 export const STATS_ENV = { STATS_USER: "admin", STATS_PASSWORD: "not-a-real-password" } as const;

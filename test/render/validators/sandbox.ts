@@ -1,7 +1,7 @@
 // The shared sandbox (sandbox/) as the render tests use it: a run per test, always torn down.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { Sandbox } from "../../../sandbox/sandbox";
+import { Sandbox } from "../../../lab/sandbox";
 
 export const isRoot = process.getuid?.() === 0;
 

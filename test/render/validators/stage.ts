@@ -7,7 +7,7 @@ import { paths, type HostPlan, type RouteFragment } from "../../../topology";
 import { assembleHaproxyMap, renderHaproxyConfig, renderHaproxyMap, renderHaproxyRoutes } from "../../../render/haproxy";
 import { renderErrorFile503 } from "../../../render/errorfile";
 import { renderNginxConfig, renderNginxSite } from "../../../render/nginx";
-import type { CertificateFiles } from "../../../sandbox/tls";
+import type { CertificateFiles } from "../../../lab/tls";
 
 export function rebase(text: string, root: string): string {
   return text.split(paths.CURRENT).join(root);
