@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import { run } from "../../lab/command";
-import { CLIENT, clientLoop, cloudInfo, hostCommands, local, localRun, onServer, outputsOf, said, serverNamed, until200, viaLb, type LocalRun } from "./support";
+import { CLIENT, clientLoop, cloudInfo, hostCommands, local, localRun, onServer, outputsOf, said, serverNamed, serverStates, until200, viaLb, waitFor, type LocalRun } from "./support";
 
 const ROOT = join(__dirname, "..", "..");
 const PROD_HOSTS = ["monitoring.fiscalismia.com", "fiscalismia.com", "backend.fiscalismia.com"];
@@ -18,6 +18,7 @@ const STATS_PASSWORD = "local-test-stats-password";
 
 let l: LocalRun;
 let lbIp = "";
+let lbIpv6 = "";
 
 /** A stack config derived from the shipped one, in this run's dir. */
 function configWith(stack: string, edit: (config: Record<string, unknown>) => void): string {
@@ -37,6 +38,7 @@ before(async () => {
   const prod = await up("prod");
   assert.equal(prod.code, 0, said(prod));
   lbIp = String(outputsOf(prod)["lbIpv4"]);
+  lbIpv6 = String(outputsOf(prod)["lbIpv6"]);
   const demo = await up("demo");
   assert.equal(demo.code, 0, said(demo));
 });
@@ -64,6 +66,9 @@ describe("the local engine runs the program against fresh machines", () => {
     const servers = csv.stdout.split("\n").filter((row) => row !== "" && !row.startsWith("#") && !/,(FRONTEND|BACKEND),/.test(row));
     assert.equal(servers.length, 5, csv.stdout);
     for (const row of servers) assert.match(row.split(",")[17] ?? "", /^UP/, row);
+    // IPv6 end to end: the client's own v6 address reaches nginx through the LB's v6 address.
+    const v6 = await run(["ip", "netns", "exec", info.clientNetns, "curl", "-sk", "-g", "--max-time", "5", "--resolve", `fiscalismia.com:443:[${lbIpv6}]`, "https://fiscalismia.com/"], { allowFailure: true });
+    assert.match(v6.stdout, new RegExp(`real client IP is ${CLIENT.ipv6.replace(/\./g, "\\.")}\\b`), v6.stderr);
     // The stats port from the internet: dropped by the cloud firewall in front of the LB (its
     // drop counter moves), before the LB's own nftables ever sees it.
     const lbServer = serverNamed(info, "prod-loadbalancer");
@@ -82,6 +87,33 @@ describe("the local engine runs the program against fresh machines", () => {
       assert.deepEqual(hostCommands(r), [], said(r));
       assert.match(r.stdout, /0 to create, 0 to update, 0 to replace, 0 to delete, \d+ unchanged/);
     }
+  });
+
+  test("nginx stopped on a server: the LB marks it DOWN (L4CON) within fall x interval and the other routes keep serving; started again, UP within rise x interval", async () => {
+    const info = await cloudInfo(l);
+    const frontend = serverNamed(info, "prod-frontend");
+    // Pulumi.prod.yaml: interval 5 s, fall 3, rise 2.
+    const hc = { interval: 5000, fall: 3, rise: 2 };
+    const stateOf = async () => (await serverStates(info, lbIp, STATS_PASSWORD)).find((r) => r.server.includes("frontend"));
+    let seen = "";
+    const stop = await onServer(frontend, ["/usr/local/sbin/systemctl", "stop", "nginx.service"]);
+    assert.equal(stop.code, 0, stop.stderr);
+    const down = await waitFor("frontend DOWN", async () => {
+      const st = await stateOf();
+      seen = JSON.stringify(st);
+      return st?.status === "DOWN" ? st : undefined;
+    }, hc.fall * hc.interval + 5000, () => seen);
+    assert.equal(down.checkStatus, "L4CON", "nothing listens: the check's connect is refused");
+    assert.notEqual(await viaLb(info, "fiscalismia.com", lbIp), "200");
+    for (const host of PROD_HOSTS.filter((h) => h !== "fiscalismia.com")) assert.equal(await viaLb(info, host, lbIp), "200", host);
+    const start = await onServer(frontend, ["/usr/local/sbin/systemctl", "start", "nginx.service"]);
+    assert.equal(start.code, 0, start.stderr);
+    await waitFor("frontend UP", async () => {
+      const st = await stateOf();
+      seen = JSON.stringify(st);
+      return st?.status === "UP" ? st : undefined;
+    }, hc.rise * hc.interval + 5000, () => seen);
+    assert.equal(await viaLb(info, "fiscalismia.com", lbIp), "200");
   });
 
   test("a route added to demo runs apply on the LB and the demo server only; prod's web servers run nothing", async () => {

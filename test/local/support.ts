@@ -85,6 +85,39 @@ export async function until200(info: CloudInfo, host: string, lbIp: string, time
   return last;
 }
 
+export interface ServerState {
+  readonly backend: string;
+  readonly server: string;
+  /** HAProxy's words: UP, DOWN, "DOWN 1/2"... */
+  readonly status: string;
+  /** L7OK, L4CON, L4TOUT... */
+  readonly checkStatus: string;
+}
+
+/** HAProxy's view of every server, from its stats CSV, as the operator (the stats port's one allowed source) reads it. */
+export async function serverStates(info: CloudInfo, lbIp: string, password: string): Promise<ServerState[]> {
+  const r = await run(["ip", "netns", "exec", info.operatorNetns, "curl", "-s", "--max-time", "5", "-u", `admin:${password}`, `http://${lbIp}:8404/stats;csv`], { allowFailure: true });
+  const lines = r.stdout.split("\n").filter((l) => l !== "");
+  const header = (lines[0] ?? "").replace(/^# /, "").split(",");
+  const col = (name: string) => header.indexOf(name);
+  return lines
+    .slice(1)
+    .map((l) => l.split(","))
+    .filter((f) => f[1] !== "FRONTEND" && f[1] !== "BACKEND")
+    .map((f) => ({ backend: f[col("pxname")] ?? "", server: f[col("svname")] ?? "", status: f[col("status")] ?? "", checkStatus: f[col("check_status")] ?? "" }));
+}
+
+/** Polls `probe` until it returns a value, or fails with the last thing it saw. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, last: () => string = () => ""): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms; last: ${last()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /** Runs argv on a machine of the local cloud. */
 export function onServer(s: ServerInfo, argv: readonly string[]): Promise<RunResult> {
   return run(["nsenter", "-t", String(s.initPid), "-m", "-n", "--", ...argv], { allowFailure: true, timeoutMs: 10_000 });
