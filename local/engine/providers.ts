@@ -62,7 +62,6 @@ async function runStep(ctx: ProviderContext, name: string, step: string, inputs:
 }
 
 const remoteCommand: Provider = {
-  secretOutputs: [],
   async create(ctx, name, inputs) {
     const create = inputs["create"];
     const outputs = typeof create === "string" ? await runStep(ctx, name, "create", inputs, create) : { stdout: "", stderr: "" };

@@ -24,6 +24,12 @@ function sshString(b: Buffer | string): Buffer {
   return Buffer.concat([len, body]);
 }
 
+/** Base64 lines between PEM's BEGIN and END lines for `label`. */
+function pemArmor(label: string, lines: readonly string[]): string {
+  const dashes = "-----";
+  return `${dashes}BEGIN ${label}${dashes}\n${lines.join("\n")}\n${dashes}END ${label}${dashes}\n`;
+}
+
 /** An unencrypted ed25519 key in OpenSSH's own format (PROTOCOL.key), as the tls provider writes it. */
 function opensshEd25519(seed: Buffer, pub: Buffer): string {
   const publicBlob = Buffer.concat([sshString("ssh-ed25519"), sshString(pub)]);
@@ -36,7 +42,7 @@ function opensshEd25519(seed: Buffer, pub: Buffer): string {
   count.writeUInt32BE(1);
   const body = Buffer.concat([Buffer.from("openssh-key-v1\0"), sshString("none"), sshString("none"), sshString(""), count, sshString(publicBlob), sshString(priv)]);
   const lines = body.toString("base64").match(/.{1,70}/g) ?? [];
-  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join("\n")}\n-----END OPENSSH PRIVATE KEY-----\n`;
+  return pemArmor("OPENSSH PRIVATE KEY", lines);
 }
 
 export async function privateKey(inputs: Record<string, unknown>): Promise<KeyMaterial> {

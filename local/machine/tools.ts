@@ -269,6 +269,11 @@ function stopUnit(u: Unit): void {
   }
 }
 
+function restartUnit(u: Unit): void {
+  stopUnit(u);
+  startUnit(u);
+}
+
 function reloadUnit(u: Unit): void {
   switch (u.kind) {
     case "sshd": {
@@ -313,19 +318,12 @@ function systemctl(args: readonly string[]): number {
       for (const n of units) stopUnit(unitOf(n));
       return 0;
     case "restart":
-      for (const n of units) {
-        const u = unitOf(n);
-        stopUnit(u);
-        startUnit(u);
-      }
+      for (const n of units) restartUnit(unitOf(n));
       return 0;
     case "try-restart":
       for (const n of units) {
         const u = unitOf(n);
-        if (unitActive(u)) {
-          stopUnit(u);
-          startUnit(u);
-        }
+        if (unitActive(u)) restartUnit(u);
       }
       return 0;
     case "reload":
@@ -343,8 +341,7 @@ function systemctl(args: readonly string[]): number {
           if (verb === "reload-or-restart") startUnit(u);
         } else if (u.kind !== "sshd" && unitValues(parseUnitFile(readFileSync(u.file, "utf8")), "Service", "ExecReload").length === 0) {
           // A unit that cannot reload is restarted, as systemd does for reload-or-restart.
-          stopUnit(u);
-          startUnit(u);
+          restartUnit(u);
         } else {
           reloadUnit(u);
         }

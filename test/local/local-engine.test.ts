@@ -62,10 +62,9 @@ describe("the local engine runs the program against fresh machines", () => {
     const log = await onServer(frontend, ["cat", "/var/lib/local-machine/containers/nginx.log"]);
     assert.match(log.stdout, new RegExp(`^${CLIENT.ipv4.replace(/\./g, "\\.")} .*"GET / HTTP/1\\.1" 200`, "m"), log.stdout.slice(-2000));
     // HAProxy's own view, from the operator (the only source the stats port lets in).
-    const csv = await run(["ip", "netns", "exec", info.operatorNetns, "curl", "-s", "--max-time", "5", "-u", `admin:${STATS_PASSWORD}`, `http://${lbIp}:8404/stats;csv`], { allowFailure: true });
-    const servers = csv.stdout.split("\n").filter((row) => row !== "" && !row.startsWith("#") && !/,(FRONTEND|BACKEND),/.test(row));
-    assert.equal(servers.length, 5, csv.stdout);
-    for (const row of servers) assert.match(row.split(",")[17] ?? "", /^UP/, row);
+    const servers = await serverStates(info, lbIp, STATS_PASSWORD);
+    assert.equal(servers.length, 5, JSON.stringify(servers));
+    for (const row of servers) assert.match(row.status, /^UP/, JSON.stringify(row));
     // IPv6 end to end: the client's own v6 address reaches nginx through the LB's v6 address.
     const v6 = await run(["ip", "netns", "exec", info.clientNetns, "curl", "-sk", "-g", "--max-time", "5", "--resolve", `fiscalismia.com:443:[${lbIpv6}]`, "https://fiscalismia.com/"], { allowFailure: true });
     assert.match(v6.stdout, new RegExp(`real client IP is ${CLIENT.ipv6.replace(/\./g, "\\.")}\\b`), v6.stderr);

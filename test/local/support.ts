@@ -1,10 +1,11 @@
 // Drives `npm run local` as a user would, each command its own process, against a local cloud
 // of this test's own (run dir, state and bundles in temp dirs), and looks at the result from
 // the client's and the operator's namespaces.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, type RunResult } from "../../lab/command";
+import { parseShowStat, type HaproxyServerState } from "../../lab/haproxy-stats";
 import type { CloudInfo, ServerInfo } from "../../local/cloud/cloud";
 import { CLIENT } from "../../local/cloud/cloud";
 
@@ -75,36 +76,15 @@ export async function viaLb(info: CloudInfo, host: string, lbIp: string, path = 
  * `fall` misses to mark the old one DOWN and `rise` passes to bring the new one UP.
  */
 export async function until200(info: CloudInfo, host: string, lbIp: string, timeoutMs = 60_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
   let last = "";
-  while (Date.now() < deadline) {
-    last = await viaLb(info, host, lbIp);
-    if (last === "200") return last;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  return last;
-}
-
-export interface ServerState {
-  readonly backend: string;
-  readonly server: string;
-  /** HAProxy's words: UP, DOWN, "DOWN 1/2"... */
-  readonly status: string;
-  /** L7OK, L4CON, L4TOUT... */
-  readonly checkStatus: string;
+  return waitFor(`200 from ${host}`, async () => ((last = await viaLb(info, host, lbIp)) === "200" ? last : undefined), timeoutMs).catch(() => last);
 }
 
 /** HAProxy's view of every server, from its stats CSV, as the operator (the stats port's one allowed source) reads it. */
-export async function serverStates(info: CloudInfo, lbIp: string, password: string): Promise<ServerState[]> {
-  const r = await run(["ip", "netns", "exec", info.operatorNetns, "curl", "-s", "--max-time", "5", "-u", `admin:${password}`, `http://${lbIp}:8404/stats;csv`], { allowFailure: true });
-  const lines = r.stdout.split("\n").filter((l) => l !== "");
-  const header = (lines[0] ?? "").replace(/^# /, "").split(",");
-  const col = (name: string) => header.indexOf(name);
-  return lines
-    .slice(1)
-    .map((l) => l.split(","))
-    .filter((f) => f[1] !== "FRONTEND" && f[1] !== "BACKEND")
-    .map((f) => ({ backend: f[col("pxname")] ?? "", server: f[col("svname")] ?? "", status: f[col("status")] ?? "", checkStatus: f[col("check_status")] ?? "" }));
+export async function serverStates(info: CloudInfo, lbIp: string, password: string): Promise<HaproxyServerState[]> {
+  const r = await run(["ip", "netns", "exec", info.operatorNetns, "curl", "-sf", "--max-time", "5", "-u", `admin:${password}`, `http://${lbIp}:8404/stats;csv`], { allowFailure: true });
+  // No answer (the engine reloading) is no view yet, for a poll to try again.
+  return r.code === 0 ? parseShowStat(r.stdout) : [];
 }
 
 /** Polls `probe` until it returns a value, or fails with the last thing it saw. */
@@ -140,7 +120,6 @@ export function clientLoop(info: CloudInfo, host: string, lbIp: string): { stop(
       // The loop's bash is the only process in its session: find it by its script.
       await run(["pkill", "-f", file], { allowFailure: true });
       await loop;
-      const { readFileSync } = await import("node:fs");
       const lines = readFileSync(file, "utf8").trim().split("\n").filter((l) => l !== "");
       rmSync(file, { force: true });
       const failures = lines.filter((l) => l.split(" ")[1] !== "200").map((l) => Number(l.split(" ")[0]));
