@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { run, runSync, sleep, sleepSync, type RunOptions, type RunResult } from "./command";
 import { ManagedProcess } from "./process";
@@ -61,6 +62,14 @@ export class Netns {
     return ns;
   }
 
+  /**
+   * A namespace that another process made and owns (the local cloud's machines): this one
+   * runs commands and processes in it but never deletes it.
+   */
+  static attach(name: string, host: string, owner: NetnsOwner): Netns {
+    return new Netns(name, host, netnsInode(name), owner);
+  }
+
   exec(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
     return run(["ip", "netns", "exec", this.name, ...argv], options);
   }
@@ -114,9 +123,17 @@ export class Netns {
     await this.ip(args);
   }
 
+  /**
+   * A bridge with a fixed MAC address. Left to itself, a bridge takes the lowest MAC of its
+   * ports, so plugging in a new machine could change the gateway's MAC under every machine
+   * already on it; their neighbour entries would then point nowhere until they expire, and
+   * every connection through the gateway time out meanwhile (a real switch never does that).
+   */
   async addBridge(name: string, mtu: number): Promise<void> {
     assertIfname(name);
-    await this.ip(["link", "add", "name", name, "mtu", String(mtu), "type", "bridge"]);
+    // Locally administered, unicast.
+    const mac = ["02", ...[...randomBytes(5)].map((b) => b.toString(16).padStart(2, "0"))].join(":");
+    await this.ip(["link", "add", "name", name, "mtu", String(mtu), "address", mac, "type", "bridge"]);
     await this.linkUp(name);
   }
 

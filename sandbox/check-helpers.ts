@@ -3,15 +3,8 @@
 import type { RoutingRow } from "../topology";
 import { pollUntil } from "../lab/command";
 import type { HaproxyServerState } from "../lab/haproxy-stats";
-import { INTERNET, type IngressSandbox } from "./ingress-sandbox";
+import type { IngressSandbox } from "./ingress-sandbox";
 import type { Netns } from "../lab/netns";
-
-export class SkipCheck extends Error {
-  constructor(reason: string) {
-    super(reason);
-    this.name = "SkipCheck";
-  }
-}
 
 export interface IngressCheck {
   readonly name: string;
@@ -21,7 +14,7 @@ export interface IngressCheck {
 
 export interface CheckResult {
   readonly name: string;
-  readonly status: "pass" | "fail" | "skip";
+  readonly status: "pass" | "fail";
   readonly detail: string;
   readonly ms: number;
 }
@@ -38,17 +31,11 @@ export async function curl(from: Netns, args: readonly string[], maxTimeS = 3): 
 }
 
 /** GET https://<hostname>/ through the LB, as the printed instructions do it. */
-export async function curlThroughLb(from: Netns, hostname: string, lbAddress: string = INTERNET.lb4): Promise<CurlResult & { status: number; body: string }> {
+export async function curlThroughLb(from: Netns, hostname: string, lbAddress: string): Promise<CurlResult & { status: number; body: string }> {
   const ip = lbAddress.includes(":") ? `[${lbAddress}]` : lbAddress;
-  const r = await curl(from, ["-k", "--resolve", `${hostname}:443:${ip}`, "-w", "\n%{http_code}", `https://${hostname}/`]);
+  const r = await curl(from, ["-k", "-g", "--resolve", `${hostname}:443:${ip}`, "-w", "\n%{http_code}", `https://${hostname}/`]);
   const cut = r.out.lastIndexOf("\n");
   return { ...r, status: Number(r.out.slice(cut + 1)) || 0, body: r.out.slice(0, Math.max(cut, 0)) };
-}
-
-export function statesOf(s: IngressSandbox): () => Promise<HaproxyServerState[]> {
-  const states = s.lb.serverStates;
-  if (!states) throw new SkipCheck(`engine ${s.plan.engine} exposes no server health the sandbox can read yet`);
-  return states;
 }
 
 export function rowState(states: readonly HaproxyServerState[], row: RoutingRow): HaproxyServerState | undefined {
@@ -57,14 +44,13 @@ export function rowState(states: readonly HaproxyServerState[], row: RoutingRow)
 
 /** Waits until every row satisfies `ok`; returns the time it took. */
 export async function waitRows(s: IngressSandbox, rows: readonly RoutingRow[], ok: (st: HaproxyServerState) => boolean, timeoutMs: number): Promise<number> {
-  const states = statesOf(s);
   const t0 = Date.now();
   let last: HaproxyServerState[] = [];
   try {
     await pollUntil(
       "server states",
       async () => {
-        last = await states();
+        last = await s.serverStates();
         return rows.every((r) => {
           const st = rowState(last, r);
           return st !== undefined && ok(st);

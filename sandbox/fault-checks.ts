@@ -2,11 +2,9 @@
 // nginx, and the original DNAT failure.
 import assert from "node:assert/strict";
 import type { RoutingRow } from "../topology";
-import { sleep } from "../lab/command";
 import { curlThroughLb, isUp, rowState, uniqueServers, waitRows, type IngressCheck } from "./check-helpers";
 import { publishThroughDnat } from "./dnat-scenario";
 import { INTERNET } from "./ingress-sandbox";
-import { servedRows } from "./ingress-plan";
 import { probeTcp } from "../lab/tcp-probe";
 import { tlsBurst, tlsGet } from "../lab/tls-client";
 
@@ -15,15 +13,15 @@ export const rateLimitCheck = (hostname: string): IngressCheck => ({
   async run(s) {
     const threshold = s.plan.lb.ingress?.rateLimit.threshold ?? 50;
     const t0 = Date.now();
-    const burst = await tlsBurst(s.clients.flood, { address: INTERNET.lb4, port: 443, servername: hostname, count: 60, spacingMs: 20, timeoutMs: 1500 });
+    const burst = await tlsBurst(s.clients.flood, { address: s.lb4, port: 443, servername: hostname, count: 60, spacingMs: 20, timeoutMs: 1500 });
     const served = burst.filter((r) => r.outcome === "response" && r.status === 200).length;
     const firstDrop = burst.findIndex((r) => r.outcome !== "response");
     assert.ok(served <= threshold, `${served} of 60 served; the threshold is ${threshold}`);
     assert.ok(firstDrop >= 0, "nothing was dropped");
     assert.ok(burst.slice(firstDrop).every((r) => r.outcome !== "response" && r.bytes === 0), "a connection after the first drop got bytes");
-    const after = await tlsGet(s.clients.flood, { address: INTERNET.lb4, port: 443, servername: hostname, timeoutMs: 1000 });
+    const after = await tlsGet(s.clients.flood, { address: s.lb4, port: 443, servername: hostname, timeoutMs: 1000 });
     assert.equal(after.bytes, 0, `the flooding client was served again at once (${after.outcome})`);
-    const other = await curlThroughLb(s.clients.client2, hostname);
+    const other = await curlThroughLb(s.clients.client2, hostname, s.lb4);
     assert.equal(other.status, 200, `second client: exit ${other.code} ${other.err}`);
     assert.match(other.body, new RegExp(INTERNET.client2.replace(/\./g, "\\.")));
     const outcomes = [...new Set(burst.slice(firstDrop).map((r) => r.outcome))].join("/");
@@ -34,38 +32,33 @@ export const rateLimitCheck = (hostname: string): IngressCheck => ({
 export const failoverCheck = (victim: RoutingRow): IngressCheck => ({
   name: `stopping nginx on ${victim.server}: DOWN within fall x inter, only its names stop, back UP after restart`,
   async run(s) {
-    const rows = servedRows(s.plan);
+    const rows = s.rows;
     const mine = rows.filter((r) => r.server === victim.server);
     const others = rows.filter((r) => r.server !== victim.server);
     const hc = s.plan.healthCheck;
-    const states = s.lb.serverStates;
     await s.stopNginx(victim.server);
     let downMs = -1;
     try {
-      if (states) {
-        downMs = await waitRows(s, uniqueServers(mine), (st) => st.status === "DOWN", hc.fall * hc.interval + 3000);
-        assert.ok(downMs <= hc.fall * hc.interval + 300, `DOWN after ${downMs} ms; fall x inter is ${hc.fall * hc.interval} ms`);
-      } else await sleep(hc.fall * hc.interval + 300);
+      downMs = await waitRows(s, uniqueServers(mine), (st) => st.status === "DOWN", hc.fall * hc.interval + 3000);
+      assert.ok(downMs <= hc.fall * hc.interval + 300, `DOWN after ${downMs} ms; fall x inter is ${hc.fall * hc.interval} ms`);
       for (const r of mine) {
-        const c = await curlThroughLb(s.clients.client, r.hostname);
+        const c = await curlThroughLb(s.clients.client, r.hostname, s.lb4);
         assert.notEqual(c.status, 200, `${r.hostname} still served with ${victim.server} stopped`);
       }
-      for (const r of others) assert.equal((await curlThroughLb(s.clients.client, r.hostname)).status, 200, `${r.hostname} not served`);
+      for (const r of others) assert.equal((await curlThroughLb(s.clients.client, r.hostname, s.lb4)).status, 200, `${r.hostname} not served`);
     } finally {
-      if (s.webHost(victim.server).nginx === undefined) await s.startNginx(victim.server);
+      if (s.nginxStopped(victim.server)) await s.startNginx(victim.server);
     }
-    let upMs = -1;
-    if (states) upMs = await waitRows(s, uniqueServers(mine), isUp, hc.rise * hc.interval + 3000);
-    else await sleep(hc.rise * hc.interval + 300);
-    for (const r of mine) assert.equal((await curlThroughLb(s.clients.client, r.hostname)).status, 200, `${r.hostname} not served after restart`);
-    return states ? `DOWN after ${downMs} ms (fall x inter = ${hc.fall * hc.interval} ms), ${others.length} other names served, UP ${upMs} ms after restart` : "served again after restart (no health view)";
+    const upMs = await waitRows(s, uniqueServers(mine), isUp, hc.rise * hc.interval + 3000);
+    for (const r of mine) assert.equal((await curlThroughLb(s.clients.client, r.hostname, s.lb4)).status, 200, `${r.hostname} not served after restart`);
+    return `DOWN after ${downMs} ms (fall x inter = ${hc.fall * hc.interval} ms), ${others.length} other names served, UP ${upMs} ms after restart`;
   },
 });
 
 export const dnatCheck = (server: string): IngressCheck => ({
   name: `regression: ${server} behind podman-style DNAT with forwarding off -> Layer4 timeout; host networking -> UP`,
   async run(s) {
-    const rows = uniqueServers(servedRows(s.plan).filter((r) => r.server === server));
+    const rows = uniqueServers(s.rows.filter((r) => r.server === server));
     const hc = s.plan.healthCheck;
     const published = await publishThroughDnat(s, server);
     let timeouts = "";
@@ -75,23 +68,17 @@ export const dnatCheck = (server: string): IngressCheck => ({
       const local = await probeTcp(w.ns, "127.0.0.1", rows[0]?.port ?? 443, 500);
       assert.equal(lbView.outcome, "timeout", `nc from the LB: ${lbView.outcome}`);
       assert.equal(local.outcome, "connected", `nc on the host: ${local.outcome}`);
-      if (s.lb.serverStates) {
-        const ms = await waitRows(s, rows, (st) => st.status === "DOWN" && st.checkStatus === "L4TOUT", hc.fall * (hc.interval + hc.timeout) + 3000);
-        const states = await s.lb.serverStates();
-        timeouts = rows.map((r) => `${r.backend} ${rowState(states, r)?.checkStatus} "${rowState(states, r)?.checkDescription}"`).join(", ") + ` after ${ms} ms`;
-      } else {
-        const c = await curlThroughLb(s.clients.client, rows[0]?.hostname ?? "");
-        assert.notEqual(c.status, 200, "served through the DNAT with forwarding off");
-        timeouts = "not served";
-      }
+      const ms = await waitRows(s, rows, (st) => st.status === "DOWN" && st.checkStatus === "L4TOUT", hc.fall * (hc.interval + hc.timeout) + 3000);
+      const states = await s.serverStates();
+      timeouts = rows.map((r) => `${r.backend} ${rowState(states, r)?.checkStatus} "${rowState(states, r)?.checkDescription}"`).join(", ") + ` after ${ms} ms`;
     } finally {
       await published.restore();
     }
-    if (s.lb.serverStates) await waitRows(s, rows, isUp, hc.rise * hc.interval + 3000);
-    for (const r of servedRows(s.plan).filter((x) => x.server === server)) {
-      assert.equal((await curlThroughLb(s.clients.client, r.hostname)).status, 200, `${r.hostname} not served after restore`);
+    await waitRows(s, rows, isUp, hc.rise * hc.interval + 3000);
+    for (const r of s.rows.filter((x) => x.server === server)) {
+      assert.equal((await curlThroughLb(s.clients.client, r.hostname, s.lb4)).status, 200, `${r.hostname} not served after restore`);
     }
-    return `DNAT: LB nc timeout, local connect ok, ${timeouts}; host networking: ${s.lb.serverStates ? "UP (L7OK)" : "served"}`;
+    return `DNAT: LB nc timeout, local connect ok, ${timeouts}; host networking: UP (L7OK)`;
   },
 });
 

@@ -1,9 +1,8 @@
-// The ingress scenario: prod and demo as the sandbox deploys them on the namespace lab (lab/),
-// for `npm run sandbox` and the end-to-end tests.
+// The ingress scenario: prod and demo deployed by the local engine (local/) on the local cloud,
+// and the end-to-end checks run against them, for `npm run sandbox` and the e2e suite.
 export * from "./engines";
-export * from "./host-root";
 export * from "./ingress-checks";
 export * from "./ingress-plan";
 export * from "./ingress-sandbox";
-export * from "./mount-points";
 export * from "./prerequisites";
+export * from "./sandbox-run";

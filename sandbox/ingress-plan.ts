@@ -1,106 +1,75 @@
-// What the local sandbox runs: the repo's prod and demo stacks, planned and rendered exactly as
-// for Hetzner, with two sandbox changes made on the topology before planning: short health
-// check timers (so the tests wait seconds, not minutes) and, on request, the other engine.
-import { renderStack, type RenderedFile, type RenderedHost } from "../render";
-import { loadTopology } from "../scripts/stack-files";
-import { assembleRoutingTable, planStack, type Engine, type HostPlan, type RoutingRow, type Topology } from "../topology";
+// What the sandbox deploys: the repo's prod and demo stacks, with two changes made in the stack
+// config (the files the local engine's `up` reads, so the plan here is what runs): short health
+// check timers, so the checks wait seconds and not minutes, and the engine asked for.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import { displayName } from "../components/deploy/names";
+import { loadTopology, stackFile } from "../scripts/stack-files";
+import { assembleRoutingTable, planStack, type Engine, type HostPlan, type RoutingRow } from "../topology";
 import type { OwnIngress } from "../topology/types";
-
-export type SandboxStacks = "prod" | "demo" | "all";
-export const SANDBOX_STACKS: readonly SandboxStacks[] = ["prod", "demo", "all"];
 
 export type HealthCheck = OwnIngress["healthCheck"];
 
-/** Checks every second, DOWN after two misses, UP after one success. */
-export const SANDBOX_HEALTH_CHECK: HealthCheck = { interval: 1000, timeout: 1000, fall: 2, rise: 1 };
-
-export interface SandboxNetwork {
-  readonly name: string;
-  readonly ipRange: string;
-}
+/** Checks every second, DOWN after two misses, UP after one success (as config: durations). */
+const SANDBOX_HEALTH_CHECK_CONFIG = { interval: "1s", timeout: "1s", fall: 2, rise: 1 } as const;
+/** The stacks in the order `up` takes them: prod owns the LB, demo attaches to it. */
+export const SANDBOX_STACKS = ["prod", "demo"] as const;
+export type SandboxStack = (typeof SANDBOX_STACKS)[number];
 
 export interface IngressSandboxPlan {
-  readonly stacks: SandboxStacks;
   readonly engine: Engine;
   readonly healthCheck: HealthCheck;
-  /** What Pulumi.prod.yaml says, for the record. */
+  /** What the shipped Pulumi.prod.yaml says, for the record. */
   readonly configuredHealthCheck: HealthCheck;
   /** The ingress host of prod, the stack that owns the LB (demo attaches to it). */
   readonly lb: HostPlan;
-  /** The LB's private addresses: prod's own, plus demo's attachment when demo runs. */
-  readonly lbNetworks: readonly { readonly network: string; readonly ip: string }[];
   readonly webHosts: readonly HostPlan[];
-  readonly networks: readonly SandboxNetwork[];
-  /** Every host's rendered bundle, by host name. */
-  readonly rendered: ReadonlyMap<string, RenderedHost>;
-  /** Route files attached stacks push to the LB, at their pushed paths. */
-  readonly attachedRoutes: readonly RenderedFile[];
+  /** Every host's Hetzner server name (what the local cloud calls the machine). */
+  readonly serverNames: ReadonlyMap<string, string>;
+  /** The LB's private addresses: prod's own, plus demo's attachment. */
+  readonly lbNetworks: readonly { readonly network: string; readonly ip: string }[];
   /** The LB's routing table: every fragment that meets on it. */
   readonly routing: readonly RoutingRow[];
 }
 
-export interface IngressPlanOptions {
-  readonly stacks: SandboxStacks;
-  readonly engine: Engine;
-  readonly healthCheck?: HealthCheck;
-  /** dist/proxy.js, placed in the release for engine ts. */
-  readonly proxyScript?: string;
+/** The stack config file the sandbox deploys for a stack, in its run dir. */
+export function sandboxConfigFile(runDir: string, stack: SandboxStack): string {
+  return join(runDir, `Pulumi.${stack}.yaml`);
 }
 
-function withSandboxIngress(topo: Topology, engine: Engine, healthCheck: HealthCheck): Topology {
-  if (topo.ingress.mode !== "own") throw new Error(`stack ${topo.stack} must own its ingress`);
-  return { ...topo, ingress: { ...topo.ingress, engine, healthCheck } };
+/** Writes the sandbox's stack configs: the shipped ones, prod's with the sandbox's ingress changes. */
+export function writeSandboxConfigs(runDir: string, engine: Engine): void {
+  for (const stack of SANDBOX_STACKS) {
+    const doc = parse(readFileSync(stackFile(stack), "utf8")) as { config: Record<string, unknown> };
+    const key = "hetzner-ingress:ingress";
+    const ingress = doc.config[key] as { mode?: string } | undefined;
+    if (ingress?.mode === "own") doc.config[key] = { ...ingress, engine, healthCheck: SANDBOX_HEALTH_CHECK_CONFIG };
+    writeFileSync(sandboxConfigFile(runDir, stack), `# Written by npm run sandbox: Pulumi.${stack}.yaml with the sandbox's changes.\n${stringify(doc)}`, { mode: 0o600 });
+  }
 }
 
-export function planIngressSandbox(o: IngressPlanOptions): IngressSandboxPlan {
-  const healthCheck = o.healthCheck ?? SANDBOX_HEALTH_CHECK;
-  const prodConfig = loadTopology("prod");
-  if (prodConfig.ingress.mode !== "own") throw new Error("stack prod must own the ingress");
-  const prodTopo = withSandboxIngress(prodConfig, o.engine, healthCheck);
-  const demoTopo = loadTopology("demo");
+/** The plan of the stacks as the run dir's configs (writeSandboxConfigs) have them. */
+export function planIngressSandbox(runDir: string): IngressSandboxPlan {
+  const prodTopo = loadTopology("prod", sandboxConfigFile(runDir, "prod"));
+  const demoTopo = loadTopology("demo", sandboxConfigFile(runDir, "demo"));
+  if (prodTopo.ingress.mode !== "own") throw new Error("stack prod must own the ingress");
+  const shipped = loadTopology("prod");
   const prod = planStack(prodTopo);
   const demo = planStack(demoTopo);
   const lb = prod.hosts.find((h) => h.role === "ingress");
   if (!lb?.ingress) throw new Error("stack prod has no ingress host");
-
-  const withDemo = o.stacks !== "prod";
-  const rendered = new Map<string, RenderedHost>();
-  for (const h of renderStack(prod, o.proxyScript !== undefined ? { proxyScript: o.proxyScript } : {})) rendered.set(h.host, h);
-  let attachedRoutes: RenderedFile[] = [];
-  if (withDemo) {
-    for (const h of renderStack(demo)) {
-      if (h.host.startsWith("_routes-for-")) attachedRoutes = [...h.files];
-      else rendered.set(h.host, h);
-    }
-  }
-
-  const webHosts = [
-    ...(o.stacks !== "demo" ? prod.hosts.filter((h) => h.role === "web") : []),
-    ...(withDemo ? demo.hosts.filter((h) => h.role === "web") : []),
-  ];
-  const lbNetworks = [...lb.privateIps, ...(withDemo && demo.attach ? [{ network: demo.attach.network, ip: demo.attach.ip }] : [])];
-  const networks = [
-    ...prodTopo.networks.map((n) => ({ name: n.name, ipRange: n.ipRange })),
-    ...(withDemo ? demoTopo.networks.map((n) => ({ name: n.name, ipRange: n.ipRange })) : []),
-  ];
-  const fragments = [lb.ingress.fragment, ...(withDemo && demo.attach ? [demo.attach.fragment] : [])];
+  if (!demo.attach) throw new Error("stack demo does not attach to prod's LB");
+  const serverNames = new Map<string, string>();
+  for (const [stack, p] of [["prod", prod], ["demo", demo]] as const) for (const h of p.hosts) serverNames.set(h.name, displayName(stack, h.name));
   return {
-    stacks: o.stacks,
-    engine: o.engine,
-    healthCheck,
-    configuredHealthCheck: prodConfig.ingress.healthCheck,
+    engine: prodTopo.ingress.engine,
+    healthCheck: prodTopo.ingress.healthCheck,
+    configuredHealthCheck: shipped.ingress.mode === "own" ? shipped.ingress.healthCheck : prodTopo.ingress.healthCheck,
     lb,
-    lbNetworks,
-    webHosts,
-    networks,
-    rendered,
-    attachedRoutes,
-    routing: assembleRoutingTable(fragments),
+    webHosts: [...prod.hosts, ...demo.hosts].filter((h) => h.role === "web"),
+    serverNames,
+    lbNetworks: [...lb.privateIps, { network: demo.attach.network, ip: demo.attach.ip }],
+    routing: assembleRoutingTable([lb.ingress.fragment, demo.attach.fragment]),
   };
-}
-
-/** Routing rows whose server runs in this sandbox (with --stack demo, prod's servers do not). */
-export function servedRows(plan: IngressSandboxPlan): RoutingRow[] {
-  const running = new Set(plan.webHosts.map((h) => h.name));
-  return plan.routing.filter((r) => running.has(r.server));
 }

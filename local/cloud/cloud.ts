@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { destroyNetns, RoutedNetwork, Sandbox, type Netns } from "../../lab";
+import { destroyNetns, formatIpv4, parseIpv4Cidr, RoutedNetwork, Sandbox, type Netns } from "../../lab";
 import { buildScript, PROJECT_ROOT } from "../../components/program/program-files";
 import { firewallRuleset, type FirewallRule } from "./firewall-ruleset";
 import { Machine } from "./machine";
@@ -15,6 +15,12 @@ import { Machine } from "./machine";
 const PUBLIC_GATEWAY = "172.31.1.1";
 export const OPERATOR = { ipv4: "198.51.100.7" } as const;
 export const CLIENT = { ipv4: "203.0.113.50", ipv6: "2001:db8:113::50" } as const;
+/** A second internet client, for checks that use one up (the rate limit). */
+export const FLOOD = { ipv4: "203.0.113.66" } as const;
+/** A client from another network than the operator's allowed /32. */
+export const CLIENT2 = { ipv4: "198.51.100.20" } as const;
+/** Public addresses of the cloud's own clients, never given to a server. */
+const RESERVED_PUBLIC = new Set<string>([CLIENT.ipv4, FLOOD.ipv4]);
 
 export interface ServerInfo {
   readonly id: number;
@@ -24,6 +30,14 @@ export interface ServerInfo {
   readonly netns: string;
   readonly initPid: number;
   readonly privateIps: Record<string, string>;
+}
+
+/** The namespaces the sandbox's checks probe from; made on first request (`probes`). */
+export interface ProbeInfo {
+  readonly flood: string;
+  readonly client2: string;
+  /** One machine per private network that is not any server of a stack: at the range's last host address. */
+  readonly intruders: readonly { readonly ipRange: string; readonly netns: string; readonly ip: string }[];
 }
 
 export interface CloudInfo {
@@ -51,7 +65,8 @@ export class LocalCloud {
   private nextPublic = 10;
   private nextPrimary = 100;
   readonly cloudId = randomBytes(6).toString("hex");
-  private readonly networks = new Map<number, { readonly net: RoutedNetwork; readonly ipRange: string }>();
+  private readonly networks = new Map<number, { readonly net: RoutedNetwork; readonly ipRange: string; intruder?: { readonly ns: Netns; readonly ip: string } }>();
+  private probeClients: { readonly flood: Netns; readonly client2: Netns } | undefined;
   private readonly sshKeys = new Map<number, string>();
   private readonly firewalls = new Map<number, readonly FirewallRule[]>();
   private readonly primaryIps = new Map<number, { readonly type: string; readonly ip: string; assignee?: number | undefined }>();
@@ -108,6 +123,7 @@ export class LocalCloud {
   }
 
   private allocateIpv4(): string {
+    while (RESERVED_PUBLIC.has(`203.0.113.${this.nextPublic}`)) this.nextPublic++;
     if (this.nextPublic > 250) throw new Error("local cloud: out of public addresses");
     return `203.0.113.${this.nextPublic++}`;
   }
@@ -127,6 +143,7 @@ export class LocalCloud {
     for (const [att, serverId] of this.attachmentServer) {
       if (this.servers.get(serverId)?.attachments.get(att)?.networkId === id) throw new Error(`network ${id} has attached servers (detach them first)`);
     }
+    if (n.intruder) await destroyNetns(n.intruder.ns.name, n.intruder.ns.inode);
     await destroyNetns(n.net.router.name, n.net.router.inode);
     this.networks.delete(id);
   }
@@ -295,6 +312,31 @@ export class LocalCloud {
       .filter((s) => s.firewallIds.length > 0)
       .map((s) => ({ serverId: s.id, link: s.link, rules: s.firewallIds.flatMap((f) => this.firewalls.get(f) ?? []) }));
     await this.router.nft(firewallRuleset(guarded));
+  }
+
+  // --- probes for the sandbox's checks ---------------------------------------------------------
+
+  /** The flood and client2 clients, and an intruder in every private network; idempotent. */
+  async probes(): Promise<ProbeInfo> {
+    if (!this.probeClients) {
+      const flood = await this.sb.namespace("flood");
+      await this.publicLink(flood, "fl0", FLOOD.ipv4);
+      const client2 = await this.sb.namespace("client2");
+      await this.publicLink(client2, "c20", CLIENT2.ipv4);
+      this.probeClients = { flood, client2 };
+    }
+    const intruders: ProbeInfo["intruders"][number][] = [];
+    for (const [id, n] of this.networks) {
+      if (!n.intruder) {
+        const range = parseIpv4Cidr(n.ipRange);
+        const ip = formatIpv4(range.network + 2 ** (32 - range.prefix) - 2);
+        const ns = await this.sb.namespace(`intruder${id}`);
+        await n.net.attach(ns, { ip, ifname: "ens10" });
+        n.intruder = { ns, ip };
+      }
+      intruders.push({ ipRange: n.ipRange, netns: n.intruder.ns.name, ip: n.intruder.ip });
+    }
+    return { flood: this.probeClients.flood.name, client2: this.probeClients.client2.name, intruders };
   }
 
   info(): CloudInfo {

@@ -8,7 +8,7 @@ export const CLOUD_SOCKET = `${LOCAL_RUN_DIR}/cloud.sock`;
 export const CLOUD_OPS = [
   "info", "createNetwork", "deleteNetwork", "createSshKey", "deleteSshKey", "createFirewall", "updateFirewall", "deleteFirewall",
   "createPlacementGroup", "createPrimaryIp", "deletePrimaryIp", "createServer", "deleteServer", "setServerFirewalls", "serverInfo",
-  "attach", "detach", "shutdown",
+  "attach", "detach", "probes", "shutdown",
 ] as const;
 export type CloudOp = (typeof CLOUD_OPS)[number];
 
@@ -24,8 +24,14 @@ const CALL_TIMEOUT_MS = 120_000;
 
 /** One call to the running local cloud. */
 export function callCloud<T>(op: CloudOp, ...args: unknown[]): Promise<T> {
+  return callCloudIn(LOCAL_RUN_DIR, op, ...args);
+}
+
+/** One call to the local cloud of another run dir (the sandbox keeps its own). */
+export function callCloudIn<T>(runDir: string, op: CloudOp, ...args: unknown[]): Promise<T> {
+  const path = `${runDir}/cloud.sock`;
   return new Promise((resolve, reject) => {
-    const socket = createConnection(CLOUD_SOCKET);
+    const socket = createConnection(path);
     let buf = "";
     let answered = false;
     socket.setTimeout(CALL_TIMEOUT_MS, () => socket.destroy(new Error(`local cloud: ${op}: no answer within ${CALL_TIMEOUT_MS / 1000} s`)));
@@ -45,7 +51,7 @@ export function callCloud<T>(op: CloudOp, ...args: unknown[]): Promise<T> {
       else reject(new Error(`local cloud: ${op}: ${reply.error}`));
     });
     socket.on("error", (e: NodeJS.ErrnoException) => {
-      reject(e.code === "ENOENT" || e.code === "ECONNREFUSED" ? new Error(`the local cloud is not running (${CLOUD_SOCKET}); \`npm run local -- up\` starts it`) : e);
+      reject(e.code === "ENOENT" || e.code === "ECONNREFUSED" ? new Error(`the local cloud is not running (${path}); \`npm run local -- up\` starts it`) : e);
     });
   });
 }

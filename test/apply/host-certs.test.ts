@@ -14,7 +14,7 @@ import { planStack } from "../../topology";
 import { writeHostBundle } from "../../components/program/bundle-dir";
 import { renderHostBundles } from "../../components/deploy/host-bundles";
 import { secretPayload, writeSecretsCommand } from "../../components/deploy/deploy-commands";
-import { ensureMountPoints, releaseMountPoints } from "../../sandbox/mount-points";
+import { ensureMountPoints, releaseMountPoints } from "./support/mount-points";
 import { systemctlStandin, unitConf } from "./support/systemctl-standin";
 
 const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");

@@ -1,48 +1,88 @@
-// End to end: prod and demo attached together on one LB, every host a network namespace, the
-// rendered configs running in real nginx behind either engine: HAProxy or the embedded ts proxy.
-// The checks are sandbox/ingress-checks.ts, the same ones `npm run sandbox -- test` runs.
+// End to end, the way production takes it: `npm run sandbox -- up` (the local engine's `up` of
+// prod, then demo: the program's own commands over ssh into apply.sh on fresh machines), the
+// checks of sandbox/ingress-checks.ts against it (the same ones `npm run sandbox -- test` runs),
+// then `down`, for each engine. Nothing in between deploys anything by another path.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { cleanupStale } from "../../lab";
+import { listNetns } from "../../lab";
 import { sandboxEngines } from "../../sandbox/engines";
-import { buildProxyScript } from "../../sandbox/proxy-script";
-import { ingressChecks, SkipCheck } from "../../sandbox/ingress-checks";
-import { planIngressSandbox } from "../../sandbox/ingress-plan";
-import { IngressSandbox } from "../../sandbox/ingress-sandbox";
-import { INGRESS_SANDBOX_PREFIX, otherLiveRuns, registeredMountPoints } from "../../sandbox/mount-points";
+import { ingressChecks } from "../../sandbox/ingress-checks";
+import { CHECK_PREFIX, IngressSandbox } from "../../sandbox/ingress-sandbox";
+import { planIngressSandbox, writeSandboxConfigs } from "../../sandbox/ingress-plan";
 import { missingPrerequisites } from "../../sandbox/prerequisites";
+import { sandboxRun } from "../../sandbox/sandbox-run";
 
+const CLI = join(__dirname, "..", "..", "scripts", "sandbox.ts");
 const missing = missingPrerequisites();
 const engines = sandboxEngines();
 
+function sandboxCli(runDir: string, ...args: string[]): { code: number | null; out: string } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], {
+    encoding: "utf8",
+    timeout: 5 * 60_000,
+    env: { ...process.env, HETZNER_INGRESS_SANDBOX_RUN: runDir },
+  });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
 for (const engine of engines) {
-  describe(`e2e, stacks prod + demo, engine ${engine}`, { skip: missing.length > 0 && `needs ${missing.join("; ")}`, timeout: 150_000 }, () => {
+  describe(`e2e: npm run sandbox -- up (prod, then demo), engine ${engine}`, { skip: missing.length > 0 && `needs ${missing.join("; ")}`, timeout: 10 * 60_000 }, () => {
+    const runDir = `/run/hetzner-ingress-sandbox-test-${process.pid}-${engine}`;
     let s: IngressSandbox | undefined;
+    let cloudNamespaces: string[] = [];
 
     before(async () => {
-      await cleanupStale(INGRESS_SANDBOX_PREFIX);
-      // A fresh build of the proxy, so the suite tests this checkout's code, not a stale dist/.
-      const proxyScript = engine === "ts" ? readFileSync(buildProxyScript(), "utf8") : undefined;
-      s = await IngressSandbox.up({ stacks: "all", engine, ...(proxyScript !== undefined ? { proxyScript } : {}) });
+      const up = sandboxCli(runDir, "up", "--engine", engine);
+      assert.equal(up.code, 0, up.out);
+      // What a user is told: each stack's up, and how to reach every site from the client.
+      assert.match(up.out, /up of stack prod: \d+ to create/);
+      assert.match(up.out, /up of stack demo: \d+ to create/);
+      s = await IngressSandbox.attach(sandboxRun(runDir));
+      assert.ok(up.out.includes(`curl -k --resolve demo.fiscalismia.com:443:${s.lb4} https://demo.fiscalismia.com/`), up.out.slice(-3000));
+      cloudNamespaces = Object.values(s.namespaces());
+      assert.equal(sandboxCli(runDir, "up").code, 1, "a second up is refused while one is up");
     });
 
     after(async () => {
-      if (!s) return;
-      await s.teardown();
-      assert.deepEqual(s.leftovers(), { namespaces: [], processes: [], files: [] });
-      if (otherLiveRuns().length === 0) assert.deepEqual(registeredMountPoints(), [], "mount points the sandbox created are gone");
+      await s?.close();
+      assert.deepEqual(s?.sb.leftovers(), { namespaces: [], processes: [], files: [] }, "the check session leaves nothing");
+      const down = sandboxCli(runDir, "down");
+      assert.equal(down.code, 0, down.out);
+      assert.match(down.out, /sandbox down/);
+      const left = listNetns().filter((n) => cloudNamespaces.includes(n) || n.startsWith(`${CHECK_PREFIX}-`));
+      assert.deepEqual(left, [], "down leaves no namespace of the sandbox behind");
+      assert.equal(existsSync(runDir), false, `${runDir} is removed`);
+      assert.equal(sandboxCli(runDir, "test").code, 1, "test without a sandbox says so");
     });
 
-    for (const check of ingressChecks(planIngressSandbox({ stacks: "all", engine }))) {
+    // The checks are known before the sandbox is up: the plan is the configs' (the same files up deploys).
+    const plan = (() => {
+      const dir = mkdtempSync(join(tmpdir(), "sandbox-plan-"));
+      try {
+        writeSandboxConfigs(dir, engine);
+        return planIngressSandbox(dir);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    })();
+    for (const check of ingressChecks(plan)) {
       it(check.name, async (t) => {
         if (!s) throw new Error("the sandbox did not come up");
-        try {
-          t.diagnostic(await check.run(s));
-        } catch (e) {
-          if (e instanceof SkipCheck) t.skip(e.message);
-          else throw e;
-        }
+        t.diagnostic(await check.run(s));
+      });
+    }
+
+    // Once is enough for the CLI's own path (attach, run, report, exit status).
+    if (engine === engines[0]) {
+      it("`npm run sandbox -- test` runs the same checks and reports each as passed", () => {
+        const r = sandboxCli(runDir, "test");
+        assert.equal(r.code, 0, r.out);
+        for (const check of ingressChecks(plan)) assert.ok(r.out.includes(`PASS ${check.name} (`), `${check.name}\n${r.out}`);
+        assert.match(r.out, new RegExp(`^${ingressChecks(plan).length} passed, 0 failed in `, "m"));
       });
     }
   });

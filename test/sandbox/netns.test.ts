@@ -88,6 +88,17 @@ describe("netns library", { timeout: 60_000 }, () => {
       // The path really runs through the router: stop it forwarding and the SYN vanishes.
       await net.router.setForwarding(false);
       assert.equal((await probeTcp(lb, "172.24.0.3", 8080, 300)).outcome, "timeout");
+      await net.router.setForwarding(true);
+
+      // A machine plugged in later leaves the gateway's MAC as the others learnt it (a bridge
+      // would otherwise take its lowest port's MAC and strand every neighbour entry).
+      const gatewayMac = async () => /lladdr (\S+)/.exec((await lb.exec(["ip", "neigh", "show", "172.24.0.1"])).stdout)?.[1];
+      const learnt = await gatewayMac();
+      assert.ok(learnt !== undefined, "the LB has a neighbour entry for its gateway");
+      for (const [i, name] of ["late1", "late2", "late3"].entries()) await net.attach(await sb.namespace(name), { ip: `172.24.2.${i + 1}` });
+      assert.equal(await gatewayMac(), learnt);
+      assert.equal((await net.router.exec(["cat", "/sys/class/net/br0/address"])).stdout.trim(), learnt);
+      assert.equal((await probeTcp(lb, "172.24.0.3", 8080, 300)).outcome, "connected");
       assert.equal(await rootNetworkState(), rootBefore, "root namespace changed while the sandbox ran");
     } finally {
       await sb.teardown();

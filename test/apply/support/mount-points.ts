@@ -1,18 +1,18 @@
-// Directories on the root filesystem that daemons' private mount namespaces bind over
+// Directories on the root filesystem that a test's private mount namespaces bind over
 // (/srv/ingress, /etc/letsencrypt, /var/www/acme): a bind mount needs an existing target.
-// Those the sandbox had to create are listed in a registry under /run, so that whichever run
-// ends last removes them, and no run removes one while another live run may bind over it.
+// Those a test had to create are listed in a registry under /run, so that whichever run ends
+// last removes them, and no run removes one while another live run may bind over it.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { listNetns } from "../lab/sandbox";
-import { isLive } from "../lab/procfs";
+import { listNetns } from "../../../lab/sandbox";
+import { isLive } from "../../../lab/procfs";
 
-/** Where the CLI keeps its state and the registry of created mount points. */
-export const SANDBOX_RUN_DIR = "/run/hetzner-ingress-sandbox";
-const REGISTRY = join(SANDBOX_RUN_DIR, "mount-points.json");
+/** Where the registry of created mount points lives. */
+const RUN_DIR = "/run/hetzner-ingress-test-mounts";
+const REGISTRY = join(RUN_DIR, "mount-points.json");
 
-/** Namespace prefix of every ingress sandbox run (CLI and e2e tests). */
-export const INGRESS_SANDBOX_PREFIX = "ingsb";
+/** Namespace prefix of the runs that bind over them. */
+export const MOUNTING_PREFIX = "ingsb";
 
 interface Registry {
   /** Directories a sandbox run created, parents before children. */
@@ -29,7 +29,7 @@ function readRegistry(): Registry {
 }
 
 function writeRegistry(r: Registry): void {
-  mkdirSync(SANDBOX_RUN_DIR, { recursive: true, mode: 0o700 });
+  mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
   writeFileSync(REGISTRY, JSON.stringify(r, null, 2) + "\n", { mode: 0o600 });
 }
 
@@ -51,8 +51,8 @@ export function ensureMountPoints(dirs: readonly string[]): string[] {
   return made;
 }
 
-/** Live runs of the ingress sandbox other than the calling process, by owner pid. */
-export function otherLiveRuns(prefix = INGRESS_SANDBOX_PREFIX): number[] {
+/** Live runs other than the calling process, by owner pid. */
+export function otherLiveRuns(prefix = MOUNTING_PREFIX): number[] {
   const owned = new RegExp(`^${prefix}-([0-9a-z]+)-[0-9a-f]{4}-`);
   const owners = new Set<number>();
   for (const name of listNetns()) {
@@ -69,7 +69,7 @@ export function otherLiveRuns(prefix = INGRESS_SANDBOX_PREFIX): number[] {
  * still lives, and the run dir itself once nothing is left in it. Synchronous: it also runs
  * from the exit hook.
  */
-export function releaseMountPoints(prefix = INGRESS_SANDBOX_PREFIX): string[] {
+export function releaseMountPoints(prefix = MOUNTING_PREFIX): string[] {
   if (otherLiveRuns(prefix).length > 0) return [];
   const registry = readRegistry();
   const removed: string[] = [];
@@ -90,7 +90,7 @@ export function releaseMountPoints(prefix = INGRESS_SANDBOX_PREFIX): string[] {
 
 export function removeRunDirIfEmpty(): void {
   try {
-    if (readdirSync(SANDBOX_RUN_DIR).length === 0) rmdirSync(SANDBOX_RUN_DIR);
+    if (readdirSync(RUN_DIR).length === 0) rmdirSync(RUN_DIR);
   } catch {
     // absent already
   }
