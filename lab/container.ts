@@ -50,7 +50,8 @@ export async function createBridgedContainer(sb: Sandbox, host: Netns, spec: Bri
   return { ns, host, ip, bridgeIp, bridge };
 }
 
-const NAT_TABLE = "netavark";
+/** The nftables table (ip family) that holds the published ports' DNAT. */
+export const NAT_TABLE = "netavark";
 
 /**
  * The DNAT part of netavark's rules as one nftables table: connections to a

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { PROJECT_ROOT } from "../components/program/program-files";
+import { isLive } from "../lab/procfs";
 import { CLIENT, type CloudInfo } from "./cloud/cloud";
 import { callCloud, LOCAL_RUN_DIR } from "./cloud/protocol";
 import { runEngine } from "./engine/engine";
@@ -84,7 +85,8 @@ async function main(): Promise<void> {
       const pid = Number(readFileSync(join(LOCAL_RUN_DIR, "cloud.pid"), "utf8"));
       await callCloud("shutdown");
       // Down means gone: wait for the cloud to finish tearing its machines down.
-      for (let i = 0; i < 600 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 600 && isLive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      if (isLive(pid)) throw new Error(`the local cloud (pid ${pid}) is still tearing down after 60 s; see ${join(LOCAL_RUN_DIR, "cloud.log")}, and run down again`);
     }
     rmSync(LOCAL_STATE_DIR, { recursive: true, force: true });
     process.stdout.write("local cloud stopped; local stack state removed\n");

@@ -32,12 +32,14 @@ function routeCheck(row: RoutingRow): IngressCheck {
   return {
     name: `route ${row.hostname} -> ${row.server} ${row.address}:${row.port}, nginx sees the client`,
     async run(s) {
+      // Only what nginx writes from now on counts: the log keeps earlier runs' lines.
+      const seen = (await s.nginxLog(row.server)).length;
       const r = await curlThroughLb(s.clients.client, row.hostname, s.lb4);
       assert.equal(r.status, 200, `curl: exit ${r.code} ${r.err}`);
       assert.match(r.body, new RegExp(`real client IP is ${re(INTERNET.client4)}\\b`), `body: ${r.body}`);
       const lbIp = lbPrivateIpFor(s, row);
       const line = new RegExp(`^${re(INTERNET.client4)} .*"GET / HTTP/1\\.1" 200 .*sni=${re(row.hostname)} .*lb=${re(lbIp)} `, "m");
-      await pollUntil(`access log of ${row.server}`, async () => (line.test(await s.nginxLog(row.server)) ? true : undefined), { timeoutMs: 3000 });
+      await pollUntil(`access log of ${row.server}`, async () => (line.test((await s.nginxLog(row.server)).slice(seen)) ? true : undefined), { timeoutMs: 3000 });
       return `200 "${r.body.trim()}"; access log: client ${INTERNET.client4}, via LB ${lbIp}`;
     },
   };
@@ -129,6 +131,9 @@ const proxyListenerCheck: IngressCheck = {
       listenerTargets(s).map(async (t) => {
         const neighbour = s.clients.intruders.find((i) => ipv4InCidr(t.ip, parseIpv4Cidr(i.ipRange)));
         if (!neighbour) throw new Error(`no intruder in the network of ${t.ip}`);
+        // The intruder does reach the host (the firewall lets ICMP in): a timeout below is the drop, not a broken path.
+        const ping = await neighbour.ns.exec(["ping", "-c", "1", "-W", "2", t.ip], { allowFailure: true });
+        assert.equal(ping.code, 0, `intruder ${neighbour.ip} cannot ping ${t.ip}: ${ping.stdout}${ping.stderr}`);
         return { t, neighbour, intruder: await probeTcp(neighbour.ns, t.ip, t.port, 1000), lb: await probeTcp(s.lbNs, t.ip, t.port, 1000) };
       }),
     );
@@ -136,7 +141,7 @@ const proxyListenerCheck: IngressCheck = {
       assert.equal(intruder.outcome, "timeout", `intruder ${neighbour.ip} -> ${t.ip}:${t.port}: ${intruder.outcome}`);
       assert.equal(lb.outcome, "connected", `LB -> ${t.ip}:${t.port}: ${lb.outcome}`);
     }
-    return `intruders (${s.clients.intruders.map((i) => i.ip).join(", ")}): timeout on ${results.length} listeners; LB: connected`;
+    return `intruders (${s.clients.intruders.map((i) => i.ip).join(", ")}): ping answered, timeout on ${results.length} listeners; LB: connected`;
   },
 };
 

@@ -20,8 +20,6 @@ export type SandboxStack = (typeof SANDBOX_STACKS)[number];
 export interface IngressSandboxPlan {
   readonly engine: Engine;
   readonly healthCheck: HealthCheck;
-  /** What the shipped Pulumi.prod.yaml says, for the record. */
-  readonly configuredHealthCheck: HealthCheck;
   /** The ingress host of prod, the stack that owns the LB (demo attaches to it). */
   readonly lb: HostPlan;
   readonly webHosts: readonly HostPlan[];
@@ -54,7 +52,6 @@ export function planIngressSandbox(runDir: string): IngressSandboxPlan {
   const prodTopo = loadTopology("prod", sandboxConfigFile(runDir, "prod"));
   const demoTopo = loadTopology("demo", sandboxConfigFile(runDir, "demo"));
   if (prodTopo.ingress.mode !== "own") throw new Error("stack prod must own the ingress");
-  const shipped = loadTopology("prod");
   const prod = planStack(prodTopo);
   const demo = planStack(demoTopo);
   const lb = prod.hosts.find((h) => h.role === "ingress");
@@ -65,7 +62,6 @@ export function planIngressSandbox(runDir: string): IngressSandboxPlan {
   return {
     engine: prodTopo.ingress.engine,
     healthCheck: prodTopo.ingress.healthCheck,
-    configuredHealthCheck: shipped.ingress.mode === "own" ? shipped.ingress.healthCheck : prodTopo.ingress.healthCheck,
     lb,
     webHosts: [...prod.hosts, ...demo.hosts].filter((h) => h.role === "web"),
     serverNames,

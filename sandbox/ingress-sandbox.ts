@@ -91,7 +91,9 @@ export class IngressSandbox {
   /** The sandbox of this run dir, as deployed; fails when it is not up. */
   static async attach(r: SandboxRun): Promise<IngressSandbox> {
     const plan = planIngressSandbox(r.dir);
-    const info = await callCloudIn<CloudInfo>(r.dir, "info");
+    const info = await callCloudIn<CloudInfo>(r.dir, "info").catch((e: Error) => {
+      throw new Error(`no sandbox answers in ${r.dir} (${e.message}); \`npm run sandbox -- down\` then \`up\` makes a new one`);
+    });
     const probes = await callCloudIn<ProbeInfo>(r.dir, "probes");
     const sb = await Sandbox.create({ prefix: CHECK_PREFIX });
     try {
@@ -117,7 +119,10 @@ export class IngressSandbox {
       };
       const statsEnv = await onMachine(lbServer, ["cat", paths.STATS_ENV]);
       const env = Object.fromEntries(statsEnv.stdout.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
-      const stats = { user: env["STATS_USER"] ?? "", password: env["STATS_PASSWORD"] ?? "" };
+      const user = env["STATS_USER"];
+      const password = env["STATS_PASSWORD"];
+      if (statsEnv.code !== 0 || !user || !password) throw new Error(`cannot read the stats credentials from ${paths.STATS_ENV} on ${lbServer.name}: ${statsEnv.stderr.trim() || "no STATS_USER/STATS_PASSWORD"}`);
+      const stats = { user, password };
       return new IngressSandbox(sb, plan, lbServer, Netns.attach(lbServer.netns, plan.lb.name, sb), web, clients, stats);
     } catch (e) {
       await sb.teardown().catch(() => undefined);

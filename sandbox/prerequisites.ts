@@ -11,7 +11,15 @@ export const REQUIRED_BINARIES: Readonly<Record<string, string>> = {
   nginx: "nginx",
   curl: "curl",
   openssl: "openssl",
+  ping: "iputils-ping",
+  // The local engine: sshd on every machine, ssh/scp from the operator, the machines' namespaces.
+  sshd: "openssh-server",
+  ssh: "openssh-client",
+  scp: "openssh-client",
+  "ssh-keygen": "openssh-client",
   unshare: "util-linux",
+  nsenter: "util-linux",
+  setpriv: "util-linux",
   mount: "mount",
 };
 
@@ -23,7 +31,7 @@ function onPath(name: string): boolean {
 /** Every reason the sandbox cannot run here; empty when it can. */
 export function missingPrerequisites(): string[] {
   const problems: string[] = [];
-  if (process.getuid?.() !== 0) problems.push("root: the sandbox creates network namespaces, loads nftables and bind-mounts (run with sudo)");
+  if (process.getuid?.() !== 0) problems.push("root: the sandbox creates network namespaces, mount namespaces and nftables rules (run with sudo)");
   const missing = Object.keys(REQUIRED_BINARIES).filter((b) => !onPath(b));
   if (missing.length > 0) {
     const packages = [...new Set(missing.map((b) => REQUIRED_BINARIES[b]))].join(" ");

@@ -9,6 +9,8 @@
 import { parseArgs } from "node:util";
 import type { Engine } from "../topology";
 import { listNetns } from "../lab/sandbox";
+import type { CloudInfo } from "../local/cloud/cloud";
+import { callCloudIn } from "../local/cloud/protocol";
 import { ingressChecks, runChecks } from "../sandbox/ingress-checks";
 import { IngressSandbox } from "../sandbox/ingress-sandbox";
 import { missingPrerequisites } from "../sandbox/prerequisites";
@@ -59,11 +61,16 @@ async function test(): Promise<number> {
 
 async function down(): Promise<number> {
   const r = sandboxRun();
-  const before = new Set(listNetns());
+  // The cloud's namespaces share its prefix (the operator's name without "operator").
+  const info = await callCloudIn<CloudInfo>(r.dir, "info").catch(() => undefined);
+  const prefix = info?.operatorNetns.replace(/operator$/, "");
+  const ours = () => (prefix === undefined ? [] : listNetns().filter((n) => n.startsWith(prefix)));
+  const before = ours().length;
   const result = await sandboxDown(r);
   if (result.code !== 0) return fail(`down failed:\n${result.stdout}${result.stderr}`);
-  const gone = [...before].filter((n) => !listNetns().includes(n)).length;
-  console.log(`sandbox down: its local cloud stopped, ${gone} namespaces gone, ${r.dir} removed`);
+  const left = ours();
+  if (left.length > 0) return fail(`down left namespaces of the sandbox's cloud behind:\n  ${left.join("\n  ")}`);
+  console.log(`sandbox down: ${info ? `its local cloud stopped, ${before} namespaces gone` : "no local cloud was running"}, ${r.dir} removed`);
   return 0;
 }
 

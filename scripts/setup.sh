@@ -43,7 +43,7 @@ install_quadlet() {
 
 if [ "$mode" = "--test" ]; then
   need=()
-  for bin in haproxy nginx sshd nft curl socat openssl ip ssh-keygen scp nsenter unshare setpriv shellcheck; do
+  for bin in haproxy nginx sshd nft curl socat openssl ip ping ssh-keygen scp nsenter unshare setpriv shellcheck; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$bin")
   done
   [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=("nginx-stream")
@@ -64,7 +64,7 @@ if [ "$mode" = "--test" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
       haproxy nginx-light libnginx-mod-stream openssh-server openssh-client \
-      nftables curl socat openssl iproute2 procps util-linux ca-certificates shellcheck >/dev/null
+      nftables curl socat openssl iproute2 iputils-ping procps util-linux ca-certificates shellcheck >/dev/null
     [ -z "$own_policy" ] || { rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
   fi
   install_quadlet

@@ -19,6 +19,11 @@ export const CLIENT = { ipv4: "203.0.113.50", ipv6: "2001:db8:113::50" } as cons
 export const FLOOD = { ipv4: "203.0.113.66" } as const;
 /** A client from another network than the operator's allowed /32. */
 export const CLIENT2 = { ipv4: "198.51.100.20" } as const;
+/** A server's IPv6 /64, from 2001:db8:1::/48: apart from the clients' 2001:db8:113::/64. */
+function serverIpv6Net(id: number): string {
+  return `2001:db8:1:${id.toString(16)}::/64`;
+}
+
 /** Public addresses of the cloud's own clients, never given to a server. */
 const RESERVED_PUBLIC = new Set<string>([CLIENT.ipv4, FLOOD.ipv4]);
 
@@ -67,6 +72,7 @@ export class LocalCloud {
   readonly cloudId = randomBytes(6).toString("hex");
   private readonly networks = new Map<number, { readonly net: RoutedNetwork; readonly ipRange: string; intruder?: { readonly ns: Netns; readonly ip: string } }>();
   private probeClients: { readonly flood: Netns; readonly client2: Netns } | undefined;
+  private probeAttempts = 0;
   private readonly sshKeys = new Map<number, string>();
   private readonly firewalls = new Map<number, readonly FirewallRule[]>();
   private readonly primaryIps = new Map<number, { readonly type: string; readonly ip: string; assignee?: number | undefined }>();
@@ -183,8 +189,9 @@ export class LocalCloud {
 
   createPrimaryIp(type: string): { id: number; ip: string } {
     const id = this.id();
-    if (type !== "ipv6" && this.nextPrimary > 250) throw new Error("local cloud: out of primary IPv4 addresses");
-    const ip = type === "ipv6" ? `2001:db8:${id}::/64` : `198.51.100.${this.nextPrimary++}`;
+    // 198.51.100.128/25 stands in for podman's container network in the sandbox's DNAT scenario.
+    if (type !== "ipv6" && this.nextPrimary > 127) throw new Error("local cloud: out of primary IPv4 addresses (198.51.100.100-127)");
+    const ip = type === "ipv6" ? serverIpv6Net(id) : `198.51.100.${this.nextPrimary++}`;
     this.primaryIps.set(id, { type, ip });
     return { id, ip };
   }
@@ -221,7 +228,7 @@ export class LocalCloud {
       return p.ip;
     };
     const ipv4 = primary(o.primaryIpv4) ?? this.allocateIpv4();
-    const v6net = primary(o.primaryIpv6) ?? `2001:db8:${id}::/64`;
+    const v6net = primary(o.primaryIpv6) ?? serverIpv6Net(id);
     const ipv6 = v6net.replace(/\/64$/, "").replace(/::$/, "::1");
     const ns = await this.sb.namespace(`srv${id}`);
     const link = `pub${id}`;
@@ -280,6 +287,7 @@ export class LocalCloud {
     const n = this.networks.get(networkId);
     if (!n) throw new Error(`network ${networkId} not found`);
     for (const a of s.attachments.values()) if (a.networkId === networkId) throw new Error(`server ${serverId} is already attached to network ${networkId}`);
+    if (this.usedIps(networkId).has(ip)) throw new Error(`ip ${ip} is already used in network ${networkId}`);
     const used = new Set([...s.attachments.values()].map((a) => a.ifname));
     let i = 10;
     while (used.has(`ens${i}`)) i++;
@@ -292,6 +300,15 @@ export class LocalCloud {
     s.attachments.set(id, { ifname, networkId, ip });
     this.attachmentServer.set(id, serverId);
     return id;
+  }
+
+  /** Private addresses taken in a network: its servers' and the sandbox's intruder's. */
+  private usedIps(networkId: number): Set<string> {
+    const used = new Set<string>();
+    for (const srv of this.servers.values()) for (const a of srv.attachments.values()) if (a.networkId === networkId) used.add(a.ip);
+    const intruder = this.networks.get(networkId)?.intruder;
+    if (intruder) used.add(intruder.ip);
+    return used;
   }
 
   async detach(attachmentId: number): Promise<void> {
@@ -319,24 +336,37 @@ export class LocalCloud {
   /** The flood and client2 clients, and an intruder in every private network; idempotent. */
   async probes(): Promise<ProbeInfo> {
     if (!this.probeClients) {
-      const flood = await this.sb.namespace("flood");
-      await this.publicLink(flood, "fl0", FLOOD.ipv4);
-      const client2 = await this.sb.namespace("client2");
-      await this.publicLink(client2, "c20", CLIENT2.ipv4);
+      const flood = await this.probeNamespace("flood", (ns) => this.publicLink(ns, `fl${this.probeAttempts}`, FLOOD.ipv4));
+      const client2 = await this.probeNamespace("client2", (ns) => this.publicLink(ns, `ct${this.probeAttempts}`, CLIENT2.ipv4));
       this.probeClients = { flood, client2 };
     }
     const intruders: ProbeInfo["intruders"][number][] = [];
     for (const [id, n] of this.networks) {
       if (!n.intruder) {
+        // The highest address no server has: the end of the range, where stacks rarely look.
         const range = parseIpv4Cidr(n.ipRange);
-        const ip = formatIpv4(range.network + 2 ** (32 - range.prefix) - 2);
-        const ns = await this.sb.namespace(`intruder${id}`);
-        await n.net.attach(ns, { ip, ifname: "ens10" });
+        const used = this.usedIps(id);
+        let host = range.network + 2 ** (32 - range.prefix) - 2;
+        while (used.has(formatIpv4(host)) && host > range.network + 2) host--;
+        const ip = formatIpv4(host);
+        const ns = await this.probeNamespace(`intruder${id}`, (x) => n.net.attach(x, { ip, ifname: "ens10" }));
         n.intruder = { ns, ip };
       }
       intruders.push({ ipRange: n.ipRange, netns: n.intruder.ns.name, ip: n.intruder.ip });
     }
     return { flood: this.probeClients.flood.name, client2: this.probeClients.client2.name, intruders };
+  }
+
+  /** A namespace wired by `wire`; one that fails half-way is removed, and the next try gets a fresh name. */
+  private async probeNamespace(role: string, wire: (ns: Netns) => Promise<unknown>): Promise<Netns> {
+    const ns = await this.sb.namespace(`${role}-${++this.probeAttempts}`);
+    try {
+      await wire(ns);
+      return ns;
+    } catch (e) {
+      await destroyNetns(ns.name, ns.inode);
+      throw e;
+    }
   }
 
   info(): CloudInfo {

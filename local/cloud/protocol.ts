@@ -51,7 +51,7 @@ export function callCloudIn<T>(runDir: string, op: CloudOp, ...args: unknown[]):
       else reject(new Error(`local cloud: ${op}: ${reply.error}`));
     });
     socket.on("error", (e: NodeJS.ErrnoException) => {
-      reject(e.code === "ENOENT" || e.code === "ECONNREFUSED" ? new Error(`the local cloud is not running (${path}); \`npm run local -- up\` starts it`) : e);
+      reject(e.code === "ENOENT" || e.code === "ECONNREFUSED" ? new Error(`the local cloud is not running (${path})${runDir === LOCAL_RUN_DIR ? "; `npm run local -- up` starts it" : ""}`) : e);
     });
   });
 }

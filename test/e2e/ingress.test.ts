@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { listNetns } from "../../lab";
+import { cleanupStale, listNetns } from "../../lab";
 import { sandboxEngines } from "../../sandbox/engines";
 import { ingressChecks } from "../../sandbox/ingress-checks";
 import { CHECK_PREFIX, IngressSandbox } from "../../sandbox/ingress-sandbox";
@@ -19,6 +19,19 @@ import { sandboxRun } from "../../sandbox/sandbox-run";
 const CLI = join(__dirname, "..", "..", "scripts", "sandbox.ts");
 const missing = missingPrerequisites();
 const engines = sandboxEngines();
+
+/** The cloud's namespace prefix, from its `status` (undefined when no cloud answers). */
+function cloudPrefixOf(runDir: string): string | undefined {
+  const r = spawnSync(process.execPath, ["--import", "tsx", join(__dirname, "..", "..", "local", "cli.ts"), "status"], {
+    encoding: "utf8",
+    env: { ...process.env, HETZNER_INGRESS_LOCAL_RUN: runDir },
+  });
+  try {
+    return (JSON.parse(r.stdout) as { operatorNetns: string }).operatorNetns.replace(/operator$/, "");
+  } catch {
+    return undefined;
+  }
+}
 
 function sandboxCli(runDir: string, ...args: string[]): { code: number | null; out: string } {
   const r = spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], {
@@ -33,30 +46,41 @@ for (const engine of engines) {
   describe(`e2e: npm run sandbox -- up (prod, then demo), engine ${engine}`, { skip: missing.length > 0 && `needs ${missing.join("; ")}`, timeout: 10 * 60_000 }, () => {
     const runDir = `/run/hetzner-ingress-sandbox-test-${process.pid}-${engine}`;
     let s: IngressSandbox | undefined;
-    let cloudNamespaces: string[] = [];
+    /** The local cloud's namespace prefix (inglc-<pid>-<rand>-), read from its operator namespace. */
+    let cloudPrefix: string | undefined;
 
     before(async () => {
+      await cleanupStale(CHECK_PREFIX);
       const up = sandboxCli(runDir, "up", "--engine", engine);
+      cloudPrefix = cloudPrefixOf(runDir);
       assert.equal(up.code, 0, up.out);
       // What a user is told: each stack's up, and how to reach every site from the client.
       assert.match(up.out, /up of stack prod: \d+ to create/);
       assert.match(up.out, /up of stack demo: \d+ to create/);
       s = await IngressSandbox.attach(sandboxRun(runDir));
       assert.ok(up.out.includes(`curl -k --resolve demo.fiscalismia.com:443:${s.lb4} https://demo.fiscalismia.com/`), up.out.slice(-3000));
-      cloudNamespaces = Object.values(s.namespaces());
       assert.equal(sandboxCli(runDir, "up").code, 1, "a second up is refused while one is up");
     });
 
     after(async () => {
-      await s?.close();
-      assert.deepEqual(s?.sb.leftovers(), { namespaces: [], processes: [], files: [] }, "the check session leaves nothing");
+      // down runs whatever happened before: a failed up must not leave a cloud running.
+      let session: Error | undefined;
+      try {
+        if (s) {
+          await s.close();
+          assert.deepEqual(s.sb.leftovers(), { namespaces: [], processes: [], files: [] }, "the check session leaves nothing");
+        }
+      } catch (e) {
+        session = e as Error;
+      }
       const down = sandboxCli(runDir, "down");
       assert.equal(down.code, 0, down.out);
       assert.match(down.out, /sandbox down/);
-      const left = listNetns().filter((n) => cloudNamespaces.includes(n) || n.startsWith(`${CHECK_PREFIX}-`));
-      assert.deepEqual(left, [], "down leaves no namespace of the sandbox behind");
+      assert.ok(cloudPrefix !== undefined, "the sandbox's cloud was seen running");
+      assert.deepEqual(listNetns().filter((n) => n.startsWith(cloudPrefix ?? "-")), [], "down leaves no namespace of the cloud behind");
       assert.equal(existsSync(runDir), false, `${runDir} is removed`);
       assert.equal(sandboxCli(runDir, "test").code, 1, "test without a sandbox says so");
+      if (session) throw session;
     });
 
     // The checks are known before the sandbox is up: the plan is the configs' (the same files up deploys).
