@@ -35,6 +35,7 @@ readonly NAME_RE='^[a-z0-9][a-z0-9_-]{0,62}$'
 # --- output -------------------------------------------------------------------------
 
 LOG="$ROOT/apply.log"
+CERTS_LOADED="$ROOT/.certs-loaded"
 
 # Values of the host's secret env files (stats.env): nothing this script prints or logs may
 # carry one. Validators never see them (they get placeholders, see placeholder_env), so this
@@ -333,9 +334,27 @@ restore_cert_links() {
   CERT_UNDO=()
 }
 
+# What nginx last loaded: "<link> <sha256 of fullchain.pem> <sha256 of privkey.pem>" per
+# host-kept certificate, written whenever nginx starts or reloads with them. A renewal
+# replaces the files behind a link that does not move; this is how it is noticed.
+cert_fingerprints() {
+  local list=$1/tls/host-certs link real standin
+  [[ -f $list ]] || return 0
+  while read -r link real standin; do
+    [[ -z $link || $link == \#* ]] && continue
+    printf '%s %s %s\n' "$link" "$(sha256sum <"$link/fullchain.pem" 2>/dev/null | cut -d' ' -f1)" "$(sha256sum <"$link/privkey.pem" 2>/dev/null | cut -d' ' -f1)"
+  done <"$list"
+}
+
+record_loaded_certs() {
+  cert_fingerprints "$1" >"$CERTS_LOADED.tmp" && mv -f "$CERTS_LOADED.tmp" "$CERTS_LOADED"
+}
+
 # --switch-certs: run after a certificate appears or is renewed (certbot's --deploy-hook).
-# Moves the live release's links, checks the release with nginx as it will run, reloads.
+# Moves the live release's links, checks the release with nginx as it will run, reloads;
+# also reloads when a linked certificate was renewed in place since nginx loaded it.
 switch_certs() {
+  local why
   PREV=$(current_id)
   if [[ -z $PREV ]]; then
     PHASE=committed
@@ -344,17 +363,23 @@ switch_certs() {
   fi
   PHASE=certs
   link_host_certs "$ROOT/releases/$PREV"
-  if ((${#CERT_UNDO[@]} == 0)); then
+  if ((${#CERT_UNDO[@]} > 0)); then
+    why="the switched certificates"
+  elif [[ $(cert_fingerprints "$ROOT/releases/$PREV") != "$(cat "$CERTS_LOADED" 2>/dev/null)" ]]; then
+    why="the renewed certificates"
+    say "a certificate changed since nginx loaded it (renewed in place)"
+  else
     PHASE=committed
-    say "unchanged: every certificate link already points where it should"
+    say "unchanged: every certificate link already points where it should, and nginx has loaded them"
     return 0
   fi
   NEW=$PREV
   validate_release
   NEW=""
   ctl reload nginx.service || fail "systemctl reload nginx.service failed"
+  record_loaded_certs "$ROOT/releases/$PREV" || warn "could not record which certificates nginx loaded"
   PHASE=committed
-  say "nginx reloaded with the switched certificates"
+  say "nginx reloaded with $why"
 }
 
 # --- bundle --------------------------------------------------------------------------
@@ -801,6 +826,7 @@ build_and_apply() {
   check_firewall
   apply_units
   probe
+  if is_in nginx "${UNITS_TOUCHED[@]}"; then record_loaded_certs "$ROOT/releases/$id" || warn "could not record which certificates nginx loaded"; fi
   PHASE=committed
   [[ -z $ROUTES_BACKUP ]] || rm -rf "$ROUTES_BACKUP"
   prune_releases

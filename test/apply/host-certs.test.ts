@@ -118,7 +118,7 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   const before = calls().length;
   const idle = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
   assert.equal(idle.status, 0, idle.out);
-  assert.match(idle.out, /unchanged: every certificate link already points where it should/);
+  assert.match(idle.out, /unchanged: every certificate link already points where it should, and nginx has loaded them/);
   assert.equal(calls().length, before);
 
   // certbot issues demo.fiscalismia.com (its layout: live/ links into archive/) and runs the hook.
@@ -136,6 +136,26 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   await waitForIssuer("demo.fiscalismia.com", "certbot demo");
   assert.equal(issuer("backend.demo.fiscalismia.com"), "stand-in backend.demo.fiscalismia.com", "the other site keeps its stand-in");
 
+  // certbot renews it: new files in archive/, the same live/ directory, so no link moves. The
+  // hook still reloads nginx, or it would serve the old certificate until it expires.
+  const renewed = certificate(join(work, "renewed"), "certbot demo renewed", "demo.fiscalismia.com");
+  writeFileSync(join(le, "archive", "demo.fiscalismia.com", "fullchain2.pem"), renewed.cert);
+  writeFileSync(join(le, "archive", "demo.fiscalismia.com", "privkey2.pem"), renewed.key, { mode: 0o600 });
+  for (const f of ["fullchain", "privkey"]) {
+    rmSync(join(le, "live", "demo.fiscalismia.com", `${f}.pem`));
+    symlinkSync(`../../archive/demo.fiscalismia.com/${f}2.pem`, join(le, "live", "demo.fiscalismia.com", `${f}.pem`));
+  }
+  const m = calls().length;
+  const renewal = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
+  assert.equal(renewal.status, 0, renewal.out);
+  assert.match(renewal.out, /a certificate changed since nginx loaded it \(renewed in place\)/);
+  assert.deepEqual(calls().slice(m), ["reload nginx.service"]);
+  await waitForIssuer("demo.fiscalismia.com", "certbot demo renewed");
+  // And once loaded, the next run of the hook has nothing to do.
+  const after = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
+  assert.match(after.out, /unchanged: every certificate link already points where it should, and nginx has loaded them/);
+  assert.equal(calls().length, m + 1);
+
   // A certificate nginx cannot load is not switched to: the link goes back, nginx keeps serving.
   mkdirSync(join(le, "live", "backend.demo.fiscalismia.com"), { recursive: true });
   writeFileSync(join(le, "live", "backend.demo.fiscalismia.com", "fullchain.pem"), "not a certificate\n");
@@ -148,5 +168,5 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   assert.equal(readlinkSync(join(srv, "secrets", "tls", "live", "backend.demo.fiscalismia.com")), "/srv/ingress/secrets/tls/standin/backend.demo.fiscalismia.com");
   assert.equal(calls().length, n, "no reload");
   assert.equal(issuer("backend.demo.fiscalismia.com"), "stand-in backend.demo.fiscalismia.com");
-  assert.equal(issuer("demo.fiscalismia.com"), "certbot demo");
+  assert.equal(issuer("demo.fiscalismia.com"), "certbot demo renewed");
 });
