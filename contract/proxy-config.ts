@@ -126,7 +126,12 @@ export const routeSchema = z.strictObject({
   listeners: z.array(name).min(1).optional().describe("Listeners this route applies to; default all tls-passthrough listeners"),
 });
 
-export const serverSchema = z.strictObject({ name, address: ipAddress, port });
+export const serverSchema = z.strictObject({
+  name,
+  address: ipAddress,
+  port,
+  acmePort: port.optional().describe("The server's ACME http-01 responder (plain HTTP): where the http-redirect listener sends challenges for the backend's names"),
+});
 
 export const healthCheckSchema = z
   .strictObject({

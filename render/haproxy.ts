@@ -37,6 +37,8 @@ export function renderHaproxyConfig(host: HostPlan): string {
   const { ports, rateLimit, timeouts } = ingress;
   const map = paths.HAPROXY_ROUTES_MAP;
   const sni = `req.ssl_sni,lower,map(${map})`;
+  // The Host header without a port, looked up in the same map as the SNI.
+  const acmeHost = `req.hdr(host),field(1,:),lower,map(${map})`;
 
   const header = [
     `# haproxy.cfg for ${host.name} (stack ${host.stack}), generated from Pulumi.${host.stack}.yaml: edit that, not this file.`,
@@ -85,11 +87,19 @@ export function renderHaproxyConfig(host: HostPlan): string {
     ...perSourceRateLimit(rateLimit),
     `timeout http-request ${d(timeouts.inspect)}`,
     `errorfile 503 ${paths.HAPROXY_ERRORFILE_503}`,
-    "# Same host and path on https. ACME http-01 follows this redirect and is answered by the",
-    "# site's nginx on the TLS port (webroot /.well-known/acme-challenge/).",
+    "",
+    "# ACME http-01: a challenge for a routed hostname goes, as plain HTTP over the private",
+    "# network, to the challenge responder of the server that owns the name (backend acme_<its",
+    "# TLS backend>, from routes.d/). A challenge for any other name gets a 404, never a redirect.",
+    "acl acme_challenge path_beg /.well-known/acme-challenge/",
+    `acl acme_routed ${acmeHost} -m found`,
+    "http-request deny deny_status 404 if acme_challenge !acme_routed",
+    "",
+    "# Everything else: the same host and path on https.",
     ...(ports.https === 443
-      ? ["http-request redirect scheme https code 301"]
-      : [`http-request redirect location https://%[req.hdr(host),field(1,:)]:${ports.https}%[capture.req.uri] code 301`]),
+      ? ["http-request redirect scheme https code 301 unless acme_challenge"]
+      : [`http-request redirect location https://%[req.hdr(host),field(1,:)]:${ports.https}%[capture.req.uri] code 301 unless acme_challenge`]),
+    `use_backend acme_%[${acmeHost}] if acme_challenge`,
   ]);
 
   const https = section("frontend https_ingress", [
@@ -146,7 +156,7 @@ function renderBackend(backend: LbBackend, settings: RouteSettings): string {
       `server ${s.name} ${s.address}:${s.port} send-proxy-v2 check check-send-proxy check-ssl verify none check-sni ${sni} ` +
       `inter ${d(hc.interval)} fall ${hc.fall} rise ${hc.rise}`,
   );
-  return section(`backend ${backend.name}`, [
+  const tls = section(`backend ${backend.name}`, [
     "mode tcp",
     "balance roundrobin",
     `timeout connect ${d(timeouts.connect)}`,
@@ -158,6 +168,17 @@ function renderBackend(backend: LbBackend, settings: RouteSettings): string {
     "http-check expect status 200",
     ...servers,
   ]);
+  const responders = backend.servers.filter((s) => s.acmePort !== undefined);
+  if (responders.length === 0) return tls;
+  // No check: a challenge is rare and short, and the TLS backend's check already tells whether the server is up.
+  const acme = section(`backend acme_${backend.name}`, [
+    "mode http",
+    `timeout connect ${d(timeouts.connect)}`,
+    `timeout server ${d(timeouts.server)}`,
+    ...responders.map((s) => `server ${s.name} ${s.address}:${s.acmePort}`),
+  ]);
+  return `${tls}
+${acme}`;
 }
 
 export function renderHaproxyRoutes(fragment: RouteFragment, ingress: RouteSettings): string {
@@ -175,6 +196,8 @@ export function renderHaproxyRoutes(fragment: RouteFragment, ingress: RouteSetti
     "# - check-send-proxy: with send-proxy-v2 the checks already send PROXY v2 (command LOCAL),",
     '#   but only while no "port"/"addr" is set; stating it keeps the nginx PROXY listener',
     "#   answering checks if one is ever added.",
+    "# backend acme_<name>: the same servers' ACME http-01 responders (plain HTTP), where port 80",
+    "# sends /.well-known/acme-challenge/ requests for the backend's hostnames.",
     "",
   ].join("\n");
   return [header, ...fragment.backends.map((b) => renderBackend(b, ingress))].join("\n");

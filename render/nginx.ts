@@ -4,7 +4,7 @@
 // Pure: the same plan gives byte-identical text. Accepted by nginx 1.22 (Debian 12, the tests)
 // and the 1.28 production image.
 import * as paths from "../topology/paths";
-import type { HostPlan, SitePlan, WebPlan } from "../topology";
+import { ACME_CHALLENGE_PORT, type HostPlan, type SitePlan, type WebPlan } from "../topology";
 
 type TlsProtocol = SitePlan["site"]["tlsProtocols"][number];
 const PROTOCOL_ORDER: readonly TlsProtocol[] = ["TLSv1.2", "TLSv1.3"];
@@ -97,6 +97,24 @@ export function renderNginxConfig(host: HostPlan): string {
     "",
     ...defaults.map((b) => b.trimEnd()),
     "",
+    block(
+      "server",
+      [
+        "# ACME http-01 challenges, forwarded by the LB's port 80 for the names it routes here.",
+        "# Plain HTTP and no PROXY header; only the LB reaches this port (nftables).",
+        `listen ${ACME_CHALLENGE_PORT};`,
+        "location ^~ /.well-known/acme-challenge/ {",
+        `    root ${paths.ACME_WEBROOT};`,
+        "    default_type text/plain;",
+        "    try_files $uri =404;",
+        "}",
+        "location / {",
+        "    return 404;",
+        "}",
+      ],
+      "    ",
+    ).trimEnd(),
+    "",
     `    include ${paths.NGINX_SITES_D}/*.conf;`,
     "}",
     "",
@@ -150,7 +168,7 @@ export function renderNginxSite(host: HostPlan, site: SitePlan): string {
     "    return 200 'ok\\n';",
     "}",
     "",
-    "# ACME http-01: port 80 on the LB redirects here; certbot writes the tokens to the webroot.",
+    "# ACME http-01 over https (a client or CA that follows a redirect here): the same webroot.",
     "location ^~ /.well-known/acme-challenge/ {",
     `    root ${paths.ACME_WEBROOT};`,
     "    default_type text/plain;",

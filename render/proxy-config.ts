@@ -117,7 +117,7 @@ export function proxyRoutesOf(fragment: RouteFragment, settings: RouteSettings):
     routes: fragment.routes.map((r) => ({ host: r.hostname, backend: r.backend })),
     backends: fragment.backends.map((b) => ({
       name: b.name,
-      servers: b.servers.map((s) => ({ name: s.name, address: s.address, port: s.port })),
+      servers: b.servers.map((s) => ({ name: s.name, address: s.address, port: s.port, ...(s.acmePort !== undefined ? { acmePort: s.acmePort } : {}) })),
       connectTimeoutMs: timeouts.connect,
       retries: CONNECT_RETRIES,
       sendProxyV2: true,

@@ -2,7 +2,8 @@
 // `it` each) and by `npm run sandbox -- test`. Each check throws on failure and returns what it
 // saw. Every engine passes every check: none is skipped.
 import assert from "node:assert/strict";
-import type { RoutingRow } from "../topology";
+import { ACME_CHALLENGE_PORT, type RoutingRow } from "../topology";
+import * as paths from "../topology/paths";
 import { pollUntil } from "../lab/command";
 import { curl, curlThroughLb, isUp, uniqueServers, waitRows, type CheckResult, type IngressCheck } from "./check-helpers";
 import { dnatCheck, failoverCheck, rateLimitCheck } from "./fault-checks";
@@ -88,6 +89,39 @@ const redirectCheck = (hostname: string): IngressCheck => ({
   },
 });
 
+const acmeChallengeCheck: IngressCheck = {
+  name: "ACME http-01: port 80 sends a challenge for each routed name to its server's responder, 404 for any other name",
+  async run(s) {
+    const token = `sandbox-${Date.now().toString(36)}`;
+    const dir = `${paths.ACME_WEBROOT}/.well-known/acme-challenge`;
+    const seen: string[] = [];
+    try {
+      // What an ACME client on each server does: a token file in the webroot, its own per server.
+      for (const w of s.web.values()) {
+        const put = await s.onHost(w.plan.name, ["sh", "-c", `mkdir -p ${dir} && printf '%s' "${token}.${w.plan.name}" >${dir}/${token}`]);
+        assert.equal(put.code, 0, put.stderr);
+      }
+      for (const row of s.rows) {
+        const r = await curl(s.clients.client, ["--resolve", `${row.hostname}:80:${s.lb4}`, "-w", " %{http_code}", `http://${row.hostname}/.well-known/acme-challenge/${token}`]);
+        assert.equal(r.out, `${token}.${row.server} 200`, `${row.hostname}: ${r.err}`);
+        seen.push(`${row.hostname} -> ${row.server}`);
+      }
+      const unrouted = await curl(s.clients.client, ["--resolve", `unknown.fiscalismia.com:80:${s.lb4}`, "-o", "/dev/null", "-w", "%{http_code}", `http://unknown.fiscalismia.com/.well-known/acme-challenge/${token}`]);
+      assert.equal(unrouted.out, "404", "a name the LB does not route gets no challenge answer");
+      // Nobody but the LB reaches a responder: the intruder in its network is dropped.
+      for (const w of s.web.values()) {
+        const intruder = s.clients.intruders.find((i) => ipv4InCidr(w.ip, parseIpv4Cidr(i.ipRange)));
+        if (!intruder) throw new Error(`no intruder in the network of ${w.ip}`);
+        const r = await probeTcp(intruder.ns, w.ip, ACME_CHALLENGE_PORT, 1000);
+        assert.equal(r.outcome, "timeout", `intruder -> ${w.ip}:${ACME_CHALLENGE_PORT}: ${r.outcome}`);
+      }
+    } finally {
+      for (const w of s.web.values()) await s.onHost(w.plan.name, ["rm", "-f", `${dir}/${token}`]);
+    }
+    return `${seen.join(", ")}; unknown name 404; responders (:${ACME_CHALLENGE_PORT}) dropped for the intruders`;
+  },
+};
+
 const statsAuthCheck: IngressCheck = {
   name: "the stats page needs auth: 401 without, 200 with (from the admin source)",
   async run(s) {
@@ -152,7 +186,7 @@ export function ingressChecks(plan: IngressSandboxPlan): IngressCheck[] {
   if (!first) return [];
   const checks: IngressCheck[] = [healthCheck, ...rows.map(routeCheck), ipv6Check(first)];
   checks.push(noAnswerCheck("an unknown SNI", "unknown.fiscalismia.com"), noAnswerCheck("a ClientHello without SNI", undefined));
-  checks.push(redirectCheck(first.hostname));
+  checks.push(redirectCheck(first.hostname), acmeChallengeCheck);
   if (plan.lb.ingress?.stats.enabled) checks.push(statsAuthCheck, statsSourceCheck);
   checks.push(clientIsolationCheck, proxyListenerCheck);
   // Prefer a server with a single name, so the others that keep working are on other servers.

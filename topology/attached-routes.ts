@@ -26,7 +26,15 @@ export const routesDataSchema = z.strictObject({
       z.strictObject({
         name: z.string(),
         servers: z
-          .array(z.strictObject({ name: z.string(), address: z.string(), port: z.number().int().min(1).max(65535) }))
+          .array(
+            z.strictObject({
+              name: z.string(),
+              address: z.string(),
+              port: z.number().int().min(1).max(65535),
+              // Its ACME http-01 responder; absent, the LB sends its hostnames no challenge.
+              acmePort: z.number().int().min(1).max(65535).optional(),
+            }),
+          )
           .min(1)
           .max(ROUTES_DATA_LIMITS.serversPerBackend),
         check: z.strictObject({ sni: z.string(), path: z.string() }),
@@ -138,7 +146,7 @@ export function checkRoutesData(policy: RoutesPolicy, stack: string, data: unkno
     });
     const sni = hostnameIn(b.check.sni, `${where}.check.sni`);
     if (!HEALTH_PATH.test(b.check.path)) errors.push(`${where}.check.path: ${q(b.check.path)} must be an absolute URL path of letters, digits and . _ ~ / -`);
-    backends.push({ name: b.name, servers: b.servers.map((s) => ({ ...s })), check: { sni: sni ?? b.check.sni, path: b.check.path } });
+    backends.push({ name: b.name, servers: b.servers.map(({ acmePort, ...s }) => (acmePort === undefined ? s : { ...s, acmePort })), check: { sni: sni ?? b.check.sni, path: b.check.path } });
   });
 
   const routes: Route[] = [];

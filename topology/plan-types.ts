@@ -62,7 +62,7 @@ export interface FirewallRule {
   readonly port: number;
   /** CIDRs allowed in; ["0.0.0.0/0", "::/0"] for the public. */
   readonly sources: readonly string[];
-  readonly purpose: "http" | "https" | "stats" | "site" | "ssh";
+  readonly purpose: "http" | "https" | "stats" | "site" | "acme" | "ssh";
   /** Private rules are enforced only by nftables: Hetzner's cloud firewall does not filter private networks. */
   readonly scope: "public" | "private";
 }
@@ -83,6 +83,8 @@ export interface BackendServer {
   readonly name: string;
   readonly address: string;
   readonly port: number;
+  /** Its ACME http-01 responder (plain HTTP), where the LB's port 80 sends challenge requests for the backend's hostnames. */
+  readonly acmePort?: number;
 }
 
 export interface LbBackend {

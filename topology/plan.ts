@@ -20,6 +20,12 @@ import type { OwnIngress, ServerConfig, SiteConfig, Topology } from "./types";
 
 const ANYWHERE = ["0.0.0.0/0", "::/0"] as const;
 const SSH_PORT = 22;
+/**
+ * Every web server's ACME http-01 responder: plain HTTP on the private network, answered by its
+ * nginx from the webroot the ACME client writes tokens to. Only the LB reaches it (nftables),
+ * forwarding port-80 requests for /.well-known/acme-challenge/ of the hostnames it routes there.
+ */
+export const ACME_CHALLENGE_PORT = 8402;
 
 export function planStack(topo: Topology): StackPlan {
   const lbIps = lbPrivateIps(topo);
@@ -59,7 +65,7 @@ function routeFragment(topo: Topology, lbIps: ReadonlyMap<string, string>): Rout
     if (!backends.has(name)) {
       backends.set(name, {
         name,
-        servers: [{ name: site.server, address: addressFromLb(server, lbIps), port: site.port }],
+        servers: [{ name: site.server, address: addressFromLb(server, lbIps), port: site.port, acmePort: ACME_CHALLENGE_PORT }],
         // The first site on a listener names the check; any name it serves proves the listener works.
         check: { sni: site.hostname, path: site.healthPath },
       });
@@ -251,11 +257,14 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
     containers: [nginx],
     listens: [
       ...ports.map((port): ListenPlan => ({ port, purpose: "site", by: "nginx" })),
+      { port: ACME_CHALLENGE_PORT, purpose: "acme", by: "nginx" },
       { port: SSH_PORT, purpose: "ssh", by: "sshd" },
     ],
     firewall: [
       // Only the LB may reach a PROXY listener: anyone else could forge a client address.
       ...ports.map((port): FirewallRule => ({ port, sources: realIpFrom.map((ip) => `${ip}/32`), purpose: "site", scope: "private" })),
+      // Nor the challenge responder: a token is only ever fetched through the LB's port 80.
+      { port: ACME_CHALLENGE_PORT, sources: realIpFrom.map((ip) => `${ip}/32`), purpose: "acme", scope: "private" },
       sshRule(topo),
     ],
     files: [

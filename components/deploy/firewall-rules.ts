@@ -18,6 +18,7 @@ const DESCRIPTIONS: Readonly<Record<FirewallRule["purpose"], string>> = {
   https: "HTTPS to the LB (TLS passthrough)",
   stats: "LB stats page",
   site: "site listener",
+  acme: "ACME http-01 responder",
   ssh: "SSH for admins and deploys",
 };
 

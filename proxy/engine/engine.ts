@@ -195,12 +195,23 @@ export class Engine {
           existing.rate = null;
         }
       }
-      const entry = existing ?? { http: new RedirectServer(l), rate: null };
+      const entry = existing ?? { http: new RedirectServer(l, (host) => this.challengeTarget(host)), rate: null };
       if (perSecond !== undefined && entry.rate === null) entry.rate = new SessionRate(perSecond, 1024, (socket) => entry.http.handle(socket));
       this.redirectServers.set(l.name, entry);
     }
     // A removed listener's live connections finish on their own; its parser just takes no new ones.
     for (const name of [...this.redirectServers.keys()]) if (!seen.has(name)) this.redirectServers.delete(name);
+  }
+
+  /** The ACME responder of the server a routed name goes to (the first with one), as the TLS listeners route it now. */
+  private challengeTarget(host: string): { address: string; port: number } | null {
+    for (const listener of this.snapshot.listeners.values()) {
+      const backend = listener.routes.lookup(host);
+      if (backend === null) continue;
+      const server = this.snapshot.backends.get(backend)?.config.servers.find((s) => s.acmePort !== undefined);
+      return server?.acmePort !== undefined ? { address: server.address, port: server.acmePort } : null;
+    }
+    return null;
   }
 
   /** `deadlineAt`: a connection coming back from the queue keeps the deadline it had. */

@@ -1,10 +1,19 @@
+/** One http-redirect listener's requests: redirected, sent on as ACME challenges, refused. */
+export interface RedirectTotals {
+  name: string;
+  requests: number;
+  redirects: number;
+  challenges: number;
+  errors: number;
+}
+
 /** What one worker reports for the stats page; the primary adds the workers' reports up. */
 export interface WorkerStats {
   /** Per counter key (fe:, be:, srv:): live sessions and totals since start. */
   readonly counters: readonly { key: string; current: number; sessions: number; bytesIn: number; bytesOut: number }[];
   /** Connections refused by each listener's rate limit. */
   readonly rateLimited: Readonly<Record<string, number>>;
-  readonly redirects: readonly { name: string; requests: number; redirects: number; errors: number }[];
+  readonly redirects: readonly RedirectTotals[];
   /** Connections held open after a refusal (drop with holdUntilInspectDeadline). */
   readonly held: number;
 }
@@ -12,7 +21,7 @@ export interface WorkerStats {
 export function sumWorkerStats(reports: readonly WorkerStats[]): WorkerStats {
   const counters = new Map<string, { key: string; current: number; sessions: number; bytesIn: number; bytesOut: number }>();
   const rateLimited: Record<string, number> = {};
-  const redirects = new Map<string, { name: string; requests: number; redirects: number; errors: number }>();
+  const redirects = new Map<string, RedirectTotals>();
   let held = 0;
   for (const r of reports) {
     for (const c of r.counters) {
@@ -25,9 +34,10 @@ export function sumWorkerStats(reports: readonly WorkerStats[]): WorkerStats {
     }
     for (const [k, v] of Object.entries(r.rateLimited)) rateLimited[k] = (rateLimited[k] ?? 0) + v;
     for (const x of r.redirects) {
-      const t = redirects.get(x.name) ?? { name: x.name, requests: 0, redirects: 0, errors: 0 };
+      const t = redirects.get(x.name) ?? { name: x.name, requests: 0, redirects: 0, challenges: 0, errors: 0 };
       t.requests += x.requests;
       t.redirects += x.redirects;
+      t.challenges += x.challenges;
       t.errors += x.errors;
       redirects.set(x.name, t);
     }

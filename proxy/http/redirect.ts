@@ -1,9 +1,11 @@
 /**
  * The port-80 listener: every request gets a redirect to the same host and
- * path on https, like HAProxy's `http-request redirect scheme https code 301`.
- * node:http parses (bounded head, request timeout); the engine accepts the
- * sockets itself and hands them over, so maxconn and the rate limit apply as
- * on the TLS listener.
+ * path on https, like HAProxy's `http-request redirect scheme https code 301`,
+ * except ACME http-01 challenges: those for a routed name go, as plain HTTP,
+ * to the challenge responder of the server that owns it; those for any other
+ * name get a 404. node:http parses (bounded head, request timeout); the engine
+ * accepts the sockets itself and hands them over, so maxconn and the rate
+ * limit apply as on the TLS listener.
  */
 import http from "node:http";
 import net from "node:net";
@@ -19,6 +21,20 @@ const CLIENT_ERROR_STATUS: Record<string, string> = {
 };
 
 export type RedirectAnswer = { readonly status: number; readonly location?: string };
+
+export const ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/";
+/** A token file is a few hundred bytes; anything much larger is not a challenge answer. */
+const MAX_CHALLENGE_BYTES = 16 * 1024;
+
+/** Where a challenge for this Host goes: the owning server's responder, or null when the name is not routed. */
+export type ChallengeTarget = (host: string) => { readonly address: string; readonly port: number } | null;
+
+/** The Host header's name, lowercased, without port or trailing dot; null when it is no name. */
+export function challengeHost(hostHeader: string | undefined): string | null {
+  const m = HOST.exec(hostHeader ?? "");
+  if (m === null || m[1]!.startsWith("[")) return null;
+  return m[1]!.toLowerCase().replace(/\.$/, "");
+}
 
 /** Pure: the answer to one request. */
 export function redirectFor(hostHeader: string | undefined, target: string | undefined, code: number, httpsPort: number): RedirectAnswer {
@@ -45,14 +61,19 @@ export function redirectFor(hostHeader: string | undefined, target: string | und
 export interface RedirectCounters {
   requests: number;
   redirects: number;
+  /** ACME challenges sent on to a responder. */
+  challenges: number;
   errors: number;
 }
 
 export class RedirectServer {
   private readonly server: http.Server;
-  readonly counters: RedirectCounters = { requests: 0, redirects: 0, errors: 0 };
+  readonly counters: RedirectCounters = { requests: 0, redirects: 0, challenges: 0, errors: 0 };
 
-  constructor(private config: HttpRedirectListenerConfig) {
+  constructor(
+    private config: HttpRedirectListenerConfig,
+    private readonly challengeTarget: ChallengeTarget = () => null,
+  ) {
     this.server = http.createServer({
       // node's own requestTimeout is only enforced for servers that listen themselves; these
       // sockets come from the engine, so handle() keeps the deadline.
@@ -95,6 +116,7 @@ export class RedirectServer {
   private answer(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.answered.add(req.socket);
     this.counters.requests++;
+    if (req.url?.startsWith(ACME_CHALLENGE_PREFIX)) return this.challenge(req, res);
     const answer = redirectFor(req.headers.host, req.url, this.config.code, this.config.httpsPort);
     if (answer.location === undefined) this.counters.errors++;
     else this.counters.redirects++;
@@ -106,5 +128,44 @@ export class RedirectServer {
       Connection: "close",
     });
     res.end();
+  }
+
+  private reply(res: http.ServerResponse, status: number, headers: Record<string, string> = {}, body: Buffer | string = ""): void {
+    res.shouldKeepAlive = false;
+    res.writeHead(status, { "Content-Length": String(Buffer.byteLength(body)), "Cache-Control": "no-cache", Connection: "close", ...headers });
+    res.end(body);
+  }
+
+  /** One GET (or HEAD) to the owning server's responder; its status and body go back as they came. */
+  private challenge(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const host = challengeHost(req.headers.host);
+    const target = host === null ? null : this.challengeTarget(host);
+    if (host === null || target === null || (req.method !== "GET" && req.method !== "HEAD") || /[\x00-\x20\x7f]/.test(req.url ?? "")) {
+      this.counters.errors++;
+      return this.reply(res, 404);
+    }
+    this.counters.challenges++;
+    const upstream = http.request({ host: target.address, port: target.port, method: req.method, path: req.url, headers: { host }, timeout: this.config.requestTimeoutMs });
+    upstream.on("timeout", () => upstream.destroy(new Error("timeout")));
+    upstream.on("error", () => {
+      this.counters.errors++;
+      // HAProxy's answer when the server cannot be reached.
+      if (!res.headersSent) this.reply(res, 503);
+      else res.destroy();
+    });
+    upstream.on("response", (answer) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      answer.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_CHALLENGE_BYTES) upstream.destroy(new Error("challenge answer too large"));
+        else chunks.push(chunk);
+      });
+      answer.on("end", () => {
+        const type = answer.headers["content-type"];
+        this.reply(res, answer.statusCode ?? 502, type !== undefined ? { "Content-Type": type } : {}, req.method === "HEAD" ? "" : Buffer.concat(chunks));
+      });
+    });
+    upstream.end();
   }
 }

@@ -70,8 +70,8 @@ test("an attached stack's routes are one file of data, whatever engine the LB ru
   assert.deepEqual(JSON.parse(data.content), {
     stack: "demo",
     backends: [
-      { name: "demo_demo_443", servers: [{ name: "demo", address: "172.20.0.2", port: 443 }], check: { sni: "demo.fiscalismia.com", path: "/healthz" } },
-      { name: "demo_demo_8443", servers: [{ name: "demo", address: "172.20.0.2", port: 8443 }], check: { sni: "backend.demo.fiscalismia.com", path: "/healthz" } },
+      { name: "demo_demo_443", servers: [{ name: "demo", address: "172.20.0.2", port: 443, acmePort: 8402 }], check: { sni: "demo.fiscalismia.com", path: "/healthz" } },
+      { name: "demo_demo_8443", servers: [{ name: "demo", address: "172.20.0.2", port: 8443, acmePort: 8402 }], check: { sni: "backend.demo.fiscalismia.com", path: "/healthz" } },
     ],
     routes: [
       { hostname: "demo.fiscalismia.com", backend: "demo_demo_443" },

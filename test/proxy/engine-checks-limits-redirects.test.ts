@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import http from "node:http";
 import { promisify } from "node:util";
 import net from "node:net";
 import { describe, it } from "node:test";
@@ -132,6 +133,57 @@ describe("http-redirect listener", () => {
       assert.equal(proxy.engine.stats().redirects[0]?.redirects, 1);
     } finally {
       await proxy.stop();
+    }
+  });
+
+  it("sends an ACME challenge for a routed name to its server's responder, 404 for any other name, and still redirects the rest", async () => {
+    // The responder: answers its token, records what it was asked.
+    const asked: { url: string; host: string }[] = [];
+    const responder = http.createServer((req, res) => {
+      asked.push({ url: req.url ?? "", host: req.headers.host ?? "" });
+      if (req.url === "/.well-known/acme-challenge/tok-1") res.writeHead(200, { "Content-Type": "text/plain" }).end("tok-1.thumbprint");
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => responder.listen(0, "127.0.0.1", r));
+    const acmePort = (responder.address() as net.AddressInfo).port;
+    const port = await freePort();
+    const tls = await freePort();
+    const proxy = await startEngine({
+      listeners: [
+        { name: "https", mode: "tls-passthrough", binds: [{ address: "127.0.0.1", port: tls }] },
+        { name: "http", mode: "http-redirect", binds: [{ address: "127.0.0.1", port }], requestTimeoutMs: 1000 },
+      ],
+      routes: [
+        { host: "a.example", backend: "a" },
+        { host: "*.b.example", backend: "b" },
+        { host: "c.example", backend: "c" },
+      ],
+      backends: [
+        { name: "a", servers: [{ name: "a1", address: "127.0.0.1", port: 1, acmePort }] },
+        { name: "b", servers: [{ name: "b1", address: "127.0.0.1", port: 1, acmePort }] },
+        // A backend whose servers name no responder: its names get no challenge either.
+        { name: "c", servers: [{ name: "c1", address: "127.0.0.1", port: 1 }] },
+      ],
+    });
+    const get = async (host: string, path: string) =>
+      (await promisify(execFile)("curl", ["-sS", "--max-time", "3", "-w", " %{http_code} %{redirect_url}", "-H", `Host: ${host}`, `http://127.0.0.1:${port}${path}`])).stdout;
+    try {
+      assert.equal(await get("A.Example:80", "/.well-known/acme-challenge/tok-1"), "tok-1.thumbprint 200 ");
+      assert.deepEqual(asked.at(-1), { url: "/.well-known/acme-challenge/tok-1", host: "a.example" });
+      assert.equal(await get("x.b.example", "/.well-known/acme-challenge/other"), " 404 ", "the responder's own 404 comes back");
+      assert.equal(asked.length, 2);
+      for (const host of ["unrouted.example", "c.example", "127.0.0.1"]) assert.equal(await get(host, "/.well-known/acme-challenge/tok-1"), " 404 ", host);
+      assert.equal(asked.length, 2, "names without a responder never reach one");
+      assert.equal(await get("a.example", "/.well-known/other"), " 301 https://a.example/.well-known/other");
+      const r = proxy.engine.stats().redirects[0];
+      assert.equal(r?.challenges, 2);
+      assert.equal(r?.redirects, 1);
+      // A responder that is gone: 503, as HAProxy answers for a server it cannot reach.
+      await new Promise((resolve) => responder.close(resolve));
+      assert.equal(await get("a.example", "/.well-known/acme-challenge/tok-1"), " 503 ");
+    } finally {
+      await proxy.stop();
+      responder.close();
     }
   });
 });

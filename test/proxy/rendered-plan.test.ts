@@ -171,7 +171,7 @@ describe("rendered prod + demo plans on the ts engine", { timeout: 60_000 }, () 
 
   it(`TLS with SNI ${DEMO} reaches the demo server, which reads a PROXY v2 header carrying the client's address`, async () => {
     const demo = targets.get(DEMO)!;
-    assert.deepEqual(demo, { name: "demo", address: "172.20.0.2", port: 443 });
+    assert.deepEqual(demo, { name: "demo", address: "172.20.0.2", port: 443, acmePort: 8402 });
     const header = JSON.parse(await curl(DEMO, LB4)) as Record<string, unknown>;
     assert.equal(header.version, 2);
     assert.equal(header.command, "PROXY");

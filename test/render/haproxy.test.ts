@@ -68,6 +68,8 @@ describe("haproxy.cfg", () => {
   it("drops unknown or missing SNI and anything that is not a ClientHello", () => {
     const rules = cfg.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("tcp-request content") || l.startsWith("acl "));
     assert.deepEqual(rules, [
+      "acl acme_challenge path_beg /.well-known/acme-challenge/",
+      "acl acme_routed req.hdr(host),field(1,:),lower,map(/srv/ingress/current/haproxy/routes.map) -m found",
       "acl client_hello req.ssl_hello_type 1",
       `acl known_sni ${mapFetch} -m found`,
       "tcp-request content silent-drop if client_hello !known_sni",
@@ -104,14 +106,26 @@ describe("haproxy.cfg", () => {
   });
 
   it("redirects http to https and uses the 503 error file", () => {
-    assert.match(cfg, /^    http-request redirect scheme https code 301$/m);
+    assert.match(cfg, /^    http-request redirect scheme https code 301 unless acme_challenge$/m);
     assert.match(cfg, /^    errorfile 503 \/srv\/ingress\/current\/haproxy\/errors\/503\.http$/m);
+  });
+
+  it("sends ACME challenges for routed names to their server's responder and answers others 404", () => {
+    const http = cfg.slice(cfg.indexOf("frontend http_ingress"), cfg.indexOf("frontend https_ingress"));
+    const rules = http.split("\n").map((l) => l.trim()).filter((l) => /^(http-request|use_backend)/.test(l));
+    assert.deepEqual(rules, [
+      "http-request deny deny_status 404 if acme_challenge !acme_routed",
+      "http-request redirect scheme https code 301 unless acme_challenge",
+      "use_backend acme_%[req.hdr(host),field(1,:),lower,map(/srv/ingress/current/haproxy/routes.map)] if acme_challenge",
+    ]);
+    const routes = renderHaproxyRoutes(lb.ingress!.fragment, lb.ingress!);
+    assert.match(routes, /^backend acme_prod_frontend_443\n    mode http\n    timeout connect 5s\n    timeout server 30s\n    server frontend 172\.24\.0\.3:8402$/m);
   });
 
   it("keeps the port in the redirect when https is not on 443", () => {
     const topo = withIngress(prodTopology(), (i) => ({ ...i, ports: { http: 8080, https: 8443 } }));
     const other = renderHaproxyConfig(ingressHost(planStack(topo)));
-    assert.match(other, /redirect location https:\/\/%\[req\.hdr\(host\),field\(1,:\)\]:8443%\[capture\.req\.uri\] code 301$/m);
+    assert.match(other, /redirect location https:\/\/%\[req\.hdr\(host\),field\(1,:\)\]:8443%\[capture\.req\.uri\] code 301 unless acme_challenge$/m);
     assert.match(other, /^    bind :8080$/m);
   });
 

@@ -50,14 +50,16 @@ test("the LB accepts 80 and 443 from anywhere, stats and SSH only from the allow
   ]);
 });
 
-test("a web server accepts its site ports only from the LB's private IPs", () => {
+test("a web server accepts its site ports and its ACME responder only from the LB's private IPs", () => {
   assert.deepEqual(rules(renderNftables(host(prod, "frontend"))), [
     "tcp dport 443 ip saddr { 172.24.1.3/32 } accept",
+    "tcp dport 8402 ip saddr { 172.24.1.3/32 } accept",
     "tcp dport 22 ip saddr { 198.51.100.7/32 } accept",
   ]);
   assert.deepEqual(rules(renderNftables(host(demo, "demo"))), [
     "tcp dport 443 ip saddr { 172.20.1.3/32 } accept",
     "tcp dport 8443 ip saddr { 172.20.1.3/32 } accept",
+    "tcp dport 8402 ip saddr { 172.20.1.3/32 } accept",
     "tcp dport 22 ip saddr { 198.51.100.7/32 } accept",
   ]);
 });

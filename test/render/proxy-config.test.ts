@@ -57,7 +57,7 @@ test("the routes file carries the stack's routes and backends with the LB's conn
   ]);
   assert.deepEqual(file.backends[1], {
     name: "standalone-demo_web_8443",
-    servers: [{ name: "web", address: "10.40.0.10", port: 8443 }],
+    servers: [{ name: "web", address: "10.40.0.10", port: 8443, acmePort: 8402 }],
     connectTimeoutMs: 5000,
     retries: 3,
     sendProxyV2: true,

@@ -107,11 +107,11 @@ const ALLOWED_CFG_LINE = [
   /^$/,
   /^# /,
   /^#$/,
-  /^backend demo_[A-Za-z0-9_.-]+$/,
-  /^ {4}(mode tcp|option httpchk|http-check expect status 200|retries 3|balance roundrobin|default-server .*)$/,
+  /^backend (acme_)?demo_[A-Za-z0-9_.-]+$/,
+  /^ {4}(mode tcp|mode http|option httpchk|http-check expect status 200|retries 3|balance roundrobin|default-server .*)$/,
   /^ {4}timeout (connect|server|tunnel|check) \d+(ms|s|m)?$/,
   /^ {4}http-check send meth GET uri \/[A-Za-z0-9._~/-]* hdr Host [a-z0-9.-]+$/,
-  /^ {4}server [A-Za-z0-9_.-]+ 172\.20\.\d+\.\d+:\d+ [a-z0-9 .-]+$/,
+  /^ {4}server [A-Za-z0-9_.-]+ 172\.20\.\d+\.\d+:\d+( [a-z0-9 .-]+)?$/,
   /^ {4}option [a-z-]+$/,
 ];
 

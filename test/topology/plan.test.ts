@@ -49,10 +49,11 @@ test("the LB accepts 80 and 443 from anywhere, stats and SSH only from their CID
   ]);
 });
 
-test("a web server accepts its site ports only from the LB's private IP in its network", () => {
+test("a web server accepts its site ports and its ACME responder only from the LB's private IP in its network", () => {
   assert.deepEqual(host(demo, "demo").firewall, [
     { port: 443, sources: ["172.20.1.3/32"], purpose: "site", scope: "private" },
     { port: 8443, sources: ["172.20.1.3/32"], purpose: "site", scope: "private" },
+    { port: 8402, sources: ["172.20.1.3/32"], purpose: "acme", scope: "private" },
     { port: 22, sources: ["198.51.100.7/32"], purpose: "ssh", scope: "public" },
   ]);
   for (const name of ["monitoring", "frontend", "backend"]) {
@@ -66,8 +67,8 @@ test("a web server accepts its site ports only from the LB's private IP in its n
 test("every LB backend checks its own site's health path with that site's SNI", () => {
   const fragment = demo.attach!.fragment;
   assert.deepEqual(fragment.backends, [
-    { name: "demo_demo_443", servers: [{ name: "demo", address: "172.20.0.2", port: 443 }], check: { sni: "demo.fiscalismia.com", path: "/healthz" } },
-    { name: "demo_demo_8443", servers: [{ name: "demo", address: "172.20.0.2", port: 8443 }], check: { sni: "backend.demo.fiscalismia.com", path: "/healthz" } },
+    { name: "demo_demo_443", servers: [{ name: "demo", address: "172.20.0.2", port: 443, acmePort: 8402 }], check: { sni: "demo.fiscalismia.com", path: "/healthz" } },
+    { name: "demo_demo_8443", servers: [{ name: "demo", address: "172.20.0.2", port: 8443, acmePort: 8402 }], check: { sni: "backend.demo.fiscalismia.com", path: "/healthz" } },
   ]);
 });
 
