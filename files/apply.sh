@@ -342,44 +342,54 @@ cert_fingerprints() {
   [[ -f $list ]] || return 0
   while read -r link real standin; do
     [[ -z $link || $link == \#* ]] && continue
-    printf '%s %s %s\n' "$link" "$(sha256sum <"$link/fullchain.pem" 2>/dev/null | cut -d' ' -f1)" "$(sha256sum <"$link/privkey.pem" 2>/dev/null | cut -d' ' -f1)"
+    printf '%s %s %s\n' "$link" "$(sha256sum -- "$link/fullchain.pem" 2>/dev/null | cut -d' ' -f1)" "$(sha256sum -- "$link/privkey.pem" 2>/dev/null | cut -d' ' -f1)"
   done <"$list"
 }
 
+# Records fingerprints taken before nginx was told to (re)load: a certificate renewed while it
+# reloads then differs from the record, and the next run reloads again. Recording after the
+# reload could claim a certificate nginx never read.
 record_loaded_certs() {
-  cert_fingerprints "$1" >"$CERTS_LOADED.tmp" && mv -f "$CERTS_LOADED.tmp" "$CERTS_LOADED"
+  printf '%s\n' "$1" >"$CERTS_LOADED.tmp" && mv -f "$CERTS_LOADED.tmp" "$CERTS_LOADED"
+}
+
+# Points the links of release $1 (live) where they belong and reloads nginx when a link moved
+# or a certificate changed since nginx loaded it; checks the release with nginx first.
+refresh_certs() {
+  local rel=$1 why fp
+  [[ -f $ROOT/releases/$rel/tls/host-certs ]] || return 0
+  PHASE=certs
+  link_host_certs "$ROOT/releases/$rel"
+  fp=$(cert_fingerprints "$ROOT/releases/$rel")
+  if ((${#CERT_UNDO[@]} > 0)); then
+    why="the switched certificates"
+  elif [[ $fp != "$(cat "$CERTS_LOADED" 2>/dev/null)" ]]; then
+    why="the renewed certificates"
+    say "a certificate changed since nginx loaded it (renewed in place, or never loaded)"
+  else
+    PHASE=committed
+    say "unchanged: every certificate link already points where it should, and nginx has loaded them"
+    return 0
+  fi
+  NEW=$rel
+  validate_release
+  NEW=""
+  ctl reload nginx.service || fail "systemctl reload nginx.service failed"
+  record_loaded_certs "$fp" || warn "could not record which certificates nginx loaded"
+  PHASE=committed
+  say "nginx reloaded with $why"
 }
 
 # --switch-certs: run after a certificate appears or is renewed (certbot's --deploy-hook).
-# Moves the live release's links, checks the release with nginx as it will run, reloads;
-# also reloads when a linked certificate was renewed in place since nginx loaded it.
 switch_certs() {
-  local why
   PREV=$(current_id)
   if [[ -z $PREV ]]; then
     PHASE=committed
     say "no live release yet: the first deploy links the certificates"
     return 0
   fi
-  PHASE=certs
-  link_host_certs "$ROOT/releases/$PREV"
-  if ((${#CERT_UNDO[@]} > 0)); then
-    why="the switched certificates"
-  elif [[ $(cert_fingerprints "$ROOT/releases/$PREV") != "$(cat "$CERTS_LOADED" 2>/dev/null)" ]]; then
-    why="the renewed certificates"
-    say "a certificate changed since nginx loaded it (renewed in place)"
-  else
-    PHASE=committed
-    say "unchanged: every certificate link already points where it should, and nginx has loaded them"
-    return 0
-  fi
-  NEW=$PREV
-  validate_release
-  NEW=""
-  ctl reload nginx.service || fail "systemctl reload nginx.service failed"
-  record_loaded_certs "$ROOT/releases/$PREV" || warn "could not record which certificates nginx loaded"
+  refresh_certs "$PREV"
   PHASE=committed
-  say "nginx reloaded with $why"
 }
 
 # --- bundle --------------------------------------------------------------------------
@@ -791,7 +801,7 @@ prune_releases() {
 
 # STAGE holds the base tree; merges routes, hashes, validates, swaps, reloads, probes.
 build_and_apply() {
-  local role=$1 source=$2 hash id
+  local role=$1 source=$2 hash id fp
   check_role "$role"
   : >"$WORK/fragments"
   if [[ $role == ingress ]]; then
@@ -801,8 +811,10 @@ build_and_apply() {
   tree_manifest "$STAGE" >"$WORK/new.manifest"
   hash=$(sha256sum <"$WORK/new.manifest" | cut -d' ' -f1)
   if [[ -n $PREV && $(release_field "$PREV" hash) == "$hash" ]] && units_installed "$PREV"; then
-    PHASE=committed
     say "unchanged: release $PREV is live with the same content"
+    # A certificate that appeared or was renewed since (a failed or missed hook) is still picked up.
+    refresh_certs "$PREV"
+    PHASE=committed
     return 0
   fi
   printf -v id '%(%Y%m%dT%H%M%SZ)T-%s' -1 "${hash:0:12}"
@@ -817,6 +829,7 @@ build_and_apply() {
   PHASE=staged
   say "staged release $id"
   link_host_certs "$ROOT/releases/$id"
+  fp=$(cert_fingerprints "$ROOT/releases/$id")
   validate_release
   if [[ -n $PREV ]]; then tree_manifest "$ROOT/releases/$PREV" >"$WORK/prev.manifest"; else : >"$WORK/prev.manifest"; fi
   PHASE=live
@@ -825,8 +838,15 @@ build_and_apply() {
   apply_nftables
   check_firewall
   apply_units
+  if [[ -f $ROOT/releases/$id/tls/host-certs ]] && ! is_in nginx "${UNITS_TOUCHED[@]}" &&
+    { ((${#CERT_UNDO[@]} > 0)) || [[ $fp != "$(cat "$CERTS_LOADED" 2>/dev/null)" ]]; }; then
+    # nginx's own files did not change, but its certificates did: a reload, or it serves the old ones.
+    UNITS_TOUCHED+=(nginx)
+    say "reloading nginx.service (certificates changed)"
+    ctl reload nginx.service || fail "systemctl reload nginx.service failed"
+  fi
   probe
-  if is_in nginx "${UNITS_TOUCHED[@]}"; then record_loaded_certs "$ROOT/releases/$id" || warn "could not record which certificates nginx loaded"; fi
+  if is_in nginx "${UNITS_TOUCHED[@]}"; then record_loaded_certs "$fp" || warn "could not record which certificates nginx loaded"; fi
   PHASE=committed
   [[ -z $ROUTES_BACKUP ]] || rm -rf "$ROUTES_BACKUP"
   prune_releases

@@ -10,6 +10,8 @@ import { ingressOf, STATS_LOOPBACK_SOURCES, type HostPlan, type IngressPlan, typ
 export const HAPROXY_LOG_FORMAT = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
 
 const STATS_URI = "/stats";
+/** Names of the challenge backends: a colon, which no TLS backend name may hold, so none can clash. */
+export const ACME_BACKEND_PREFIX = "acme:";
 
 const d = formatDuration;
 
@@ -80,17 +82,19 @@ export function renderHaproxyConfig(host: HostPlan): string {
   const http = section("frontend http_ingress", [
     "mode http",
     ...binds(ports.http),
-    "# Plain HTTP only ever redirects, so a low session rate is plenty, and a share of maxconn:",
-    "# port 80 can never hold the connections TLS needs. Sources are rate-limited as on https.",
+    "# Plain HTTP redirects, or fetches a small challenge token: a low session rate is plenty, and",
+    "# a share of maxconn: port 80 can never hold the connections TLS needs. Sources are",
+    "# rate-limited as on https.",
     `maxconn ${ingress.httpMaxconn}`,
     `rate-limit sessions ${rateLimit.httpSessionsPerSecond}`,
     ...perSourceRateLimit(rateLimit),
     `timeout http-request ${d(timeouts.inspect)}`,
     `errorfile 503 ${paths.HAPROXY_ERRORFILE_503}`,
     "",
-    "# ACME http-01: a challenge for a routed hostname goes, as plain HTTP over the private",
-    "# network, to the challenge responder of the server that owns the name (backend acme_<its",
-    "# TLS backend>, from routes.d/). A challenge for any other name gets a 404, never a redirect.",
+    "# ACME http-01: a challenge for a routed hostname goes to backend acme:<its TLS backend>",
+    "# (routes.d/): as plain HTTP over the private network to the challenge responder of the",
+    "# server that owns the name, or, for a backend whose servers name none, the redirect below.",
+    "# A challenge for any other name gets a 404.",
     "acl acme_challenge path_beg /.well-known/acme-challenge/",
     `acl acme_routed ${acmeHost} -m found`,
     "http-request deny deny_status 404 if acme_challenge !acme_routed",
@@ -99,7 +103,7 @@ export function renderHaproxyConfig(host: HostPlan): string {
     ...(ports.https === 443
       ? ["http-request redirect scheme https code 301 unless acme_challenge"]
       : [`http-request redirect location https://%[req.hdr(host),field(1,:)]:${ports.https}%[capture.req.uri] code 301 unless acme_challenge`]),
-    `use_backend acme_%[${acmeHost}] if acme_challenge`,
+    `use_backend ${ACME_BACKEND_PREFIX}%[${acmeHost}] if acme_challenge`,
   ]);
 
   const https = section("frontend https_ingress", [
@@ -169,14 +173,19 @@ function renderBackend(backend: LbBackend, settings: RouteSettings): string {
     ...servers,
   ]);
   const responders = backend.servers.filter((s) => s.acmePort !== undefined);
-  if (responders.length === 0) return tls;
-  // No check: a challenge is rare and short, and the TLS backend's check already tells whether the server is up.
-  const acme = section(`backend acme_${backend.name}`, [
-    "mode http",
-    `timeout connect ${d(timeouts.connect)}`,
-    `timeout server ${d(timeouts.server)}`,
-    ...responders.map((s) => `server ${s.name} ${s.address}:${s.acmePort}`),
-  ]);
+  const acme = section(
+    `backend ${ACME_BACKEND_PREFIX}${backend.name}`,
+    responders.length === 0
+      ? ["mode http", "http-request redirect scheme https code 301"]
+      : [
+          "mode http",
+          // No check: a challenge is rare and short, and the TLS backend's check already tells whether the server is up.
+          `timeout connect ${d(timeouts.connect)}`,
+          `timeout server ${d(timeouts.server)}`,
+          "balance first",
+          ...responders.map((s) => `server ${s.name} ${s.address}:${s.acmePort}`),
+        ],
+  );
   return `${tls}
 ${acme}`;
 }
@@ -196,8 +205,11 @@ export function renderHaproxyRoutes(fragment: RouteFragment, ingress: RouteSetti
     "# - check-send-proxy: with send-proxy-v2 the checks already send PROXY v2 (command LOCAL),",
     '#   but only while no "port"/"addr" is set; stating it keeps the nginx PROXY listener',
     "#   answering checks if one is ever added.",
-    "# backend acme_<name>: the same servers' ACME http-01 responders (plain HTTP), where port 80",
-    "# sends /.well-known/acme-challenge/ requests for the backend's hostnames.",
+    `# backend ${ACME_BACKEND_PREFIX}<name>: the same servers' ACME http-01 responders (plain HTTP), where`,
+    "# port 80 sends /.well-known/acme-challenge/ requests for the backend's hostnames; the first",
+    "# server (balance first, as the ts engine does): the token is where the ACME client ran. A",
+    "# backend whose servers name no responder (an attached stack of an older release) redirects",
+    "# the challenge to https instead, where the site's nginx serves the same webroot.",
     "",
   ].join("\n");
   return [header, ...fragment.backends.map((b) => renderBackend(b, ingress))].join("\n");

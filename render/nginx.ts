@@ -168,7 +168,7 @@ export function renderNginxSite(host: HostPlan, site: SitePlan): string {
     "    return 200 'ok\\n';",
     "}",
     "",
-    "# ACME http-01 over https (a client or CA that follows a redirect here): the same webroot.",
+    "# ACME http-01 over https (a challenge redirected here by an LB of an older release): the same webroot.",
     "location ^~ /.well-known/acme-challenge/ {",
     `    root ${paths.ACME_WEBROOT};`,
     "    default_type text/plain;",

@@ -10,6 +10,7 @@ import { cidrContainsIpv4, ipv4ToInt, parseCidr } from "./ip";
 import { ingressOf } from "./ingress-of";
 import type { HostPlan, LbBackend, Route, RouteFragment } from "./plan-types";
 import { ENGINES } from "./schema";
+import { ACME_CHALLENGE_PORT } from "./plan";
 
 /** Bounds on one stack's push: enough for any real site list, small enough to render at once. */
 export const ROUTES_DATA_LIMITS = { backends: 64, serversPerBackend: 16, routes: 256 } as const;
@@ -31,8 +32,10 @@ export const routesDataSchema = z.strictObject({
               name: z.string(),
               address: z.string(),
               port: z.number().int().min(1).max(65535),
-              // Its ACME http-01 responder; absent, the LB sends its hostnames no challenge.
-              acmePort: z.number().int().min(1).max(65535).optional(),
+              // Its ACME http-01 responder, on the one port every web server uses (so it can never
+              // aim the LB at another service, its own included); absent, challenges for its
+              // names are redirected to https as before there were responders.
+              acmePort: z.literal(ACME_CHALLENGE_PORT, { error: `must be ${ACME_CHALLENGE_PORT}, the web servers' ACME challenge responder, or left out` }).optional(),
             }),
           )
           .min(1)

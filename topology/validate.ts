@@ -7,6 +7,7 @@ import { removedServerTypeMessage } from "./server-types";
 import { Cidr, Ipv4Cidr, cidrContainsIpv4, cidrSize, cidrsOverlap, intToIpv4, ipv4ToInt, isWholeInternet, parseCidr, wideCoverage } from "./ip";
 import { AttachedStackConfig, ENGINES, ServerConfig, StackConfig, stackConfigSchema } from "./schema";
 import type { Engine, Topology } from "./types";
+import { ACME_CHALLENGE_PORT } from "./plan";
 
 /** Hetzner: a spread placement group (each stack has one) holds at most this many servers. */
 export const SPREAD_GROUP_LIMIT = 10;
@@ -296,6 +297,9 @@ function checkSites(cfg: StackConfig, declared: ReadonlySet<string>, report: Rep
       const shared = Object.keys(server.networks).filter((n) => lbNetworks.includes(n) && declared.has(n));
       if (shared.length === 0) {
         report(`${path}.server`, `server "${site.server}" shares no network with the load balancer (${lbNetworks.join(", ")}); put it in one of them so the LB can reach it`);
+      }
+      if (site.port === ACME_CHALLENGE_PORT || site.port === 22) {
+        report(`${path}.port`, `port ${site.port} is the server's ${site.port === 22 ? "SSH" : "ACME challenge responder (plain HTTP for the LB)"}; choose another port for the site`);
       }
       const key = `${site.server}:${site.port}`;
       const tls = JSON.stringify(site.tls);

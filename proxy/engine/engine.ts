@@ -203,13 +203,16 @@ export class Engine {
     for (const name of [...this.redirectServers.keys()]) if (!seen.has(name)) this.redirectServers.delete(name);
   }
 
-  /** The ACME responder of the server a routed name goes to (the first with one), as the TLS listeners route it now. */
-  private challengeTarget(host: string): { address: string; port: number } | null {
+  /**
+   * The ACME responder of the server a routed name goes to (the first with one, as HAProxy's
+   * `balance first`), as the TLS listeners route it now; "redirect" when its servers name none.
+   */
+  private challengeTarget(host: string): { address: string; port: number } | "redirect" | null {
     for (const listener of this.snapshot.listeners.values()) {
       const backend = listener.routes.lookup(host);
       if (backend === null) continue;
       const server = this.snapshot.backends.get(backend)?.config.servers.find((s) => s.acmePort !== undefined);
-      return server?.acmePort !== undefined ? { address: server.address, port: server.acmePort } : null;
+      return server?.acmePort !== undefined ? { address: server.address, port: server.acmePort } : "redirect";
     }
     return null;
   }

@@ -26,14 +26,28 @@ export const ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/";
 /** A token file is a few hundred bytes; anything much larger is not a challenge answer. */
 const MAX_CHALLENGE_BYTES = 16 * 1024;
 
-/** Where a challenge for this Host goes: the owning server's responder, or null when the name is not routed. */
-export type ChallengeTarget = (host: string) => { readonly address: string; readonly port: number } | null;
+/**
+ * Where a challenge for this Host goes: the owning server's responder; "redirect" when the
+ * name is routed to servers that name no responder (the redirect to https, as before there
+ * were responders); null when the name is not routed.
+ */
+export type ChallengeTarget = (host: string) => { readonly address: string; readonly port: number } | "redirect" | null;
 
-/** The Host header's name, lowercased, without port or trailing dot; null when it is no name. */
+/** The Host header's name, lowercased, without port; null when it is no name (an IP literal, a trailing dot). */
 export function challengeHost(hostHeader: string | undefined): string | null {
   const m = HOST.exec(hostHeader ?? "");
   if (m === null || m[1]!.startsWith("[")) return null;
-  return m[1]!.toLowerCase().replace(/\.$/, "");
+  return m[1]!.toLowerCase();
+}
+
+/** The request target's path: origin form as it is, absolute form (a proxy-style line) its path. */
+function targetPath(target: string | undefined): string {
+  if (target === undefined || target.startsWith("/")) return target ?? "";
+  try {
+    return /^https?:\/\//i.test(target) ? new URL(target).pathname : "";
+  } catch {
+    return "";
+  }
 }
 
 /** Pure: the answer to one request. */
@@ -116,7 +130,7 @@ export class RedirectServer {
   private answer(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.answered.add(req.socket);
     this.counters.requests++;
-    if (req.url?.startsWith(ACME_CHALLENGE_PREFIX)) return this.challenge(req, res);
+    if (targetPath(req.url).startsWith(ACME_CHALLENGE_PREFIX)) return this.challenge(req, res);
     const answer = redirectFor(req.headers.host, req.url, this.config.code, this.config.httpsPort);
     if (answer.location === undefined) this.counters.errors++;
     else this.counters.redirects++;
@@ -136,21 +150,36 @@ export class RedirectServer {
     res.end(body);
   }
 
-  /** One GET (or HEAD) to the owning server's responder; its status and body go back as they came. */
+  /**
+   * One GET (or HEAD) to the owning server's responder, bounded in time and size; its status
+   * and body go back as they came.
+   */
   private challenge(req: http.IncomingMessage, res: http.ServerResponse): void {
     const host = challengeHost(req.headers.host);
     const target = host === null ? null : this.challengeTarget(host);
-    if (host === null || target === null || (req.method !== "GET" && req.method !== "HEAD") || /[\x00-\x20\x7f]/.test(req.url ?? "")) {
+    const path = targetPath(req.url);
+    if (target === "redirect") {
+      const answer = redirectFor(req.headers.host, req.url, this.config.code, this.config.httpsPort);
+      this.counters.redirects++;
+      return this.reply(res, answer.status, answer.location !== undefined ? { Location: answer.location } : {});
+    }
+    if (host === null || target === null || (req.method !== "GET" && req.method !== "HEAD") || /[\x00-\x20\x7f]/.test(path)) {
       this.counters.errors++;
       return this.reply(res, 404);
     }
     this.counters.challenges++;
-    const upstream = http.request({ host: target.address, port: target.port, method: req.method, path: req.url, headers: { host }, timeout: this.config.requestTimeoutMs });
-    upstream.on("timeout", () => upstream.destroy(new Error("timeout")));
+    const upstream = http.request({ host: target.address, port: target.port, method: req.method, path, headers: { host } });
+    // The whole exchange, not each idle gap: a responder dripping its answer cannot hold the slot.
+    let timedOut = false;
+    const deadline = setTimeout(() => {
+      timedOut = true;
+      upstream.destroy(new Error("timeout"));
+    }, this.config.requestTimeoutMs);
+    upstream.on("close", () => clearTimeout(deadline));
     upstream.on("error", () => {
       this.counters.errors++;
-      // HAProxy's answer when the server cannot be reached.
-      if (!res.headersSent) this.reply(res, 503);
+      // HAProxy's answers: 504 when the server took too long, 503 when it could not be reached.
+      if (!res.headersSent) this.reply(res, timedOut ? 504 : 503);
       else res.destroy();
     });
     upstream.on("response", (answer) => {

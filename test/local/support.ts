@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, type RunResult } from "../../lab/command";
 import { parseShowStat, type HaproxyServerState } from "../../lab/haproxy-stats";
+import { ACME_BACKEND_PREFIX } from "../../render/haproxy";
 import type { CloudInfo, ServerInfo } from "../../local/cloud/cloud";
 import { CLIENT } from "../../local/cloud/cloud";
 
@@ -83,8 +84,9 @@ export async function until200(info: CloudInfo, host: string, lbIp: string, time
 /** HAProxy's view of every server, from its stats CSV, as the operator (the stats port's one allowed source) reads it. */
 export async function serverStates(info: CloudInfo, lbIp: string, password: string): Promise<HaproxyServerState[]> {
   const r = await run(["ip", "netns", "exec", info.operatorNetns, "curl", "-sf", "--max-time", "5", "-u", `admin:${password}`, `http://${lbIp}:8404/stats;csv`], { allowFailure: true });
-  // No answer (the engine reloading) is no view yet, for a poll to try again.
-  return r.code === 0 ? parseShowStat(r.stdout) : [];
+  // No answer (the engine reloading) is no view yet, for a poll to try again. The challenge
+  // backends (acme:<backend>) have no checks: the TLS backends are the ones with a health view.
+  return r.code === 0 ? parseShowStat(r.stdout).filter((row) => !row.backend.startsWith(ACME_BACKEND_PREFIX)) : [];
 }
 
 /** Polls `probe` until it returns a value, or fails with the last thing it saw. */

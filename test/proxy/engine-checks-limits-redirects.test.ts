@@ -161,7 +161,7 @@ describe("http-redirect listener", () => {
       backends: [
         { name: "a", servers: [{ name: "a1", address: "127.0.0.1", port: 1, acmePort }] },
         { name: "b", servers: [{ name: "b1", address: "127.0.0.1", port: 1, acmePort }] },
-        // A backend whose servers name no responder: its names get no challenge either.
+        // A backend whose servers name no responder (an attached stack of an older release).
         { name: "c", servers: [{ name: "c1", address: "127.0.0.1", port: 1 }] },
       ],
     });
@@ -172,12 +172,17 @@ describe("http-redirect listener", () => {
       assert.deepEqual(asked.at(-1), { url: "/.well-known/acme-challenge/tok-1", host: "a.example" });
       assert.equal(await get("x.b.example", "/.well-known/acme-challenge/other"), " 404 ", "the responder's own 404 comes back");
       assert.equal(asked.length, 2);
-      for (const host of ["unrouted.example", "c.example", "127.0.0.1"]) assert.equal(await get(host, "/.well-known/acme-challenge/tok-1"), " 404 ", host);
+      for (const host of ["unrouted.example", "127.0.0.1", "a.example."]) assert.equal(await get(host, "/.well-known/acme-challenge/tok-1"), " 404 ", host);
+      // Routed to servers without a responder: redirected to https, as before there were responders.
+      assert.equal(await get("c.example", "/.well-known/acme-challenge/tok-1"), " 301 https://c.example/.well-known/acme-challenge/tok-1");
       assert.equal(asked.length, 2, "names without a responder never reach one");
+      // A proxy-style absolute target is a challenge too, as HAProxy's path_beg sees it.
+      const absolute = (await promisify(execFile)("curl", ["-sS", "--max-time", "3", "-w", " %{http_code}", "--request-target", "http://a.example/.well-known/acme-challenge/tok-1", "-H", "Host: a.example", `http://127.0.0.1:${port}/`])).stdout;
+      assert.equal(absolute, "tok-1.thumbprint 200");
       assert.equal(await get("a.example", "/.well-known/other"), " 301 https://a.example/.well-known/other");
       const r = proxy.engine.stats().redirects[0];
-      assert.equal(r?.challenges, 2);
-      assert.equal(r?.redirects, 1);
+      assert.equal(r?.challenges, 3);
+      assert.equal(r?.redirects, 2);
       // A responder that is gone: 503, as HAProxy answers for a server it cannot reach.
       await new Promise((resolve) => responder.close(resolve));
       assert.equal(await get("a.example", "/.well-known/acme-challenge/tok-1"), " 503 ");

@@ -116,10 +116,14 @@ describe("haproxy.cfg", () => {
     assert.deepEqual(rules, [
       "http-request deny deny_status 404 if acme_challenge !acme_routed",
       "http-request redirect scheme https code 301 unless acme_challenge",
-      "use_backend acme_%[req.hdr(host),field(1,:),lower,map(/srv/ingress/current/haproxy/routes.map)] if acme_challenge",
+      "use_backend acme:%[req.hdr(host),field(1,:),lower,map(/srv/ingress/current/haproxy/routes.map)] if acme_challenge",
     ]);
     const routes = renderHaproxyRoutes(lb.ingress!.fragment, lb.ingress!);
-    assert.match(routes, /^backend acme_prod_frontend_443\n    mode http\n    timeout connect 5s\n    timeout server 30s\n    server frontend 172\.24\.0\.3:8402$/m);
+    assert.ok(routes.includes("backend acme:prod_frontend_443\n    mode http\n    timeout connect 5s\n    timeout server 30s\n"), routes);
+    assert.match(routes, /^ {4}balance first\n {4}server frontend 172\.24\.0\.3:8402$/m);
+    // An attached stack of an older release sends no responder: its challenges are redirected, as before.
+    const older = { ...lb.ingress!.fragment, backends: lb.ingress!.fragment.backends.map((b) => ({ ...b, servers: b.servers.map(({ acmePort: _, ...s }) => s) })) };
+    assert.match(renderHaproxyRoutes(older, lb.ingress!), /^backend acme:prod_frontend_443\n {4}mode http\n {4}http-request redirect scheme https code 301$/m);
   });
 
   it("keeps the port in the redirect when https is not on 443", () => {

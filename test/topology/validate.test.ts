@@ -81,6 +81,11 @@ test("a site on the load balancer itself", () => {
   rejects((c) => (c.sites[0].server = "loadbalancer"), "sites[0].server", '"loadbalancer" is the load balancer; sites run on backend servers listed under servers');
 });
 
+test("a site on the port of the server's ACME responder or of SSH", () => {
+  rejects((c) => (c.sites[0].port = 8402), "sites[0].port", "port 8402 is the server's ACME challenge responder (plain HTTP for the LB); choose another port for the site");
+  rejects((c) => (c.sites[0].port = 22), "sites[0].port", "port 22 is the server's SSH; choose another port for the site");
+});
+
 test("a duplicate SNI hostname, also after normalisation", () => {
   rejects((c) => (c.sites[1].hostname = "Fiscalismia.COM."), "sites[1].hostname", 'hostname "fiscalismia.com" is already routed by sites[0]; each hostname goes to exactly one server:port');
 });
