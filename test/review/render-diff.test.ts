@@ -75,9 +75,10 @@ test("render --diff names exactly the hosts and lines a change moves, and the pr
     const timeout = renderDiff({ repo, stack: "prod", ref: "HEAD" });
     assert.deepEqual(timeout.map((c) => c.host), ["loadbalancer"]);
     const lines = timeout[0]!.files.flatMap((f) => f.patch.split("\n").filter((l) => /^[+-](?![+-])/.test(l)));
-    // haproxy.cfg's defaults, each of the four backends, and the policy attached stacks are rendered with.
-    assert.deepEqual(lines.filter((l) => l.startsWith("+")).map((l) => `+${l.slice(1).trim()}`).sort(), ['+"connect": 7000,', ...Array<string>(5).fill("+timeout connect 7s")].sort());
-    assert.equal(lines.filter((l) => l.startsWith("-")).length, 6);
+    // haproxy.cfg's defaults, each of the four backends and its ACME challenge twin, and the
+    // policy attached stacks are rendered with.
+    assert.deepEqual(lines.filter((l) => l.startsWith("+")).map((l) => `+${l.slice(1).trim()}`).sort(), ['+"connect": 7000,', ...Array<string>(9).fill("+timeout connect 7s")].sort());
+    assert.equal(lines.filter((l) => l.startsWith("-")).length, 10);
 
     // A stack the ref does not have: every host new, none failing the diff.
     cpSync(join(REPO_ROOT, "examples", "Pulumi.standalone-demo.yaml"), join(repo, "Pulumi.fresh.yaml"));
