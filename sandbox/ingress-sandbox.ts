@@ -123,6 +123,7 @@ export class IngressSandbox {
       const password = env["STATS_PASSWORD"];
       if (statsEnv.code !== 0 || !user || !password) throw new Error(`cannot read the stats credentials from ${paths.STATS_ENV} on ${lbServer.name}: ${statsEnv.stderr.trim() || "no STATS_USER/STATS_PASSWORD"}`);
       const stats = { user, password };
+      await assertEngineRuns(lbServer, plan.engine);
       return new IngressSandbox(sb, plan, lbServer, Netns.attach(lbServer.netns, plan.lb.name, sb), web, clients, stats);
     } catch (e) {
       await sb.teardown().catch(() => undefined);
@@ -147,6 +148,11 @@ export class IngressSandbox {
   /** A root shell's command on the host's machine (its mount and network namespaces). */
   onHost(name: string, argv: readonly string[]): Promise<RunResult> {
     return onMachine(this.webHost(name).server, argv);
+  }
+
+  /** The same on the LB's machine. */
+  onLb(argv: readonly string[]): Promise<RunResult> {
+    return onMachine(this.lbServer, argv);
   }
 
   async stopNginx(name: string): Promise<void> {
@@ -202,6 +208,23 @@ export class IngressSandbox {
   /** Ends this check session: its own namespaces and processes; the deployed sandbox stays. */
   async close(): Promise<void> {
     await this.sb.teardown();
+  }
+}
+
+/** The LB's engine container, as the machine's podman stand-in keeps it: "<pid> <start time>" per container. */
+const ENGINE_CONTAINER: Readonly<Record<IngressSandboxPlan["engine"], string>> = { haproxy: "haproxy", ts: "proxy" };
+
+/**
+ * Every check would fail, each its own way, against an LB whose engine has died: say that
+ * once, first. Alive means the pid is there, not a zombie, and started when the file says.
+ */
+async function assertEngineRuns(lb: ServerInfo, engine: IngressSandboxPlan["engine"]): Promise<void> {
+  const name = ENGINE_CONTAINER[engine];
+  const file = `/var/lib/local-machine/containers/${name}.pid`;
+  const script = `read -r pid start <${file} || exit 2; set -- $(sed 's/^.*) //' /proc/$pid/stat 2>/dev/null); [ "$1" != "" ] && [ "$1" != Z ] && [ "\${20}" = "$start" ]`;
+  const r = await onMachine(lb, ["sh", "-c", script]);
+  if (r.code !== 0) {
+    throw new Error(`the LB's engine (${engine}, container ${name}) is not running on ${lb.name}: ${r.code === 2 ? `no ${file}` : "its process is gone"}; its log is /var/lib/local-machine/containers/${name}.log on that machine, and \`systemctl start ${name}.service\` there starts it again`);
   }
 }
 

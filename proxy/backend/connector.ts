@@ -24,15 +24,14 @@ export function connectToBackend(pool: BackendPool, onServer: (server: ServerCon
   let timer: NodeJS.Timeout | null = null;
   let aborted = false;
 
-  let last: ServerConfig | null = null;
   const tryNext = (): void => {
     const server = pool.next();
     if (server === null) {
-      // Every server is DOWN: nothing to connect to (HAProxy's <NOSRV>, "SC").
-      timer = setTimeout(() => done({ ok: false, timedOut: false, server: last, retries: attempt, error: "no server available" }), 0);
+      // Every server is DOWN: nothing to connect to (HAProxy's <NOSRV>, "SC"). Also when an
+      // earlier attempt had one: the connection ends on no server, and says so the same way.
+      timer = setTimeout(() => done({ ok: false, timedOut: false, server: null, retries: attempt, error: "no server available" }), 0);
       return;
     }
-    last = server;
     onServer(server);
     const current = net.connect({ host: server.address, port: server.port, allowHalfOpen: true, noDelay: true });
     socket = current;

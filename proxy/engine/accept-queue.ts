@@ -16,7 +16,11 @@ interface Waiting<T> {
 export class AcceptQueue<T> {
   private readonly waiting: Waiting<T>[] = [];
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    /** A connection reset because its deadline came before a place did. */
+    private readonly onExpire: (item: T) => void = () => undefined,
+  ) {}
 
   get size(): number {
     return this.waiting.length;
@@ -35,6 +39,7 @@ export class AcceptQueue<T> {
       timer: setTimeout(() => {
         this.remove(entry);
         socket.resetAndDestroy();
+        this.onExpire(item);
       }, Math.max(0, deadlineAt - Date.now())),
     };
     socket.once("close", () => this.remove(entry));

@@ -1,32 +1,51 @@
 /**
  * Whether a new connection may start, and what happens to one that may not:
  * maxconn (this worker's share), the per-source rate limit, and the bounded
- * set of refused connections held open until their deadline. Warnings are
- * rate-limited too: a flood must not turn into a flood of log lines.
+ * set of refused connections held open until their deadline. Warnings come
+ * one line per window with exact counts (log/warning-window.ts): a flood must
+ * not turn into a flood of log lines, nor into a count that is never written.
  */
 import net from "node:net";
 import { Logger } from "../log/logger";
+import { WarningWindow } from "../log/warning-window";
 import { Counters, frontendKey } from "./counters";
 import { RateLimiter } from "./runtime-snapshot";
 
-const WARN_EVERY_MS = 10_000;
+/** At most one warning line per this long for each kind of refusal. */
+export const WARN_EVERY_MS = 10_000;
 
 export class Admission {
   /** Refused connections held open (read and discarded) until their deadline, sessions in "hold" included. */
   held = 0;
   readonly rateLimited = new Map<string, number>();
+  /** Connections refused because the listener or the process was at maxconn. */
+  readonly maxconnRefused = new Map<string, number>();
   private readonly heldSockets = new Set<net.Socket>();
-  private refusedAtLimit = 0;
-  private limitWarnedAt = 0;
-  private rateWarnedAt = 0;
-  private rateSinceWarn = 0;
+  /** Per kind and listener, so each line's count is that listener's. */
+  private readonly warnings = new Map<string, WarningWindow>();
   draining = false;
 
   constructor(
     private readonly logger: Logger,
     private readonly counters: Counters,
     private readonly workerCount: number,
+    private readonly warnEveryMs = WARN_EVERY_MS,
   ) {}
+
+  private warn(msg: string, listener: string, fields: Record<string, unknown>): void {
+    const key = `${msg}\u0000${listener}`;
+    let window = this.warnings.get(key);
+    if (window === undefined) {
+      window = new WarningWindow(this.warnEveryMs, (refused, last) => this.logger.event("warn", msg, { listener, ...last, refused }));
+      this.warnings.set(key, window);
+    }
+    window.add(fields);
+  }
+
+  /** Writes the refusals counted since each last warning line (drain). */
+  flushWarnings(): void {
+    for (const window of this.warnings.values()) window.flush();
+  }
 
   /** Claims one of the held-connection places; false when they are all taken. */
   claimHold(maxHeld: number): boolean {
@@ -49,14 +68,7 @@ export class Admission {
     if (rate === null) return null;
     if (rate.table.hit(source) < rate.limit) return null;
     this.rateLimited.set(listener, (this.rateLimited.get(listener) ?? 0) + 1);
-    // One line per 10 s at most: a flood must not turn into a flood of log lines.
-    this.rateSinceWarn++;
-    const now = Date.now();
-    if (now - this.rateWarnedAt >= WARN_EVERY_MS) {
-      this.logger.event("warn", "rate limit: refusing connections", { listener, source, refused: this.rateSinceWarn, action: rate.action });
-      this.rateWarnedAt = now;
-      this.rateSinceWarn = 0;
-    }
+    this.warn("rate limit: refusing connections", listener, { source, action: rate.action });
     return rate.action;
   }
 
@@ -89,15 +101,20 @@ export class Admission {
     return this.counters.actconn < share(globalMaxconn) && this.counters.get(frontendKey(listener)) < listenerLimit;
   }
 
-  overMaxconn(listener: string, globalMaxconn: number, maxconn: number | undefined): boolean {
+  /**
+   * Whether the listener or the process is at maxconn. `firstTime`: the connection's first
+   * try, which alone is counted (a waiting connection is tried again at every freed place).
+   */
+  overMaxconn(listener: string, globalMaxconn: number, maxconn: number | undefined, firstTime = true): boolean {
     if (this.hasRoom(listener, globalMaxconn, maxconn)) return false;
-    this.refusedAtLimit++;
-    const now = Date.now();
-    if (now - this.limitWarnedAt >= WARN_EVERY_MS) {
-      this.logger.event("warn", "maxconn reached, closing new connections", { listener, refused: this.refusedAtLimit });
-      this.limitWarnedAt = now;
-      this.refusedAtLimit = 0;
-    }
+    if (firstTime) this.warn("maxconn reached, new connections wait for a place", listener, {});
     return true;
   }
+
+  /** A connection reset at maxconn: the wait queue was full, or its deadline came first. */
+  refusedAtMaxconn(listener: string): void {
+    this.maxconnRefused.set(listener, (this.maxconnRefused.get(listener) ?? 0) + 1);
+    this.warn("maxconn reached, connections reset", listener, {});
+  }
+
 }

@@ -25,6 +25,8 @@ export interface EngineOptions {
   readonly reusePort: boolean;
   /** Rate tables shared with the other workers (threads); absent: this engine allocates private ones. */
   readonly rateBuffers?: RateBuffers;
+  /** At most one refusal warning per kind and listener this often (tests shorten it). */
+  readonly warnEveryMs?: number;
 }
 
 interface Binding {
@@ -59,9 +61,9 @@ export class Engine {
     private readonly logger: Logger,
     private readonly options: EngineOptions,
   ) {
-    this.admission = new Admission(logger, this.counters, options.workerCount);
+    this.admission = new Admission(logger, this.counters, options.workerCount, options.warnEveryMs);
     // At most as many waiting as this worker may hold: the fds stay bounded.
-    this.waiting = new AcceptQueue(Math.ceil(config.global.maxconn / options.workerCount));
+    this.waiting = new AcceptQueue(Math.ceil(config.global.maxconn / options.workerCount), (binding) => this.admission.refusedAtMaxconn(binding.listener));
     this.sessionContext = this.makeContext();
     this.rateBuffers = options.rateBuffers ?? rateBuffersFor(config, new Map(), false);
     this.snapshot = this.build(config);
@@ -80,7 +82,7 @@ export class Engine {
   stats(): WorkerStats {
     const counters = [...this.counters.keys()].map((key) => ({ key, current: this.counters.get(key), ...(this.counters.totals.get(key) ?? { sessions: 0, bytesIn: 0, bytesOut: 0 }) }));
     const redirects = [...this.redirectServers].map(([name, r]) => ({ name, ...r.http.counters }));
-    return { counters, rateLimited: Object.fromEntries(this.admission.rateLimited), redirects, held: this.admission.held };
+    return { counters, rateLimited: Object.fromEntries(this.admission.rateLimited), maxconnRefused: Object.fromEntries(this.admission.maxconnRefused), redirects, held: this.admission.held };
   }
 
   get activeSessions(): number {
@@ -134,7 +136,23 @@ export class Engine {
     for (const session of left) session.kill();
     this.admission.closeHeld();
     this.waiting.closeAll();
+    this.admission.flushWarnings();
     this.logger.event("info", "drained", { killed: left.length });
+  }
+
+  /**
+   * The worker is going down with an error: every connection it holds is cut now, each with
+   * its line (termination I, reason worker-crash), so none ends without one. The count cut.
+   */
+  abortAll(): number {
+    this.draining = true;
+    this.admission.draining = true;
+    const cut = [...this.sessions];
+    for (const session of cut) session.kill("I");
+    this.admission.closeHeld();
+    this.waiting.closeAll();
+    this.admission.flushWarnings();
+    return cut.length;
   }
 
   private async applyBinds(config: ProxyConfig, failHard: boolean): Promise<void> {
@@ -228,9 +246,9 @@ export class Engine {
       return;
     }
     // Past maxconn: wait, unread, for a place until the inspect deadline. Counted, and
-    // reported at most every 10 s.
+    // reported one line per window with exact counts.
     const admission = this.admission;
-    if (admission.overMaxconn(listener.config.name, this.snapshot.config.global.maxconn, listener.config.maxconn)) {
+    if (admission.overMaxconn(listener.config.name, this.snapshot.config.global.maxconn, listener.config.maxconn, deadlineAt === undefined)) {
       return this.wait(binding, socket, deadlineAt ?? Date.now() + listener.config.inspectTimeoutMs, deadlineAt !== undefined);
     }
     // A peer that sends a trusted PROXY header is another proxy; its clients are rated once the header is read.
@@ -249,7 +267,7 @@ export class Engine {
     const server = this.redirectServers.get(name);
     if (this.draining || server === undefined) return void socket.destroy();
     const config = this.snapshot.redirects.get(name)?.config;
-    if (this.admission.overMaxconn(name, this.snapshot.config.global.maxconn, maxconn)) {
+    if (this.admission.overMaxconn(name, this.snapshot.config.global.maxconn, maxconn, deadlineAt === undefined)) {
       return this.wait(binding, socket, deadlineAt ?? Date.now() + (config?.requestTimeoutMs ?? 5000), deadlineAt !== undefined);
     }
     const verdict = this.admission.overRate(name, rate, source);
@@ -270,7 +288,11 @@ export class Engine {
 
   /** Past maxconn: into the queue (the front for one that already had a turn), or reset when it is full. */
   private wait(binding: Binding, socket: net.Socket, deadlineAt: number, hadTurn: boolean): void {
-    if (this.draining || Date.now() >= deadlineAt || !this.waiting.add(socket, binding, deadlineAt, hadTurn)) socket.resetAndDestroy();
+    if (this.draining) return void socket.resetAndDestroy();
+    if (Date.now() >= deadlineAt || !this.waiting.add(socket, binding, deadlineAt, hadTurn)) {
+      socket.resetAndDestroy();
+      this.admission.refusedAtMaxconn(binding.listener);
+    }
   }
 
   /** A place freed up: the longest-waiting connection that fits its listener's limits gets it. */

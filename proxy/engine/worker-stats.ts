@@ -13,6 +13,8 @@ export interface WorkerStats {
   readonly counters: readonly { key: string; current: number; sessions: number; bytesIn: number; bytesOut: number }[];
   /** Connections refused by each listener's rate limit. */
   readonly rateLimited: Readonly<Record<string, number>>;
+  /** Connections each listener refused at maxconn (its own or the process's). */
+  readonly maxconnRefused: Readonly<Record<string, number>>;
   readonly redirects: readonly RedirectTotals[];
   /** Connections held open after a refusal (drop with holdUntilInspectDeadline). */
   readonly held: number;
@@ -21,6 +23,7 @@ export interface WorkerStats {
 export function sumWorkerStats(reports: readonly WorkerStats[]): WorkerStats {
   const counters = new Map<string, { key: string; current: number; sessions: number; bytesIn: number; bytesOut: number }>();
   const rateLimited: Record<string, number> = {};
+  const maxconnRefused: Record<string, number> = {};
   const redirects = new Map<string, RedirectTotals>();
   let held = 0;
   for (const r of reports) {
@@ -33,6 +36,7 @@ export function sumWorkerStats(reports: readonly WorkerStats[]): WorkerStats {
       counters.set(c.key, t);
     }
     for (const [k, v] of Object.entries(r.rateLimited)) rateLimited[k] = (rateLimited[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(r.maxconnRefused)) maxconnRefused[k] = (maxconnRefused[k] ?? 0) + v;
     for (const x of r.redirects) {
       const t = redirects.get(x.name) ?? { name: x.name, requests: 0, redirects: 0, challenges: 0, errors: 0 };
       t.requests += x.requests;
@@ -43,5 +47,5 @@ export function sumWorkerStats(reports: readonly WorkerStats[]): WorkerStats {
     }
     held += r.held;
   }
-  return { counters: [...counters.values()], rateLimited, redirects: [...redirects.values()], held };
+  return { counters: [...counters.values()], rateLimited, maxconnRefused, redirects: [...redirects.values()], held };
 }

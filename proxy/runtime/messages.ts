@@ -24,7 +24,11 @@ export type ToPrimary =
   | { readonly type: "ready"; readonly index: number }
   | { readonly type: "fatal"; readonly index: number; readonly message: string }
   | { readonly type: "stats"; readonly index: number; readonly id: number; readonly stats: WorkerStats }
-  | { readonly type: "drained"; readonly index: number };
+  | { readonly type: "drained"; readonly index: number }
+  /** Every second: the connections the worker holds, so a worker that dies without a word is accounted for. */
+  | { readonly type: "load"; readonly index: number; readonly active: number }
+  /** The worker is going down with an error; it has cut and logged `connections`. */
+  | { readonly type: "crashed"; readonly index: number; readonly connections: number; readonly error: string };
 
 export interface Channel {
   send(message: ToPrimary): void;

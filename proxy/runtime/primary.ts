@@ -52,6 +52,10 @@ export class Primary {
   private readonly collector = new StatsCollector();
   private rateBuffers: RateBuffers = new Map();
   private readonly startedAt = Date.now();
+  /** Per worker: the connections it last said it held (at most a second old). */
+  private readonly load = new Map<number, number>();
+  /** Per worker that reported a crash: the connections it cut, each with its line. */
+  private readonly crashed = new Map<number, number>();
 
   constructor(
     private readonly sources: ConfigSources,
@@ -213,13 +217,29 @@ export class Primary {
         if (message.type === "ready") resolve();
         if (message.type === "fatal") reject(new Error(message.message));
         if (message.type === "stats") this.collector.answer(message.id, message.stats);
+        if (message.type === "load") this.load.set(index, message.active);
+        if (message.type === "crashed") this.crashed.set(index, message.connections);
       };
       const onExit = (code: number) => {
         this.workers.delete(index);
         if (this.workers.size === 0 && this.draining) process.exit(0);
         if (this.draining) return;
-        this.logger.event("error", "worker exited, respawning", { index, code });
-        setTimeout(() => void this.spawn(index).catch((error: Error) => this.logger.event("error", "respawn failed", { index, error: error.message })), RESPAWN_DELAY_MS);
+        // A crash it reported: its connections were cut and logged. Without a word (killed,
+        // out of memory): what it held at its last load report is lost with no line.
+        const reported = this.crashed.get(index);
+        const lost = reported ?? this.load.get(index) ?? 0;
+        const account = reported !== undefined ? { connectionsCut: lost, linesWritten: true } : { connectionsLost: lost, linesWritten: false, asOf: "its last load report, at most 1 s old" };
+        this.crashed.delete(index);
+        this.load.delete(index);
+        this.logger.event("error", "worker exited, respawning", { index, code, ...account });
+        setTimeout(
+          () =>
+            void this.spawn(index).then(
+              () => this.logger.event("info", "worker replaced", { index, ...account }),
+              (error: Error) => this.logger.event("error", "respawn failed", { index, error: error.message }),
+            ),
+          RESPAWN_DELAY_MS,
+        );
       };
       const start: ToWorker = {
         type: "start",

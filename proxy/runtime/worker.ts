@@ -1,7 +1,28 @@
 /** A worker: one Engine, driven by messages from the primary. */
 import { Engine } from "../engine/engine";
-import { createLogger } from "../log/logger";
+import { createLogger, Logger } from "../log/logger";
 import { Channel, ToWorker } from "./messages";
+
+const LOAD_EVERY_MS = 1000;
+
+/**
+ * An error nothing caught would end the worker with its connections cut and no line for any
+ * of them: cut them here instead, each with its line, say how many, and then exit.
+ */
+function onCrash(channel: Channel, exit: (code: number) => void, index: number, logger: Logger, engine: () => Engine | null): void {
+  let crashing = false;
+  const crash = (error: unknown): void => {
+    if (crashing) return;
+    crashing = true;
+    const message = error instanceof Error ? error.message : String(error);
+    const connections = engine()?.abortAll() ?? 0;
+    logger.event("error", "worker crashed, its connections cut", { error: message, connections });
+    channel.send({ type: "crashed", index, connections, error: message });
+    exit(1);
+  };
+  process.on("uncaughtException", crash);
+  process.on("unhandledRejection", crash);
+}
 
 export function runWorker(channel: Channel, exit: (code: number) => void): void {
   let engine: Engine | null = null;
@@ -11,6 +32,7 @@ export function runWorker(channel: Channel, exit: (code: number) => void): void 
       case "start": {
         index = message.index;
         const logger = createLogger({ ...message.config.log, worker: message.index });
+        onCrash(channel, exit, index, logger, () => engine);
         engine = new Engine(message.config, logger, {
           workerCount: message.count,
           reusePort: message.reusePort,
@@ -18,7 +40,10 @@ export function runWorker(channel: Channel, exit: (code: number) => void): void 
         });
         engine.setDownServers(message.down);
         engine.start().then(
-          () => channel.send({ type: "ready", index }),
+          () => {
+            channel.send({ type: "ready", index });
+            setInterval(() => channel.send({ type: "load", index, active: engine?.activeSessions ?? 0 }), LOAD_EVERY_MS).unref();
+          },
           (error: Error) => channel.send({ type: "fatal", index, message: error.message }),
         );
         return;

@@ -41,6 +41,7 @@ const TUNNEL_END: Record<TunnelEnd, TerminationCause> = {
   "client-error": "C",
   "server-error": "S",
   killed: "K",
+  crashed: "I",
 };
 
 export class Session {
@@ -93,13 +94,14 @@ export class Session {
     return this.phase === "done";
   }
 
-  /** Drain expired: end it now. */
-  kill(): void {
-    if (this.phase === "tunnel") this.tunnel?.kill();
+  /** Drain expired (K), or the worker is going down with an error (I): end it now, its line written at once. */
+  kill(cause: "K" | "I" = "K"): void {
+    if (cause === "I") this.reason ??= "worker-crash";
+    if (this.phase === "tunnel") this.tunnel?.kill(cause === "I" ? "crashed" : "killed");
     else {
       this.attempt?.abort();
       this.socket.destroy();
-      this.finish("K", this.phase === "connect" ? "C" : "R");
+      this.finish(cause, this.phase === "connect" ? "C" : "R");
     }
   }
 

@@ -10,7 +10,8 @@ export type TerminationCause =
   | "R" // a resource limit (maxconn)
   | "c" // client-side timeout (incl. the inspect deadline)
   | "s" // server-side timeout (incl. connect timeout)
-  | "K"; // killed at the end of a drain
+  | "K" // killed at the end of a drain
+  | "I"; // an internal error: the worker holding it crashed
 
 export type SessionPhase =
   | "-" // normal end

@@ -9,7 +9,7 @@
 import net from "node:net";
 import { TimeoutsConfig } from "../../contract/proxy-config";
 
-export type TunnelEnd = "normal" | "client-timeout" | "server-timeout" | "client-error" | "server-error" | "killed";
+export type TunnelEnd = "normal" | "client-timeout" | "server-timeout" | "client-error" | "server-error" | "killed" | "crashed";
 
 export class Tunnel {
   bytesUp = 0;
@@ -75,8 +75,17 @@ export class Tunnel {
     this.arm();
   }
 
-  kill(): void {
-    this.abort("killed");
+  /**
+   * Drain expired: cut both sides and end now, not when the sockets' close events come. The
+   * worker may exit right after the drain, before those events run, and the connection's log
+   * line (KD) would never be written.
+   */
+  kill(end: "killed" | "crashed" = "killed"): void {
+    this.abort(end);
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.onDone(this.end ?? end);
   }
 
   private abort(end: TunnelEnd): void {

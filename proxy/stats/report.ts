@@ -48,6 +48,8 @@ export interface ListenerReport extends Traffic {
   readonly name: string;
   readonly mode: string;
   readonly rateLimited: number;
+  /** Refused at maxconn (HAProxy leaves those in the accept backlog; see docs/proxy.md). */
+  readonly maxconnRefused: number;
 }
 
 export interface StatsReport {
@@ -89,14 +91,14 @@ export function buildReport(config: ProxyConfig, health: readonly ServerHealthVi
     });
     return { name: b.name, status: servers.some((s) => s.status !== "DOWN") ? "UP" : "DOWN", servers, ...traffic(backendKey(b.name)) };
   });
-  const listeners = config.listeners.map((l): ListenerReport => ({ name: l.name, mode: l.mode, rateLimited: stats.rateLimited[l.name] ?? 0, ...traffic(frontendKey(l.name)) }));
+  const listeners = config.listeners.map((l): ListenerReport => ({ name: l.name, mode: l.mode, rateLimited: stats.rateLimited[l.name] ?? 0, maxconnRefused: stats.maxconnRefused[l.name] ?? 0, ...traffic(frontendKey(l.name)) }));
   return { generatedAt: new Date(now).toISOString(), uptimeS, workers, held: stats.held, listeners, backends };
 }
 
 export function renderText(r: StatsReport): string {
   const lines = [`# proxy stats ${r.generatedAt} uptime ${r.uptimeS}s workers ${r.workers} held ${r.held}`];
   lines.push("# kind name status check code duration_ms current sessions bytes_in bytes_out info");
-  for (const l of r.listeners) lines.push(`listener ${l.name} ${l.mode} - - - ${l.current} ${l.sessions} ${l.bytesIn} ${l.bytesOut} rate_limited=${l.rateLimited}`);
+  for (const l of r.listeners) lines.push(`listener ${l.name} ${l.mode} - - - ${l.current} ${l.sessions} ${l.bytesIn} ${l.bytesOut} rate_limited=${l.rateLimited} maxconn_refused=${l.maxconnRefused}`);
   for (const b of r.backends) {
     lines.push(`backend ${b.name} ${b.status} - - - ${b.current} ${b.sessions} ${b.bytesIn} ${b.bytesOut} -`);
     for (const s of b.servers) {
@@ -116,8 +118,8 @@ export function renderHtml(r: StatsReport): string {
     `<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="10"><title>proxy stats</title>`,
     `<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #999;padding:2px 6px}.DOWN{background:#f88}.UP{background:#8f8}</style></head><body>`,
     `<p>${esc(r.generatedAt)}, up ${esc(r.uptimeS)} s, ${esc(r.workers)} worker(s). JSON: <a href="?json">?json</a>, text: <a href="?text">?text</a></p>`,
-    `<table>${head(["listener", "mode", "current", "sessions", "bytes in", "bytes out", "rate limited"])}`,
-    ...r.listeners.map((l) => row([l.name, l.mode, l.current, l.sessions, l.bytesIn, l.bytesOut, l.rateLimited])),
+    `<table>${head(["listener", "mode", "current", "sessions", "bytes in", "bytes out", "rate limited", "refused at maxconn"])}`,
+    ...r.listeners.map((l) => row([l.name, l.mode, l.current, l.sessions, l.bytesIn, l.bytesOut, l.rateLimited, l.maxconnRefused])),
     `</table>`,
   ];
   for (const b of r.backends) {

@@ -108,6 +108,25 @@ for (const engine of engines) {
         for (const check of ingressChecks(plan)) assert.ok(r.out.includes(`PASS ${check.name} (`), `${check.name}\n${r.out}`);
         assert.match(r.out, new RegExp(`^${ingressChecks(plan).length} passed, 0 failed in `, "m"));
       });
+
+      it("a dead LB engine is named first, not left for every check to fail its own way", async () => {
+        if (!s) throw new Error("the sandbox did not come up");
+        const container = engine === "haproxy" ? "haproxy" : "proxy";
+        const killed = await s.onLb(["sh", "-c", `read -r pid _ </var/lib/local-machine/containers/${container}.pid && kill -9 "$pid"`]);
+        assert.equal(killed.code, 0, killed.stderr);
+        try {
+          const r = sandboxCli(runDir, "test");
+          assert.equal(r.code, 1, r.out);
+          assert.match(r.out, new RegExp(`the LB's engine \\(${engine}, container ${container}\\) is not running on prod-loadbalancer: its process is gone`));
+          assert.doesNotMatch(r.out, /^(PASS|FAIL) /m, "no check ran against a dead LB");
+        } finally {
+          const started = await s.onLb(["/usr/local/sbin/systemctl", "start", `${container}.service`]);
+          assert.equal(started.code, 0, started.stderr);
+        }
+        // Back: the engine runs again, and attaching says so.
+        const again = await IngressSandbox.attach(sandboxRun(runDir));
+        await again.close();
+      });
     }
   });
 }

@@ -276,6 +276,34 @@ describe("engine: actions, retries, limits, timeouts", () => {
       second.socket.destroy();
     }));
 
+  it("maxconn warnings count every connection exactly and at once: the first line immediately, the rest when the window ends; stats count the resets", async () => {
+    const port = await freePort();
+    const backend = await startBackend();
+    const windowMs = 300;
+    const proxy = await startEngine(config(port, { a: [backend.port] }, {}, { maxconn: 1, inspectTimeoutMs: 200 }), { warnEveryMs: windowMs });
+    const warnings = (msg: string) => proxy.logger.events.filter((e) => e.msg === msg).map((e) => e.fields?.["refused"]);
+    try {
+      const first = await connectClient(port);
+      first.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
+      await waitFor(() => backend.connections.length === 1);
+      // A burst past maxconn: each waits, unread, then is reset at its deadline.
+      const burst = await Promise.all(Array.from({ length: 7 }, () => connectClient(port).catch(() => ({ closed: true }))));
+      await waitFor(() => warnings("maxconn reached, new connections wait for a place").length >= 1, 1000, "the first warning");
+      assert.deepEqual(warnings("maxconn reached, new connections wait for a place"), [1], "the first one at once");
+      await waitFor(() => burst.every((c) => c.closed), 3000, "the burst reset at the deadline");
+      // The window's line comes when it ends, with the exact rest: no later refusal needed.
+      await waitFor(() => warnings("maxconn reached, new connections wait for a place").length === 2, 2000, "the window's line");
+      assert.deepEqual(warnings("maxconn reached, new connections wait for a place"), [1, 6]);
+      await waitFor(() => (warnings("maxconn reached, connections reset") as number[]).reduce((a, b) => a + b, 0) === 7, 2000, "every reset counted");
+      assert.equal(proxy.engine.stats().maxconnRefused["https_ingress"], 7);
+      assert.ok(!first.closed);
+      first.socket.destroy();
+    } finally {
+      await proxy.stop();
+      await backend.close();
+    }
+  });
+
   it("a connection waiting past maxconn is reset at the listener's inspect deadline", () =>
     withOnePlaceTaken(300, async (port, _backend, first) => {
       const t0 = Date.now();
@@ -359,8 +387,12 @@ describe("engine: inbound PROXY, reload, drain", () => {
       await assert.rejects(connectClient(port), /ECONNREFUSED/);
       assert.ok(!old.closed, "existing connection survives the start of a drain");
       await drained;
+      // Written before the drain ends, not when the sockets' close events come: a worker
+      // exits right after its drain, and those lines would be lost.
+      assert.deepEqual(proxy.logger.records.slice(-2).map((r) => r.terminationState), ["KD", "KD"]);
+      assert.deepEqual(proxy.logger.events.find((e) => e.msg === "drained")?.fields, { killed: 2 });
       await waitFor(() => old.closed && fresh.closed, 1000);
-      assert.equal(proxy.logger.records.at(-1)!.terminationState, "KD");
+      assert.equal(proxy.logger.records.length, 2, "one line per connection, none twice");
     } finally {
       await b1.close();
       await b2.close();

@@ -49,11 +49,11 @@ export function isListening(port: number): boolean {
 
 export { sleep } from "../../../lab/command";
 
-export async function startEngine(input: ProxyConfigInput) {
+export async function startEngine(input: ProxyConfigInput, options: { readonly warnEveryMs?: number } = {}) {
   const result = validateProxyConfig(input);
   if (!result.ok) throw new Error(result.errors.join("\n"));
   const logger = memoryLogger();
-  const engine = new Engine(result.config, logger, { workerCount: 1, reusePort: false });
+  const engine = new Engine(result.config, logger, { workerCount: 1, reusePort: false, ...options });
   await engine.start();
   return {
     engine,
