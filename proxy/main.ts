@@ -49,12 +49,13 @@ async function main(argv: readonly string[]): Promise<number | null> {
 
 if (!isMainThread && parentPort !== null) {
   const port = parentPort;
-  runWorker({ send: (m) => port.postMessage(m), onMessage: (h) => port.on("message", (m: ToWorker) => h(m)) }, (code) => process.exit(code));
+  // A port's messages reach the primary before its exit event: handed over at once.
+  runWorker({ send: (m, done) => (port.postMessage(m), done?.()), onMessage: (h) => port.on("message", (m: ToWorker) => h(m)) }, (code) => process.exit(code));
 } else if (cluster.isWorker) {
   // The primary coordinates signals; a Ctrl-C sent to the process group must not kill workers mid-drain.
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => undefined);
   process.on("disconnect", () => process.exit(0));
-  runWorker({ send: (m) => process.send?.(m), onMessage: (h) => process.on("message", (m: ToWorker) => h(m)) }, (code) => process.exit(code));
+  runWorker({ send: (m, done) => void process.send?.(m, undefined, {}, () => done?.()), onMessage: (h) => process.on("message", (m: ToWorker) => h(m)) }, (code) => process.exit(code));
 } else {
   main(process.argv.slice(2)).then(
     (code) => {

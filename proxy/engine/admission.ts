@@ -101,14 +101,14 @@ export class Admission {
     return this.counters.actconn < share(globalMaxconn) && this.counters.get(frontendKey(listener)) < listenerLimit;
   }
 
-  /**
-   * Whether the listener or the process is at maxconn. `firstTime`: the connection's first
-   * try, which alone is counted (a waiting connection is tried again at every freed place).
-   */
-  overMaxconn(listener: string, globalMaxconn: number, maxconn: number | undefined, firstTime = true): boolean {
-    if (this.hasRoom(listener, globalMaxconn, maxconn)) return false;
-    if (firstTime) this.warn("maxconn reached, new connections wait for a place", listener, {});
-    return true;
+  /** Whether the listener or the process is at maxconn. */
+  overMaxconn(listener: string, globalMaxconn: number, maxconn: number | undefined): boolean {
+    return !this.hasRoom(listener, globalMaxconn, maxconn);
+  }
+
+  /** A new connection queued at maxconn (counted once, however often it is tried again). */
+  waiting(listener: string): void {
+    this.warn("maxconn reached, new connections wait for a place", listener, {});
   }
 
   /** A connection reset at maxconn: the wait queue was full, or its deadline came first. */

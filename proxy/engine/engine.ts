@@ -89,6 +89,11 @@ export class Engine {
     return this.sessions.size;
   }
 
+  /** Every connection this worker holds: sessions, port-80 requests, held refusals. */
+  get liveConnections(): number {
+    return this.counters.actconn + this.admission.held;
+  }
+
   /** Addresses actually bound (port 0 resolved), for tests and logs. */
   boundAddresses(): { listener: string; address: string; port: number }[] {
     return [...this.bindings.values()].map((b) => {
@@ -248,7 +253,7 @@ export class Engine {
     // Past maxconn: wait, unread, for a place until the inspect deadline. Counted, and
     // reported one line per window with exact counts.
     const admission = this.admission;
-    if (admission.overMaxconn(listener.config.name, this.snapshot.config.global.maxconn, listener.config.maxconn, deadlineAt === undefined)) {
+    if (admission.overMaxconn(listener.config.name, this.snapshot.config.global.maxconn, listener.config.maxconn)) {
       return this.wait(binding, socket, deadlineAt ?? Date.now() + listener.config.inspectTimeoutMs, deadlineAt !== undefined);
     }
     // A peer that sends a trusted PROXY header is another proxy; its clients are rated once the header is read.
@@ -267,7 +272,7 @@ export class Engine {
     const server = this.redirectServers.get(name);
     if (this.draining || server === undefined) return void socket.destroy();
     const config = this.snapshot.redirects.get(name)?.config;
-    if (this.admission.overMaxconn(name, this.snapshot.config.global.maxconn, maxconn, deadlineAt === undefined)) {
+    if (this.admission.overMaxconn(name, this.snapshot.config.global.maxconn, maxconn)) {
       return this.wait(binding, socket, deadlineAt ?? Date.now() + (config?.requestTimeoutMs ?? 5000), deadlineAt !== undefined);
     }
     const verdict = this.admission.overRate(name, rate, source);
@@ -292,7 +297,7 @@ export class Engine {
     if (Date.now() >= deadlineAt || !this.waiting.add(socket, binding, deadlineAt, hadTurn)) {
       socket.resetAndDestroy();
       this.admission.refusedAtMaxconn(binding.listener);
-    }
+    } else if (!hadTurn) this.admission.waiting(binding.listener);
   }
 
   /** A place freed up: the longest-waiting connection that fits its listener's limits gets it. */

@@ -31,6 +31,7 @@ export type ToPrimary =
   | { readonly type: "crashed"; readonly index: number; readonly connections: number; readonly error: string };
 
 export interface Channel {
-  send(message: ToPrimary): void;
+  /** `done`: called once the message is handed over (a worker that is about to exit waits for it). */
+  send(message: ToPrimary, done?: () => void): void;
   onMessage(handler: (message: ToWorker) => void): void;
 }

@@ -18,6 +18,7 @@ import { StatsServer } from "../stats/stats-server";
 import { ToPrimary, ToWorker } from "./messages";
 import { StatsCollector } from "./stats-collector";
 import { chooseWorkerMode, WorkerMode } from "./worker-mode";
+import { onCrash } from "./worker";
 
 interface WorkerHandle {
   post(message: ToWorker): void;
@@ -52,10 +53,7 @@ export class Primary {
   private readonly collector = new StatsCollector();
   private rateBuffers: RateBuffers = new Map();
   private readonly startedAt = Date.now();
-  /** Per worker: the connections it last said it held (at most a second old). */
-  private readonly load = new Map<number, number>();
-  /** Per worker that reported a crash: the connections it cut, each with its line. */
-  private readonly crashed = new Map<number, number>();
+
 
   constructor(
     private readonly sources: ConfigSources,
@@ -108,6 +106,8 @@ export class Primary {
     const rateBuffers = this.updateRateBuffers(this.config);
     this.health.apply(this.config);
     if (this.mode === "single") {
+      // No worker to replace: the process ends, its connections each with a line first.
+      onCrash(this.logger, () => this.engine, () => process.exit(1));
       this.engine = new Engine(this.config, this.logger, { workerCount: 1, reusePort: false, ...(rateBuffers ? { rateBuffers } : {}) });
       this.engine.setDownServers(this.health.down());
       await this.engine.start();
@@ -213,12 +213,15 @@ export class Primary {
 
   private spawn(index: number): Promise<void> {
     return new Promise((resolve, reject) => {
+      // This worker's own account, never its replacement's: a late message changes nothing.
+      let load = 0;
+      let crashed: number | undefined;
       const onMessage = (message: ToPrimary) => {
         if (message.type === "ready") resolve();
         if (message.type === "fatal") reject(new Error(message.message));
         if (message.type === "stats") this.collector.answer(message.id, message.stats);
-        if (message.type === "load") this.load.set(index, message.active);
-        if (message.type === "crashed") this.crashed.set(index, message.connections);
+        if (message.type === "load") load = message.active;
+        if (message.type === "crashed") crashed = message.connections;
       };
       const onExit = (code: number) => {
         this.workers.delete(index);
@@ -226,11 +229,7 @@ export class Primary {
         if (this.draining) return;
         // A crash it reported: its connections were cut and logged. Without a word (killed,
         // out of memory): what it held at its last load report is lost with no line.
-        const reported = this.crashed.get(index);
-        const lost = reported ?? this.load.get(index) ?? 0;
-        const account = reported !== undefined ? { connectionsCut: lost, linesWritten: true } : { connectionsLost: lost, linesWritten: false, asOf: "its last load report, at most 1 s old" };
-        this.crashed.delete(index);
-        this.load.delete(index);
+        const account = crashed !== undefined ? { connectionsCut: crashed, linesWritten: true } : { connectionsLost: load, linesWritten: false, asOf: "its last load report, at most 1 s old" };
         this.logger.event("error", "worker exited, respawning", { index, code, ...account });
         setTimeout(
           () =>

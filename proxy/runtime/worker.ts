@@ -7,18 +7,22 @@ const LOAD_EVERY_MS = 1000;
 
 /**
  * An error nothing caught would end the worker with its connections cut and no line for any
- * of them: cut them here instead, each with its line, say how many, and then exit.
+ * of them: cut them here instead, each with its line, and hand the count to `then`, which
+ * says so and exits. Also for the single-thread engine in the primary.
  */
-function onCrash(channel: Channel, exit: (code: number) => void, index: number, logger: Logger, engine: () => Engine | null): void {
+export function onCrash(logger: Logger, engine: () => Engine | null, then: (connections: number, error: string) => void): void {
   let crashing = false;
   const crash = (error: unknown): void => {
     if (crashing) return;
     crashing = true;
     const message = error instanceof Error ? error.message : String(error);
-    const connections = engine()?.abortAll() ?? 0;
-    logger.event("error", "worker crashed, its connections cut", { error: message, connections });
-    channel.send({ type: "crashed", index, connections, error: message });
-    exit(1);
+    let connections = 0;
+    try {
+      connections = engine()?.abortAll() ?? 0;
+      logger.event("error", "worker crashed, its connections cut", { error: message, stack: error instanceof Error ? error.stack : undefined, connections });
+    } finally {
+      then(connections, message);
+    }
   };
   process.on("uncaughtException", crash);
   process.on("unhandledRejection", crash);
@@ -32,7 +36,12 @@ export function runWorker(channel: Channel, exit: (code: number) => void): void 
       case "start": {
         index = message.index;
         const logger = createLogger({ ...message.config.log, worker: message.index });
-        onCrash(channel, exit, index, logger, () => engine);
+        onCrash(logger, () => engine, (connections, error) => {
+          // Exit once the message is out (a cluster process's send is asynchronous), or soon regardless.
+          const leave = () => exit(1);
+          setTimeout(leave, 500).unref();
+          channel.send({ type: "crashed", index, connections, error }, leave);
+        });
         engine = new Engine(message.config, logger, {
           workerCount: message.count,
           reusePort: message.reusePort,
@@ -42,7 +51,7 @@ export function runWorker(channel: Channel, exit: (code: number) => void): void 
         engine.start().then(
           () => {
             channel.send({ type: "ready", index });
-            setInterval(() => channel.send({ type: "load", index, active: engine?.activeSessions ?? 0 }), LOAD_EVERY_MS).unref();
+            setInterval(() => channel.send({ type: "load", index, active: engine?.liveConnections ?? 0 }), LOAD_EVERY_MS).unref();
           },
           (error: Error) => channel.send({ type: "fatal", index, message: error.message }),
         );

@@ -96,7 +96,6 @@ export class Session {
 
   /** Drain expired (K), or the worker is going down with an error (I): end it now, its line written at once. */
   kill(cause: "K" | "I" = "K"): void {
-    if (cause === "I") this.reason ??= "worker-crash";
     if (this.phase === "tunnel") this.tunnel?.kill(cause === "I" ? "crashed" : "killed");
     else {
       this.attempt?.abort();
@@ -261,6 +260,7 @@ export class Session {
 
   private finish(cause: TerminationCause, phase: SessionPhase): void {
     if (this.phase === "done") return;
+    if (cause === "I") this.reason = "worker-crash";
     if (this.phase === "hold") this.ctx.unhold();
     this.phase = "done";
     this.clearDeadline();
