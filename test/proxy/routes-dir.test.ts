@@ -16,7 +16,7 @@ import { loadProxyConfig } from "../../proxy/config/load";
 import { ProxyConfigInput, ProxyRoutesFileInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
 import { buildProxyScript, NODE_CURRENT } from "./helpers/script";
-import { connectClient, freePort, startBackend, waitFor } from "./helpers/harness";
+import { connectClient, freePort, jsonLinesOf, startBackend, waitFor } from "./helpers/harness";
 
 const base = (port = 443, extra: Partial<ProxyConfigInput> = {}): ProxyConfigInput => ({
   listeners: [{ name: "https", mode: "tls-passthrough", binds: [{ address: "127.0.0.1", port }] }],
@@ -232,13 +232,7 @@ describe("the proxy script with --routes-dir", { timeout: 30_000 }, () => {
     const config = path.join(dir, "live.json");
     put(config, { ...base(port), global: { workers: 2, drainGraceMs: 1000 } });
     const proxy = spawn(NODE_CURRENT, [bundle, "--config", config, "--routes-dir", d], { stdio: ["ignore", "pipe", "pipe"] });
-    const lines: Record<string, unknown>[] = [];
-    let pending = "";
-    proxy.stdout!.on("data", (chunk: Buffer) => {
-      const parts = (pending + chunk.toString()).split("\n");
-      pending = parts.pop()!;
-      for (const line of parts) lines.push(JSON.parse(line) as Record<string, unknown>);
-    });
+    const lines = jsonLinesOf(proxy.stdout!);
     const count = (msg: string) => lines.filter((l) => l.msg === msg).length;
     const roundTrip = async (host: string) => {
       const client = await connectClient(port);

@@ -14,7 +14,7 @@ import { parseProxyHeader } from "../../proxy/codec/proxy-header-parser";
 import { ProxyConfigInput } from "../../contract/proxy-config";
 import { clientHello } from "../../proxy/fuzz/vectors";
 import { buildProxyScript, NODE20, NODE_CURRENT } from "./helpers/script";
-import { connectClient, freePort, isListening, startBackend, waitFor } from "./helpers/harness";
+import { connectClient, freePort, isListening, jsonLinesOf, startBackend, waitFor } from "./helpers/harness";
 
 let bundle: string;
 let dir: string;
@@ -70,13 +70,7 @@ interface Running {
 
 function run(node: string, configFile: string): Running {
   const child = spawn(node, [bundle, "--config", configFile], { stdio: ["ignore", "pipe", "pipe"] });
-  const lines: Record<string, unknown>[] = [];
-  let pending = "";
-  child.stdout!.on("data", (d: Buffer) => {
-    const parts = (pending + d.toString()).split("\n");
-    pending = parts.pop()!;
-    for (const line of parts) lines.push(JSON.parse(line) as Record<string, unknown>);
-  });
+  const lines = jsonLinesOf(child.stdout!);
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return { child, lines, exited };
 }

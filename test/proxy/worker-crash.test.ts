@@ -13,7 +13,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { clientHello } from "../../proxy/fuzz/vectors";
 import { buildProxyScript, NODE_CURRENT } from "./helpers/script";
-import { connectClient, freePort, startBackend, waitFor } from "./helpers/harness";
+import { connectClient, freePort, jsonLinesOf, startBackend, waitFor } from "./helpers/harness";
 
 let dir: string;
 before(() => {
@@ -54,13 +54,7 @@ test("a crashed worker's connections each get one line, and the primary counts t
   writeFileSync(hook, CRASH_HOOK);
   const flag = path.join(dir, "crash");
   const child = spawn(NODE_CURRENT, ["--import", hook, buildProxyScript(), "--config", config], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CRASH_FLAG: flag } });
-  const lines: Record<string, unknown>[] = [];
-  let pending = "";
-  child.stdout!.on("data", (d: Buffer) => {
-    const parts = (pending + d.toString()).split("\n");
-    pending = parts.pop()!;
-    for (const line of parts) lines.push(JSON.parse(line) as Record<string, unknown>);
-  });
+  const lines = jsonLinesOf(child.stdout!);
   try {
     await waitFor(() => lines.some((l) => l["msg"] === "ready"), 10_000, "ready");
     // Open tunnels: the kernel spreads them over both workers' sockets (reusePort). Each is up

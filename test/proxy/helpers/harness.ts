@@ -5,6 +5,7 @@ import { ProxyConfigInput } from "../../../contract/proxy-config";
 import { validateProxyConfig } from "../../../proxy/config/validate";
 import { Engine } from "../../../proxy/engine/engine";
 import { memoryLogger } from "../../../proxy/log/logger";
+import type { Readable } from "node:stream";
 
 export async function freePort(host = "127.0.0.1"): Promise<number> {
   const server = net.createServer();
@@ -122,4 +123,16 @@ export async function connectClient(port: number, host = "127.0.0.1"): Promise<C
     socket.once("error", reject);
   });
   return Object.assign(run, { localPort: socket.localPort ?? 0 });
+}
+
+/** The proxy's JSON log lines as they arrive on `stream` (its stdout), parsed, in order. */
+export function jsonLinesOf(stream: Readable): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  let pending = "";
+  stream.on("data", (chunk: Buffer) => {
+    const parts = (pending + chunk.toString()).split("\n");
+    pending = parts.pop()!;
+    for (const line of parts) lines.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  return lines;
 }
