@@ -4,7 +4,7 @@
 // so one cloud serves the whole file, in order.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
@@ -49,6 +49,9 @@ after(async () => {
   assert.equal(down.code, 0, said(down));
   const left = (await run(["ip", "netns", "list"])).stdout.split("\n").filter((n) => n.startsWith(prefix));
   assert.deepEqual(left, [], "the local cloud leaves no namespace behind");
+  // The test's own run dir (the cloud's log and pid file) and temp dir: nothing left in /run or /tmp.
+  rmSync(String(l.env["HETZNER_INGRESS_LOCAL_RUN"]), { recursive: true, force: true });
+  rmSync(l.dir, { recursive: true, force: true });
 });
 
 describe("the local engine runs the program against fresh machines", () => {

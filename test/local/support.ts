@@ -3,7 +3,7 @@
 // the client's and the operator's namespaces.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { run, type RunResult } from "../../lab/command";
 import { parseShowStat, type HaproxyServerState } from "../../lab/haproxy-stats";
 import { ACME_BACKEND_PREFIX } from "../../render/haproxy";
@@ -123,7 +123,7 @@ export function clientLoop(info: CloudInfo, host: string, lbIp: string): { stop(
       await run(["pkill", "-f", file], { allowFailure: true });
       await loop;
       const lines = readFileSync(file, "utf8").trim().split("\n").filter((l) => l !== "");
-      rmSync(file, { force: true });
+      rmSync(dirname(file), { recursive: true, force: true });
       const failures = lines.filter((l) => l.split(" ")[1] !== "200").map((l) => Number(l.split(" ")[0]));
       return { ok: lines.length - failures.length, failed: failures.length, failures };
     },
