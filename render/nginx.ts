@@ -14,6 +14,15 @@ function block(header: string, lines: readonly string[], indent = ""): string {
   return [`${indent}${header} {`, ...inner, `${indent}}`].join("\n") + "\n";
 }
 
+/** ACME http-01 tokens, from the webroot the ACME client writes to (the responder and every site). */
+const ACME_LOCATION = [
+  "location ^~ /.well-known/acme-challenge/ {",
+  `    root ${paths.ACME_WEBROOT};`,
+  "    default_type text/plain;",
+  "    try_files $uri =404;",
+  "}",
+];
+
 function webOf(host: HostPlan): WebPlan {
   if (host.role !== "web" || !host.web) throw new Error(`host ${host.name} of stack ${host.stack} is not a web host`);
   return host.web;
@@ -103,11 +112,7 @@ export function renderNginxConfig(host: HostPlan): string {
         "# ACME http-01 challenges, forwarded by the LB's port 80 for the names it routes here.",
         "# Plain HTTP and no PROXY header; only the LB reaches this port (nftables).",
         `listen ${ACME_CHALLENGE_PORT};`,
-        "location ^~ /.well-known/acme-challenge/ {",
-        `    root ${paths.ACME_WEBROOT};`,
-        "    default_type text/plain;",
-        "    try_files $uri =404;",
-        "}",
+        ...ACME_LOCATION,
         "location / {",
         "    return 404;",
         "}",
@@ -169,11 +174,7 @@ export function renderNginxSite(host: HostPlan, site: SitePlan): string {
     "}",
     "",
     "# ACME http-01 over https (a challenge redirected here by an LB of an older release): the same webroot.",
-    "location ^~ /.well-known/acme-challenge/ {",
-    `    root ${paths.ACME_WEBROOT};`,
-    "    default_type text/plain;",
-    "    try_files $uri =404;",
-    "}",
+    ...ACME_LOCATION,
     "",
     ...appLocation(s),
   ];

@@ -9,7 +9,8 @@ import type { IngressSandbox } from "./ingress-sandbox";
 
 /** Stands in for podman's 10.88.0.0/16; the local cloud gives out no address in it. */
 export const CONTAINER_SUBNET = "198.51.100.128/25";
-const BRIDGE = "podman0";
+/** The container bridge podman makes on the host, as its default network does. */
+export const CONTAINER_BRIDGE = "podman0";
 let containers = 0;
 
 export interface PublishedNginx {
@@ -44,7 +45,7 @@ export async function publishThroughDnat(s: IngressSandbox, host: string): Promi
     await step("remove the DNAT", () => w.ns.exec(["nft", "delete", "table", "ip", NAT_TABLE], { allowFailure: true }));
     // The veth's end in the container goes with the host's; the emptied namespace with the session.
     await step("remove veth0", () => w.ns.ip(["link", "del", "veth0"], { allowFailure: true }));
-    await step(`remove ${BRIDGE}`, () => w.ns.ip(["link", "del", BRIDGE], { allowFailure: true }));
+    await step(`remove ${CONTAINER_BRIDGE}`, () => w.ns.ip(["link", "del", CONTAINER_BRIDGE], { allowFailure: true }));
     await step("restore ip_forward", () => w.ns.sysctl("net.ipv4.ip_forward", forwarding));
     await step("start nginx", () => s.startNginx(host));
     if (errors.length > 0) throw new Error(`putting ${host} back as deployed: ${errors.join("; ")}`);
@@ -54,7 +55,7 @@ export async function publishThroughDnat(s: IngressSandbox, host: string): Promi
   try {
     await s.stopNginx(host);
     await w.ns.sysctl("net.ipv4.ip_forward", 0);
-    const container = await createBridgedContainer(s.sb, w.ns, { name: `ctr${++containers}`, subnet: CONTAINER_SUBNET, bridge: BRIDGE });
+    const container = await createBridgedContainer(s.sb, w.ns, { name: `ctr${++containers}`, subnet: CONTAINER_SUBNET, bridge: CONTAINER_BRIDGE });
     await s.startNginx(host, container.ns);
     await publishPorts(container, ports.map((p) => ({ hostPort: p, containerPort: p })));
     // conmon keeps the published ports bound on the host, as `netstat -ltnp` showed the user.

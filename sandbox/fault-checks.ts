@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import type { RoutingRow } from "../topology";
 import { curlThroughLb, isUp, rowState, uniqueServers, waitRows, type IngressCheck } from "./check-helpers";
-import { publishThroughDnat } from "./dnat-scenario";
+import { CONTAINER_BRIDGE, publishThroughDnat } from "./dnat-scenario";
+import { NAT_TABLE } from "../lab/container";
 import { INTERNET } from "./ingress-sandbox";
 import { probeTcp } from "../lab/tcp-probe";
 import { tlsBurst, tlsGet } from "../lab/tls-client";
@@ -84,8 +85,8 @@ export const dnatCheck = (server: string): IngressCheck => ({
     if (failure !== undefined) throw failure;
     // The machine is as deployed again: no bridge, no DNAT, forwarding as it was.
     const w = s.webHost(server);
-    assert.notEqual((await w.ns.ip(["link", "show", "podman0"], { allowFailure: true })).code, 0, "podman0 is left on the machine");
-    assert.notEqual((await w.ns.exec(["nft", "list", "table", "ip", "netavark"], { allowFailure: true })).code, 0, "the DNAT table is left on the machine");
+    assert.notEqual((await w.ns.ip(["link", "show", CONTAINER_BRIDGE], { allowFailure: true })).code, 0, `${CONTAINER_BRIDGE} is left on the machine`);
+    assert.notEqual((await w.ns.exec(["nft", "list", "table", "ip", NAT_TABLE], { allowFailure: true })).code, 0, "the DNAT table is left on the machine");
     await waitRows(s, rows, isUp, hc.rise * hc.interval + 3000);
     for (const r of s.rows.filter((x) => x.server === server)) {
       assert.equal((await curlThroughLb(s.clients.client, r.hostname, s.lb4)).status, 200, `${r.hostname} not served after restore`);

@@ -9,7 +9,6 @@ import { curl, curlThroughLb, isUp, uniqueServers, waitRows, type CheckResult, t
 import { dnatCheck, failoverCheck, rateLimitCheck } from "./fault-checks";
 import { INTERNET, type IngressSandbox } from "./ingress-sandbox";
 import type { IngressSandboxPlan } from "./ingress-plan";
-import { ipv4InCidr, parseIpv4Cidr } from "../lab/address";
 import { probeTcp } from "../lab/tcp-probe";
 import { tlsGet } from "../lab/tls-client";
 
@@ -110,8 +109,7 @@ const acmeChallengeCheck: IngressCheck = {
       assert.equal(unrouted.out, "404", "a name the LB does not route gets no challenge answer");
       // Nobody but the LB reaches a responder: the intruder in its network is dropped.
       for (const w of s.web.values()) {
-        const intruder = s.clients.intruders.find((i) => ipv4InCidr(w.ip, parseIpv4Cidr(i.ipRange)));
-        if (!intruder) throw new Error(`no intruder in the network of ${w.ip}`);
+        const intruder = s.intruderFor(w.ip);
         const r = await probeTcp(intruder.ns, w.ip, ACME_CHALLENGE_PORT, 1000);
         assert.equal(r.outcome, "timeout", `intruder -> ${w.ip}:${ACME_CHALLENGE_PORT}: ${r.outcome}`);
       }
@@ -163,8 +161,7 @@ const proxyListenerCheck: IngressCheck = {
   async run(s) {
     const results = await Promise.all(
       listenerTargets(s).map(async (t) => {
-        const neighbour = s.clients.intruders.find((i) => ipv4InCidr(t.ip, parseIpv4Cidr(i.ipRange)));
-        if (!neighbour) throw new Error(`no intruder in the network of ${t.ip}`);
+        const neighbour = s.intruderFor(t.ip);
         // The intruder does reach the host (the firewall lets ICMP in): a timeout below is the drop, not a broken path.
         const ping = await neighbour.ns.exec(["ping", "-c", "1", "-W", "2", t.ip], { allowFailure: true });
         assert.equal(ping.code, 0, `intruder ${neighbour.ip} cannot ping ${t.ip}: ${ping.stdout}${ping.stderr}`);

@@ -14,7 +14,10 @@ import { Netns } from "../lab/netns";
 import { Sandbox } from "../lab/sandbox";
 import { CLIENT, CLIENT2, FLOOD, OPERATOR, type CloudInfo, type ProbeInfo, type ServerInfo } from "../local/cloud/cloud";
 import { callCloudIn } from "../local/cloud/protocol";
-import { STANDIN_DIR } from "../local/cloud/machine";
+import { machineArgv, onServer, STANDIN_DIR } from "../local/cloud/machine";
+import { ipv4InCidr, parseIpv4Cidr } from "../lab/address";
+import { ACME_BACKEND_PREFIX } from "../render/haproxy";
+import type { StatsReport } from "../proxy/stats/report";
 import { planIngressSandbox, type IngressSandboxPlan } from "./ingress-plan";
 import type { SandboxRun } from "./sandbox-run";
 
@@ -51,15 +54,8 @@ export interface Clients {
   readonly intruders: readonly { readonly ns: Netns; readonly ip: string; readonly ipRange: string }[];
 }
 
-/** The ts proxy's /stats.json server rows. */
-interface ProxyStatsJson {
-  readonly backends: readonly {
-    readonly name: string;
-    readonly servers: readonly { name: string; statusDetail: string; checkStatus: string; checkDescription: string; checkInfo: string; checkCode?: number; checkDurationMs?: number }[];
-  }[];
-}
-
-function fromProxyJson(report: ProxyStatsJson): HaproxyServerState[] {
+/** The ts proxy's /stats.json rows in the shape HAProxy's `show stat` gives. */
+function fromProxyJson(report: StatsReport): HaproxyServerState[] {
   return report.backends.flatMap((b) =>
     b.servers.map((s) => ({
       backend: b.name,
@@ -73,6 +69,33 @@ function fromProxyJson(report: ProxyStatsJson): HaproxyServerState[] {
       ...(s.checkDurationMs !== undefined ? { checkDurationMs: s.checkDurationMs } : {}),
     })),
   );
+}
+
+export interface StatsPage {
+  /** The namespace it is read from: the operator's, the stats port's one allowed source. */
+  readonly netns: string;
+  readonly lbIp: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly engine: IngressSandboxPlan["engine"];
+}
+
+/**
+ * The engine's view of every server of a TLS backend, read as the operator reads it: the
+ * stats page with the password (HAProxy's `;csv`, the ts proxy's /stats.json). The challenge
+ * backends (acme:<backend>) have no checks and are left out. No answer (the engine
+ * reloading) is no view yet: [], for a poll to try again.
+ */
+export async function readServerStates(page: StatsPage, timeoutS = 3): Promise<HaproxyServerState[]> {
+  const path = page.engine === "haproxy" ? "/stats;csv" : "/stats.json";
+  const r = await run(["ip", "netns", "exec", page.netns, "curl", "-sf", "--max-time", String(timeoutS), "-u", `${page.user}:${page.password}`, `http://${page.lbIp}:${page.port}${path}`], {
+    allowFailure: true,
+    timeoutMs: timeoutS * 1000 + 3000,
+  });
+  if (r.code !== 0) return [];
+  const rows = page.engine === "haproxy" ? parseShowStat(r.stdout) : fromProxyJson(JSON.parse(r.stdout) as StatsReport);
+  return rows.filter((row) => !row.backend.startsWith(ACME_BACKEND_PREFIX));
 }
 
 export class IngressSandbox {
@@ -117,7 +140,7 @@ export class IngressSandbox {
         admin: Netns.attach(info.operatorNetns, "operator", sb),
         intruders: probes.intruders.map((i) => ({ ns: Netns.attach(i.netns, "intruder", sb), ip: i.ip, ipRange: i.ipRange })),
       };
-      const statsEnv = await onMachine(lbServer, ["cat", paths.STATS_ENV]);
+      const statsEnv = await onServer(lbServer, ["cat", paths.STATS_ENV]);
       const env = Object.fromEntries(statsEnv.stdout.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
       const user = env["STATS_USER"];
       const password = env["STATS_PASSWORD"];
@@ -147,12 +170,12 @@ export class IngressSandbox {
 
   /** A root shell's command on the host's machine (its mount and network namespaces). */
   onHost(name: string, argv: readonly string[]): Promise<RunResult> {
-    return onMachine(this.webHost(name).server, argv);
+    return onServer(this.webHost(name).server, argv);
   }
 
   /** The same on the LB's machine. */
   onLb(argv: readonly string[]): Promise<RunResult> {
-    return onMachine(this.lbServer, argv);
+    return onServer(this.lbServer, argv);
   }
 
   async stopNginx(name: string): Promise<void> {
@@ -166,7 +189,7 @@ export class IngressSandbox {
     const start = [`${STANDIN_DIR}/systemctl`, "start", "nginx.service"];
     const w = this.webHost(name);
     const r = inNetns
-      ? await inNetns.exec(["nsenter", "-t", String(w.server.initPid), "-m", "--", ...start], { allowFailure: true })
+      ? await inNetns.exec(machineArgv(w.server.initPid, start, false), { allowFailure: true })
       : await this.onHost(name, start);
     if (r.code !== 0) throw new Error(`systemctl start nginx on ${name}: ${r.stderr}`);
     if (!inNetns) this.stopped.delete(name);
@@ -182,13 +205,15 @@ export class IngressSandbox {
   }
 
   /** The engine's view of every server, read as the operator reads it: the stats page, with the password. */
-  async serverStates(): Promise<HaproxyServerState[]> {
-    const port = this.plan.lb.ingress?.stats.port ?? 8404;
-    const path = this.plan.engine === "haproxy" ? "/stats;csv" : "/stats.json";
-    const r = await this.clients.admin.exec(["curl", "-sf", "--max-time", "3", "-u", `${this.stats.user}:${this.stats.password}`, `http://${this.lb4}:${port}${path}`], { allowFailure: true, timeoutMs: 6000 });
-    // No answer (the engine reloading) is no view yet, for a poll to try again.
-    if (r.code !== 0) return [];
-    return this.plan.engine === "haproxy" ? parseShowStat(r.stdout) : fromProxyJson(JSON.parse(r.stdout) as ProxyStatsJson);
+  serverStates(): Promise<HaproxyServerState[]> {
+    return readServerStates({ netns: this.clients.admin.name, lbIp: this.lb4, port: this.plan.lb.ingress?.stats.port ?? 8404, ...this.stats, engine: this.plan.engine });
+  }
+
+  /** The intruder in the private network that holds `ip`. */
+  intruderFor(ip: string): Clients["intruders"][number] {
+    const intruder = this.clients.intruders.find((i) => ipv4InCidr(ip, parseIpv4Cidr(i.ipRange)));
+    if (!intruder) throw new Error(`no intruder in the network of ${ip}`);
+    return intruder;
   }
 
   /** Routing rows in the order the checks take them. */
@@ -222,12 +247,9 @@ async function assertEngineRuns(lb: ServerInfo, engine: IngressSandboxPlan["engi
   const name = ENGINE_CONTAINER[engine];
   const file = `/var/lib/local-machine/containers/${name}.pid`;
   const script = `read -r pid start <${file} || exit 2; set -- $(sed 's/^.*) //' /proc/$pid/stat 2>/dev/null); [ "$1" != "" ] && [ "$1" != Z ] && [ "\${20}" = "$start" ]`;
-  const r = await onMachine(lb, ["sh", "-c", script]);
+  const r = await onServer(lb, ["sh", "-c", script]);
   if (r.code !== 0) {
     throw new Error(`the LB's engine (${engine}, container ${name}) is not running on ${lb.name}: ${r.code === 2 ? `no ${file}` : "its process is gone"}; its log is /var/lib/local-machine/containers/${name}.log on that machine, and \`systemctl start ${name}.service\` there starts it again`);
   }
 }
 
-function onMachine(s: ServerInfo, argv: readonly string[]): Promise<RunResult> {
-  return run(["nsenter", "-t", String(s.initPid), "-m", "-n", "--", ...argv], { allowFailure: true, timeoutMs: 15_000 });
-}

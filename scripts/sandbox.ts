@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import type { Engine } from "../topology";
 import { listNetns } from "../lab/sandbox";
-import type { CloudInfo } from "../local/cloud/cloud";
+import { cloudNetnsPrefix, type CloudInfo } from "../local/cloud/cloud";
 import { callCloudIn } from "../local/cloud/protocol";
 import { ingressChecks, runChecks } from "../sandbox/ingress-checks";
 import { IngressSandbox } from "../sandbox/ingress-sandbox";
@@ -61,9 +61,8 @@ async function test(): Promise<number> {
 
 async function down(): Promise<number> {
   const r = sandboxRun();
-  // The cloud's namespaces share its prefix (the operator's name without "operator").
   const info = await callCloudIn<CloudInfo>(r.dir, "info").catch(() => undefined);
-  const prefix = info?.operatorNetns.replace(/operator$/, "");
+  const prefix = info === undefined ? undefined : cloudNetnsPrefix(info);
   const ours = () => (prefix === undefined ? [] : listNetns().filter((n) => n.startsWith(prefix)));
   const before = ours().length;
   const result = await sandboxDown(r);

@@ -45,6 +45,11 @@ export interface ProbeInfo {
   readonly intruders: readonly { readonly ipRange: string; readonly netns: string; readonly ip: string }[];
 }
 
+/** Every namespace of this cloud starts with this (its operator's name without "operator"). */
+export function cloudNetnsPrefix(info: Pick<CloudInfo, "operatorNetns">): string {
+  return info.operatorNetns.replace(/operator$/, "");
+}
+
 export interface CloudInfo {
   /** Random per cloud: a stack state written for another cloud names nothing that exists. */
   readonly cloudId: string;

@@ -55,6 +55,16 @@ function sshdConfig(): string {
   ].join("\n");
 }
 
+/** The argv that runs `argv` on a machine: its files (mount namespace), and its network unless `net` is false. */
+export function machineArgv(initPid: number, argv: readonly string[], net = true): string[] {
+  return ["nsenter", "-t", String(initPid), "-m", ...(net ? ["-n"] : []), "--", ...argv];
+}
+
+/** A root shell's command on a server of the local cloud, from outside it (the operator's view of `ssh root@`). */
+export function onServer(s: { readonly initPid: number }, argv: readonly string[], timeoutMs = 15_000): Promise<RunResult> {
+  return run(machineArgv(s.initPid, argv), { allowFailure: true, timeoutMs });
+}
+
 export class Machine {
   private constructor(
     readonly spec: MachineSpec,
@@ -120,16 +130,15 @@ export class Machine {
       if (!init.running || i > 400) throw new Error(`machine ${spec.name}: mounts did not come up:\n${await init.log()}`);
       await new Promise((r) => setTimeout(r, 25));
     }
-    const enter = ["nsenter", "-t", String(init.pid), "-m", "--"];
-    const sshd = await ns.spawn("sshd", [...enter, "/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"]);
+    const sshd = await ns.spawn("sshd", machineArgv(init.pid, ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"], false));
     // Boot: cloud-init applies the user data once, in the background, as on a real first boot.
-    await ns.spawn("cloud-init", [...enter, `${STANDIN_DIR}/cloud-init`, "boot"]);
+    await ns.spawn("cloud-init", machineArgv(init.pid, [`${STANDIN_DIR}/cloud-init`, "boot"], false));
     return new Machine(spec, ns, dir, init, sshd);
   }
 
   /** Runs argv on the machine (its network and its files), as root. */
   exec(argv: readonly string[], options: { readonly allowFailure?: boolean; readonly timeoutMs?: number } = {}): Promise<RunResult> {
-    return this.ns.exec(["nsenter", "-t", String(this.init.pid), "-m", "--", ...argv], options);
+    return this.ns.exec(machineArgv(this.init.pid, argv, false), options);
   }
 
   /** Reads a file as the machine sees it. */

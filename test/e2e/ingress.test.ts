@@ -15,22 +15,16 @@ import { CHECK_PREFIX, IngressSandbox } from "../../sandbox/ingress-sandbox";
 import { planIngressSandbox, writeSandboxConfigs } from "../../sandbox/ingress-plan";
 import { missingPrerequisites } from "../../sandbox/prerequisites";
 import { sandboxRun } from "../../sandbox/sandbox-run";
+import { cloudNetnsPrefix, type CloudInfo } from "../../local/cloud/cloud";
+import { callCloudIn } from "../../local/cloud/protocol";
 
 const CLI = join(__dirname, "..", "..", "scripts", "sandbox.ts");
 const missing = missingPrerequisites();
 const engines = sandboxEngines();
 
-/** The cloud's namespace prefix, from its `status` (undefined when no cloud answers). */
-function cloudPrefixOf(runDir: string): string | undefined {
-  const r = spawnSync(process.execPath, ["--import", "tsx", join(__dirname, "..", "..", "local", "cli.ts"), "status"], {
-    encoding: "utf8",
-    env: { ...process.env, HETZNER_INGRESS_LOCAL_RUN: runDir },
-  });
-  try {
-    return (JSON.parse(r.stdout) as { operatorNetns: string }).operatorNetns.replace(/operator$/, "");
-  } catch {
-    return undefined;
-  }
+/** The cloud's namespace prefix (undefined when no cloud answers). */
+function cloudPrefixOf(runDir: string): Promise<string | undefined> {
+  return callCloudIn<CloudInfo>(runDir, "info").then(cloudNetnsPrefix, () => undefined);
 }
 
 function sandboxCli(runDir: string, ...args: string[]): { code: number | null; out: string } {
@@ -52,7 +46,7 @@ for (const engine of engines) {
     before(async () => {
       await cleanupStale(CHECK_PREFIX);
       const up = sandboxCli(runDir, "up", "--engine", engine);
-      cloudPrefix = cloudPrefixOf(runDir);
+      cloudPrefix = await cloudPrefixOf(runDir);
       assert.equal(up.code, 0, up.out);
       // What a user is told: each stack's up, and how to reach every site from the client.
       assert.match(up.out, /up of stack prod: \d+ to create/);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import { run } from "../../lab/command";
+import { cloudNetnsPrefix } from "../../local/cloud/cloud";
 import { CLIENT, clientLoop, cloudInfo, hostCommands, local, localRun, onServer, outputsOf, said, serverNamed, serverStates, until200, viaLb, waitFor, type LocalRun } from "./support";
 
 const ROOT = join(__dirname, "..", "..");
@@ -44,7 +45,7 @@ before(async () => {
 });
 
 after(async () => {
-  const prefix = (await cloudInfo(l)).operatorNetns.replace(/operator$/, "");
+  const prefix = cloudNetnsPrefix(await cloudInfo(l));
   const down = await local(l, ["down"]);
   assert.equal(down.code, 0, said(down));
   const left = (await run(["ip", "netns", "list"])).stdout.split("\n").filter((n) => n.startsWith(prefix));

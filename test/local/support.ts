@@ -5,12 +5,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { run, type RunResult } from "../../lab/command";
-import { parseShowStat, type HaproxyServerState } from "../../lab/haproxy-stats";
-import { ACME_BACKEND_PREFIX } from "../../render/haproxy";
+import type { HaproxyServerState } from "../../lab/haproxy-stats";
+import { onServer as onMachine } from "../../local/cloud/machine";
+import { readServerStates } from "../../sandbox/ingress-sandbox";
+import { runLocal } from "../../sandbox/sandbox-run";
 import type { CloudInfo, ServerInfo } from "../../local/cloud/cloud";
 import { CLIENT } from "../../local/cloud/cloud";
-
-const ROOT = join(__dirname, "..", "..");
 
 export interface LocalRun {
   readonly env: NodeJS.ProcessEnv;
@@ -31,8 +31,9 @@ export function localRun(extraEnv: Readonly<Record<string, string>> = {}): Local
   };
 }
 
-export async function local(l: LocalRun, args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<RunResult> {
-  return run([process.execPath, "--import", "tsx", join(ROOT, "local", "cli.ts"), ...args], { env: { ...l.env, ...env }, cwd: ROOT, allowFailure: true, timeoutMs: 10 * 60_000 });
+/** `npm run local -- ARGS` for this run, as the sandbox runs it. */
+export function local(l: LocalRun, args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<RunResult> {
+  return runLocal(l, args, env);
 }
 
 export function said(r: RunResult): string {
@@ -81,12 +82,9 @@ export async function until200(info: CloudInfo, host: string, lbIp: string, time
   return waitFor(`200 from ${host}`, async () => ((last = await viaLb(info, host, lbIp)) === "200" ? last : undefined), timeoutMs).catch(() => last);
 }
 
-/** HAProxy's view of every server, from its stats CSV, as the operator (the stats port's one allowed source) reads it. */
-export async function serverStates(info: CloudInfo, lbIp: string, password: string): Promise<HaproxyServerState[]> {
-  const r = await run(["ip", "netns", "exec", info.operatorNetns, "curl", "-sf", "--max-time", "5", "-u", `admin:${password}`, `http://${lbIp}:8404/stats;csv`], { allowFailure: true });
-  // No answer (the engine reloading) is no view yet, for a poll to try again. The challenge
-  // backends (acme:<backend>) have no checks: the TLS backends are the ones with a health view.
-  return r.code === 0 ? parseShowStat(r.stdout).filter((row) => !row.backend.startsWith(ACME_BACKEND_PREFIX)) : [];
+/** HAProxy's view of every server of a TLS backend, from its stats CSV, as the operator (the stats port's one allowed source) reads it. */
+export function serverStates(info: CloudInfo, lbIp: string, password: string): Promise<HaproxyServerState[]> {
+  return readServerStates({ netns: info.operatorNetns, lbIp, port: 8404, user: "admin", password, engine: "haproxy" }, 5);
 }
 
 /** Polls `probe` until it returns a value, or fails with the last thing it saw. */
@@ -102,7 +100,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 
 /** Runs argv on a machine of the local cloud. */
 export function onServer(s: ServerInfo, argv: readonly string[]): Promise<RunResult> {
-  return run(["nsenter", "-t", String(s.initPid), "-m", "-n", "--", ...argv], { allowFailure: true, timeoutMs: 10_000 });
+  return onMachine(s, argv, 10_000);
 }
 
 export interface LoopResult {
