@@ -61,7 +61,19 @@ const healthCheck: IngressCheck = {
     const rows = uniqueServers(s.rows);
     const hc = s.plan.healthCheck;
     // A fresh deploy's last reload (demo's routes) may be a moment ago: rise passes after it.
-    const ms = await waitRows(s, rows, isUp, (hc.rise + 2) * (hc.interval + hc.timeout) + 3000);
+    let ms: number;
+    try {
+      ms = await waitRows(s, rows, isUp, (hc.rise + 2) * (hc.interval + hc.timeout) + 3000);
+    } catch (e) {
+      // Say what each server's own side shows: is its nginx unit running, and what did it last log.
+      const sides = await Promise.all(
+        [...new Set(rows.map((r) => r.server))].map(async (server) => {
+          const active = await s.onHost(server, ["/usr/local/sbin/systemctl", "is-active", "nginx.service"]);
+          return `${server}: nginx.service ${active.stdout.trim() || `exit ${active.code}`}; log tail:\n${(await s.nginxLog(server)).split("\n").slice(-6).join("\n")}`;
+        }),
+      );
+      throw new Error(`${(e as Error).message}\n${sides.join("\n")}`);
+    }
     return `${rows.length} servers UP (L7OK) ${ms} ms into the check (interval ${hc.interval} ms, rise ${hc.rise})`;
   },
 };
