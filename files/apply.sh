@@ -2,7 +2,8 @@
 # On-host apply. Stages a rendered bundle (or an attached stack's routes data) as a
 # new release, validates it with the binaries that will run it, swaps `current`
 # atomically, reloads only what changed, probes, and rolls back to the last good release
-# on any failure. The CLI, environment, layout and exit codes are in docs/apply.md.
+# on any failure; once the release is committed, installs its timers and starts its jobs.
+# The CLI, environment, layout and exit codes are in docs/apply.md.
 set -euo pipefail
 shopt -s nullglob
 umask 022
@@ -12,6 +13,8 @@ export TZ=UTC
 
 readonly ROOT="${INGRESS_ROOT:-/srv/ingress}"
 readonly QUADLET_DIR="${QUADLET_DIR:-/etc/containers/systemd}"
+# Plain systemd units (the `timer` records' .timer files) go here, not to Quadlet.
+readonly SYSTEMD_UNIT_DIR="${SYSTEMD_UNIT_DIR:-/etc/systemd/system}"
 readonly SYSTEMCTL="${SYSTEMCTL:-systemctl}"
 readonly NFT="${INGRESS_NFT:-nft}"
 readonly KEEP="${INGRESS_KEEP_RELEASES:-5}"
@@ -30,7 +33,10 @@ readonly ROUTES_MAX_BYTES=1048576
 # Bundles always use the canonical on-host layout, whatever ROOT is here.
 readonly B_CURRENT="srv/ingress/current/"
 readonly B_QUADLET="etc/containers/systemd/"
+readonly B_SYSTEMD="etc/systemd/system/"
 readonly NAME_RE='^[a-z0-9][a-z0-9_-]{0,62}$'
+# A unit's or timer's name: <name>.container / <name>.timer in the bundle, and in apply.plan.
+readonly UNIT_RE='^[a-z0-9][a-z0-9_-]*$'
 
 # --- output -------------------------------------------------------------------------
 
@@ -111,8 +117,8 @@ ROUTES_BACKUP=""     # where its previous routes were kept ("" if it had none)
 NEWCOMER=""          # stack whose routes this run installs: refusing them fails the run
 declare -a CERT_UNDO=()       # "<link>\t<previous target>" of each certificate link this run moved
 declare -a UNITS_TOUCHED=()   # units reloaded or restarted, to undo
-declare -a UNITS_CHANGED=()   # unit files installed (added or replaced)
-declare -a UNITS_REMOVED=()   # unit files removed
+declare -a UNITS_CHANGED=()   # unit files installed (added or replaced), jobs' included
+declare -a UNITS_REMOVED=()   # unit files removed, jobs' included
 NFT_LOADED=0
 
 fail() {
@@ -173,6 +179,9 @@ rollback() {
     fi
   fi
   for u in "${UNITS_REMOVED[@]}" "${UNITS_TOUCHED[@]}"; do
+    # A job of the previous release is a oneshot its timer starts: restarting it here would
+    # run it (and wait for it) in the middle of a rollback. Jobs are never in UNITS_TOUCHED.
+    if [[ -n $PREV ]] && is_job "$ROOT/releases/$PREV" "$u"; then continue; fi
     if [[ -f $QUADLET_DIR/$u.container ]]; then
       if is_in "$u" "${UNITS_CHANGED[@]}" "${UNITS_REMOVED[@]}"; then
         ctl restart "$u.service" || ok=0
@@ -290,6 +299,16 @@ unit_dir() {
   return 0
 }
 
+# True when release dir $1's plan has a `job` record for unit $2: a oneshot (Type=oneshot)
+# that a timer starts, never restarted, reloaded or probed by a deploy.
+is_job() {
+  local name
+  while IFS=$'\t' read -r name _; do
+    [[ $name == "$2" ]] && return 0
+  done < <(plan_records "$1" job)
+  return 1
+}
+
 install_unit_file() {
   local src=$1 name=$2
   mkdir -p "$QUADLET_DIR"
@@ -297,27 +316,67 @@ install_unit_file() {
   mv -f "$QUADLET_DIR/.$name.container.tmp" "$QUADLET_DIR/$name.container"
 }
 
-# --- certificates kept on the host (tls.source: host) --------------------------------
+# --- certificates kept on the host (tls.source: host, acme) --------------------------
 
-# The release's tls/host-certs lists "<link> <real dir> <stand-in dir>" per site. nginx opens
-# <link>/fullchain.pem and <link>/privkey.pem; the link points at the real directory (e.g.
-# certbot's live/<name>) once both files are there, at the deploy's self-signed stand-in
-# until then. One symlink per site, swapped atomically, so cert and key always match.
+# The release's tls/host-certs lists "<link> <real dir> <stand-in dir> [<cert file> <key file>]"
+# per site; the file names default to fullchain.pem and privkey.pem (certbot's), and lego names
+# them <domain>.crt and <domain>.key. nginx opens <link>/<cert file> and <link>/<key file>; the
+# link points at the real directory (certbot's live/<name>, lego's certificates/) once both
+# files are there, at the deploy's self-signed stand-in (which holds the same two names) until
+# then. One symlink per site, swapped atomically, so cert and key always match.
+#
+# host_cert_line parses one line into HC_LINK HC_REAL HC_STANDIN HC_CERT HC_KEY. It returns 1
+# for a blank or comment line and 2 for a malformed one, with HC_ERR saying why: it runs in
+# cert_fingerprints' command substitution too, where `fail` would only end the subshell, so
+# link_host_certs (always first) is the one that fails on it.
+HC_LINK="" HC_REAL="" HC_STANDIN="" HC_CERT="" HC_KEY="" HC_ERR=""
+host_cert_line() {
+  local extra f
+  HC_ERR=""
+  read -r HC_LINK HC_REAL HC_STANDIN HC_CERT HC_KEY extra <<<"$1"
+  [[ -z $HC_LINK || $HC_LINK == \#* ]] && return 1
+  if [[ -z $HC_STANDIN || -n $extra || ( -n $HC_CERT && -z $HC_KEY ) ]]; then
+    HC_ERR="expected \"<link> <real dir> <stand-in dir>\" and optionally \"<cert file> <key file>\""
+    return 2
+  fi
+  HC_CERT=${HC_CERT:-fullchain.pem}
+  HC_KEY=${HC_KEY:-privkey.pem}
+  for f in "$HC_CERT" "$HC_KEY"; do
+    # A plain name in the directory: no path, no dot-file (nor . or ..).
+    if [[ ! $f =~ ^[A-Za-z0-9._-]+$ || $f == .* ]]; then
+      HC_ERR="file name \"$f\" is not a plain name (letters, digits, . _ -, not starting with .)"
+      return 2
+    fi
+  done
+  return 0
+}
+
 link_host_certs() {
-  local list=$1/tls/host-certs link real standin target old
+  local list=$1/tls/host-certs line n=0 rc link real standin target old
+  local -a sites=()
   [[ -f $list ]] || return 0
-  while read -r link real standin; do
-    [[ -z $link || $link == \#* ]] && continue
-    [[ $link == "$ROOT"/* || $link == /srv/ingress/* ]] || fail "tls/host-certs: link $link is not under $ROOT"
-    if [[ -s $real/fullchain.pem && -s $real/privkey.pem ]]; then target=$real; else target=$standin; fi
+  # Every line is checked before any link moves.
+  while IFS= read -r line || [[ -n $line ]]; do
+    n=$((n + 1))
+    rc=0
+    host_cert_line "$line" || rc=$?
+    ((rc != 1)) || continue
+    ((rc == 0)) || fail "tls/host-certs line $n ($line): $HC_ERR"
+    [[ $HC_LINK == "$ROOT"/* || $HC_LINK == /srv/ingress/* ]] || fail "tls/host-certs line $n: link $HC_LINK is not under $ROOT"
+    sites+=("$line")
+  done <"$list"
+  for line in "${sites[@]}"; do
+    host_cert_line "$line"
+    link=$HC_LINK real=$HC_REAL standin=$HC_STANDIN
+    if [[ -s $real/$HC_CERT && -s $real/$HC_KEY ]]; then target=$real; else target=$standin; fi
     old=$(readlink "$link" 2>/dev/null || true)
     [[ $old != "$target" ]] || continue
     CERT_UNDO+=("$link"$'\t'"$old")
     mkdir -p "${link%/*}"
     ln -sfn "$target" "$link.tmp"
     mv -Tf "$link.tmp" "$link"
-    if [[ $target == "$real" ]]; then say "certificate $link -> $real"; else say "certificate $link -> self-signed stand-in (no certificate in $real yet)"; fi
-  done <"$list"
+    if [[ $target == "$real" ]]; then say "certificate $link -> $real"; else say "certificate $link -> self-signed stand-in (no $HC_CERT and $HC_KEY in $real yet)"; fi
+  done
 }
 
 restore_cert_links() {
@@ -334,15 +393,15 @@ restore_cert_links() {
   CERT_UNDO=()
 }
 
-# What nginx last loaded: "<link> <sha256 of fullchain.pem> <sha256 of privkey.pem>" per
+# What nginx last loaded: "<link> <sha256 of the cert file> <sha256 of the key file>" per
 # host-kept certificate, written whenever nginx starts or reloads with them. A renewal
 # replaces the files behind a link that does not move; this is how it is noticed.
 cert_fingerprints() {
-  local list=$1/tls/host-certs link real standin
+  local list=$1/tls/host-certs line
   [[ -f $list ]] || return 0
-  while read -r link real standin; do
-    [[ -z $link || $link == \#* ]] && continue
-    printf '%s %s %s\n' "$link" "$(sha256sum -- "$link/fullchain.pem" 2>/dev/null | cut -d' ' -f1)" "$(sha256sum -- "$link/privkey.pem" 2>/dev/null | cut -d' ' -f1)"
+  while IFS= read -r line || [[ -n $line ]]; do
+    host_cert_line "$line" || continue
+    printf '%s %s %s\n' "$HC_LINK" "$(sha256sum -- "$HC_LINK/$HC_CERT" 2>/dev/null | cut -d' ' -f1)" "$(sha256sum -- "$HC_LINK/$HC_KEY" 2>/dev/null | cut -d' ' -f1)"
   done <"$list"
 }
 
@@ -395,7 +454,8 @@ switch_certs() {
 # --- bundle --------------------------------------------------------------------------
 
 # Checks MANIFEST ("path mode sha256" per line) against the bundle and copies the files
-# into the staging directory: srv/ingress/current/X -> X, etc/containers/systemd/U -> .units/U.
+# into the staging directory: srv/ingress/current/X -> X, etc/containers/systemd/U -> .units/U,
+# etc/systemd/system/T -> .timers/T.
 stage_bundle() {
   local b=$1 line path mode sum extra rest
   local -A want=() mode_of=()
@@ -408,7 +468,7 @@ stage_bundle() {
     [[ -n $sum && -z ${extra:-} ]] || fail "MANIFEST: malformed line: $line"
     [[ $mode =~ ^0?[0-7]{3}$ ]] || fail "MANIFEST: bad mode $mode for $path"
     [[ $sum =~ ^[0-9a-f]{64}$ ]] || fail "MANIFEST: bad sha256 for $path"
-    # No absolute paths, no "..", no dot-files (.units and .release are apply.sh's own).
+    # No absolute paths, no "..", no dot-files (.units, .timers and .release are apply.sh's own).
     [[ $path =~ ^[A-Za-z0-9_@+-][A-Za-z0-9._@+/-]*$ && ! $path =~ (^|/)\. && ! $path =~ //|/$ ]] ||
       fail "MANIFEST: path not allowed: $path"
     [[ -z ${want[$path]:-} ]] || fail "MANIFEST: $path is listed twice"
@@ -433,7 +493,12 @@ stage_bundle() {
         [[ $rest =~ ^[a-z0-9][a-z0-9_-]*\.container$ ]] || fail "bundle: only <name>.container units are supported: $path"
         rest=".units/$rest"
         ;;
-      *) fail "bundle: path outside ${B_CURRENT} and ${B_QUADLET}: $path" ;;
+      "$B_SYSTEMD"*)
+        rest=${path#"$B_SYSTEMD"}
+        [[ $rest =~ ^[a-z0-9][a-z0-9_-]*\.timer$ ]] || fail "bundle: only <name>.timer units are supported in ${B_SYSTEMD}: $path"
+        rest=".timers/$rest"
+        ;;
+      *) fail "bundle: path outside ${B_CURRENT}, ${B_QUADLET} and ${B_SYSTEMD}: $path" ;;
     esac
     install -D -m "${mode_of[$path]}" "$b/$path" "$STAGE/$rest"
   done
@@ -453,18 +518,39 @@ stage_from_current() {
 }
 
 check_role() {
-  local out dir f u units checks nfts
+  local out dir f u units jobs timers checks nfts
   [[ -f $STAGE/apply.plan ]] || fail "the bundle has no ${B_CURRENT}apply.plan (what to check, reload and probe; render/apply-plan.ts)"
-  # A plan that leaves a unit unchecked or a firewall file unloaded fails here, not open later.
+  # A plan that leaves a unit unchecked, a timer uninstalled or a firewall file unloaded fails
+  # here, not open later.
   units=$'\n'$(plan_records "$STAGE" unit)$'\n'
+  jobs=$'\n'$(plan_records "$STAGE" job)$'\n'
+  timers=$'\n'$(plan_records "$STAGE" timer | cut -f1)$'\n'
   checks=$'\n'$(plan_records "$STAGE" check)$'\n'
   nfts=$'\n'$(plan_records "$STAGE" nft)$'\n'
   for f in "$STAGE"/.units/*.container; do
     u=${f##*/}
     u=${u%.container}
-    [[ $units == *$'\n'"$u"$'\t'* ]] || fail "the bundle's unit $u.container has no \"unit\" record in apply.plan"
+    if [[ $units == *$'\n'"$u"$'\t'* ]]; then
+      [[ $jobs != *$'\n'"$u"$'\t'* ]] || fail "apply.plan has both a \"unit\" and a \"job\" record for $u.container: a daemon to reload, or a oneshot job to start, not both"
+    else
+      [[ $jobs == *$'\n'"$u"$'\t'* ]] || fail "the bundle's unit $u.container has no \"unit\" or \"job\" record in apply.plan"
+    fi
     [[ $checks == *$'\n'"$u"$'\t'* ]] || fail "the bundle's unit $u.container has no \"check\" record in apply.plan: nothing would check its config"
   done
+  while IFS=$'\t' read -r u dir _; do
+    [[ $u =~ $UNIT_RE && -f $STAGE/.units/$u.container ]] ||
+      fail "the \"job\" record ${u:0:80} in apply.plan names no unit of the bundle (no ${B_QUADLET}${u:0:80}.container)"
+    [[ -n $dir ]] || fail "the \"job\" record $u in apply.plan names no directory (job <name> <dir>)"
+  done < <(plan_records "$STAGE" job)
+  for f in "$STAGE"/.timers/*.timer; do
+    u=${f##*/}
+    u=${u%.timer}
+    [[ $timers == *$'\n'"$u"$'\n'* ]] || fail "the bundle's timer $u.timer has no \"timer\" record in apply.plan: it would never be installed"
+  done
+  while IFS=$'\t' read -r u _; do
+    [[ $u =~ $UNIT_RE && -f $STAGE/.timers/$u.timer ]] ||
+      fail "the \"timer\" record ${u:0:80} in apply.plan has no ${B_SYSTEMD}${u:0:80}.timer in the bundle"
+  done < <(plan_records "$STAGE" timer)
   for f in "$STAGE"/nftables/*.nft; do
     [[ $nfts == *$'\n'"nftables/${f##*/}"$'\t'* ]] || fail "nftables/${f##*/} has no \"nft\" record in apply.plan: it would never be loaded"
   done
@@ -642,7 +728,7 @@ validate_release() {
   rm -rf "$VDIR"
   mkdir -p "$VDIR"
   cp -a "$rel/." "$VDIR/"
-  find "$VDIR" -type f ! -path "$VDIR/.units/*" -print0 |
+  find "$VDIR" -type f ! -path "$VDIR/.units/*" ! -path "$VDIR/.timers/*" -print0 |
     xargs -0 -r sed -i "s|$(sed_re "$ROOT/current/")|$(sed_repl "$VDIR/")|g"
   local name file rest dir
   # podman refuses to bind a source that does not exist: a fresh server has no /etc/letsencrypt.
@@ -669,6 +755,8 @@ validate_release() {
 # Unit files: install changed ones, remove ones the previous release had and this one
 # drops; daemon-reload once if anything changed. Then restart changed units (a unit
 # change cannot be reloaded) and reload-or-restart units whose config directory changed.
+# Jobs (`job` records) are installed and removed alike, but never restarted or reloaded:
+# start_jobs runs them once the release is committed.
 apply_units() {
   local rel=$ROOT/releases/$NEW prev_m=$WORK/prev.manifest new_m=$WORK/new.manifest f u dir
   local -a units=() restart=() reload=()
@@ -705,7 +793,9 @@ apply_units() {
     ctl daemon-reload || fail "systemctl daemon-reload failed"
   fi
   for u in "${units[@]}"; do
-    if is_in "$u" "${UNITS_CHANGED[@]}"; then
+    if is_job "$rel" "$u"; then
+      continue
+    elif is_in "$u" "${UNITS_CHANGED[@]}"; then
       restart+=("$u")
     else
       dir=$(unit_dir "$u")
@@ -781,6 +871,84 @@ check_firewall() {
   done < <(firewall_tables)
 }
 
+# --- after the commit: timers and jobs -----------------------------------------------
+
+# Everything here runs once the release is live, probed and committed: a timer only schedules
+# a job, and a job (the ACME client) runs on its own, so neither may roll back a release that
+# serves. Every failure is a warning naming what to run by hand, never a failed deploy; each
+# command is guarded, as an unguarded failure would end the run without a word.
+
+install_timer_file() {
+  local src=$1 name=$2 tmp=$SYSTEMD_UNIT_DIR/.$2.timer.tmp
+  mkdir -p "$SYSTEMD_UNIT_DIR" &&
+    install -m "$(stat -c %a "$src")" "$src" "$tmp" &&
+    mv -f "$tmp" "$SYSTEMD_UNIT_DIR/$name.timer" && return 0
+  rm -f "$tmp" || true
+  return 1
+}
+
+# `timer` records: each .timers/<name>.timer not installed exactly so in SYSTEMD_UNIT_DIR is
+# installed; the previous release's timers this one drops are disabled and removed; then one
+# daemon-reload and `enable --now` for each installed timer. An unchanged timer is left alone.
+apply_timers() {
+  local rel=$ROOT/releases/$NEW name f
+  local -a names=() changed=() installed=() removed=()
+  while IFS=$'\t' read -r name _; do
+    names+=("$name")
+    cmp -s "$rel/.timers/$name.timer" "$SYSTEMD_UNIT_DIR/$name.timer" || changed+=("$name")
+  done < <(plan_records "$rel" timer)
+  if [[ -n $PREV ]]; then
+    for f in "$ROOT/releases/$PREV"/.timers/*.timer; do
+      name=${f##*/}
+      name=${name%.timer}
+      is_in "$name" "${names[@]}" || [[ ! -f $SYSTEMD_UNIT_DIR/$name.timer ]] || removed+=("$name")
+    done
+  fi
+  ((${#changed[@]} + ${#removed[@]} > 0)) || return 0
+  for name in "${removed[@]}"; do
+    say "disabling $name.timer (timer dropped from the bundle)"
+    ctl disable --now "$name.timer" || warn "systemctl disable --now $name.timer failed: it may still start its job; run systemctl disable --now $name.timer"
+    rm -f "$SYSTEMD_UNIT_DIR/$name.timer" || warn "could not remove $SYSTEMD_UNIT_DIR/$name.timer; remove it and run systemctl daemon-reload"
+  done
+  for name in "${changed[@]}"; do
+    say "installing timer $name.timer"
+    if install_timer_file "$rel/.timers/$name.timer" "$name"; then
+      installed+=("$name")
+    else
+      warn "could not install $SYSTEMD_UNIT_DIR/$name.timer: $name.timer is not scheduled as this release has it; deploy again, or copy $rel/.timers/$name.timer there and run systemctl daemon-reload && systemctl enable --now $name.timer"
+    fi
+  done
+  if ! ctl daemon-reload; then
+    warn "systemctl daemon-reload failed: systemd has not loaded the timers this run installed or removed; run systemctl daemon-reload${installed[*]:+, then systemctl enable --now for: ${installed[*]/%/.timer}}"
+    return 0
+  fi
+  for name in "${installed[@]}"; do
+    say "enabling $name.timer"
+    ctl enable --now "$name.timer" || warn "systemctl enable --now $name.timer failed: its job is not scheduled; see systemctl status $name.timer, then run systemctl enable --now $name.timer"
+  done
+}
+
+# `job` records: starts <name>.service when this run installed its unit file, when the
+# release's <dir>/ changed, or on a first release, so the first deploy issues certificates
+# without waiting for the timer. --no-block: the deploy does not wait for the ACME client;
+# its journal (journalctl -u <name>.service) tells how it went.
+start_jobs() {
+  local rel=$ROOT/releases/$NEW name dir why
+  while IFS=$'\t' read -r name dir _; do
+    if [[ -z $PREV ]]; then
+      why="first release"
+    elif is_in "$name" "${UNITS_CHANGED[@]}"; then
+      why="unit changed"
+    elif [[ $(component_hash "$WORK/prev.manifest" "$dir") != "$(component_hash "$WORK/new.manifest" "$dir")" ]]; then
+      why="$dir/ changed"
+    else
+      continue
+    fi
+    say "starting $name.service ($why), not waiting for it"
+    ctl start --no-block "$name.service" || warn "systemctl start --no-block $name.service failed: the job did not run now (its timer runs it later); see systemctl status $name.service, or run systemctl start $name.service"
+  done < <(plan_records "$rel" job)
+}
+
 # Oldest first by when each release was made (its .release file), not by name: two
 # applies within one second share the timestamp part of their ids.
 prune_releases() {
@@ -849,15 +1017,21 @@ build_and_apply() {
   if is_in nginx "${UNITS_TOUCHED[@]}"; then record_loaded_certs "$fp" || warn "could not record which certificates nginx loaded"; fi
   PHASE=committed
   [[ -z $ROUTES_BACKUP ]] || rm -rf "$ROUTES_BACKUP"
+  # Before the prune, which may take the previous release (and its list of timers) away.
+  apply_timers
+  start_jobs
   prune_releases
   say "release $id is live"
 }
 
-# True when every unit of the release is installed exactly as the release has it.
+# True when every unit and timer of the release is installed exactly as the release has it.
 units_installed() {
   local f
   for f in "$ROOT/releases/$1"/.units/*.container; do
     cmp -s "$f" "$QUADLET_DIR/${f##*/}" || return 1
+  done
+  for f in "$ROOT/releases/$1"/.timers/*.timer; do
+    cmp -s "$f" "$SYSTEMD_UNIT_DIR/${f##*/}" || return 1
   done
   return 0
 }

@@ -1,7 +1,7 @@
 // A "host" for apply.sh tests: sshd in one network namespace, the client in another,
 // joined by a veth pair, so apply.sh runs over real ssh exactly as the Pulumi
 // remote.Command runs it. Each ApplyHost is a temp tree standing for one machine's
-// /srv/ingress and /etc/containers/systemd, with its own systemctl stand-in.
+// /srv/ingress, /etc/containers/systemd and /etc/systemd/system, with its own systemctl stand-in.
 import { mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { generateSshKeys, pollUntil, Sandbox, sshArgv, sshdConfig, waitForListening, type Netns, type RunResult, type SshServer } from "../../../lab";
@@ -70,6 +70,8 @@ export class ApplyHost {
   /** Stands for /srv/ingress. */
   readonly root: string;
   readonly quadletDir: string;
+  /** Stands for /etc/systemd/system: where timers go. */
+  readonly systemdDir: string;
   readonly stateDir: string;
   /** pid files, logs and temp dirs of the daemons (a host's /run and /var). */
   readonly runDir: string;
@@ -78,6 +80,7 @@ export class ApplyHost {
   private constructor(readonly lab: ApplyLab, readonly base: string) {
     this.root = join(base, "srv", "ingress");
     this.quadletDir = join(base, "etc", "containers", "systemd");
+    this.systemdDir = join(base, "etc", "systemd", "system");
     this.stateDir = join(base, "systemd");
     this.runDir = join(base, "run");
     this.incoming = join(this.root, "incoming");
@@ -98,6 +101,7 @@ export class ApplyHost {
     return {
       INGRESS_ROOT: this.root,
       QUADLET_DIR: this.quadletDir,
+      SYSTEMD_UNIT_DIR: this.systemdDir,
       SYSTEMCTL: join(this.stateDir, "systemctl"),
       INGRESS_PROBE_TIMEOUT: "5",
       // The LB renders attached stacks' routes in the node image; here with this test's node.

@@ -3,6 +3,14 @@
 // by <state>/units/<name>.conf (a bash fragment setting SIGNAL and the START argv); the
 // daemon's pid lives in <state>/<name>.pid. Every call is appended to <state>/calls.log.
 //
+// Jobs and timers (acme.container with Type=oneshot, acme.timer): `start [--no-block]` runs
+// START in the background like a daemon (a oneshot's START just exits), `enable`/`disable`
+// [--now] of a <name>.timer keep <state>/enabled/<name>.timer. As systemd only knows what its
+// last daemon-reload saw, daemon-reload records the unit files in $QUADLET_DIR and
+// $SYSTEMD_UNIT_DIR (apply.sh's environment) under <state>/loaded/, and `start` and `enable`
+// refuse a unit it did not see as it is now on disk: stricter than systemd (which loads a new
+// unit on demand, and warns about a changed one), so a missing daemon-reload shows.
+//
 // Failure injection: if <state>/fail-once-<verb> exists, the verb still acts, then the
 // file is removed and the call exits 1. Acting first makes a rollback test sharper: the
 // daemon really took the new config, so only the rollback's own reload brings back the old.
@@ -30,9 +38,35 @@ set -u
 state=${shellQuote(stateDir)}
 printf '%s\\n' "$*" >>"$state/calls.log"
 verb=\${1:-}
-unit=\${2:-}
+units=()
+for a in "\${@:2}"; do
+  case $a in
+    --no-block | --now) ;;
+    -*) echo "systemctl stand-in: unsupported option: $a" >&2; exit 1 ;;
+    *) units+=("$a") ;;
+  esac
+done
+unit=\${units[0]:-}
 name=\${unit%.service}
 pidf=$state/$name.pid
+
+# The file on disk <unit> is made from (Quadlet's <name>.container for a service); loaded()
+# compares it with its copy from the last daemon-reload.
+unit_file() {
+  case $unit in
+    *.service) [[ -n \${QUADLET_DIR:-} ]] && printf '%s' "$QUADLET_DIR/$name.container" ;;
+    *.timer) [[ -n \${SYSTEMD_UNIT_DIR:-} ]] && printf '%s' "$SYSTEMD_UNIT_DIR/$unit" ;;
+    *) return 1 ;;
+  esac
+}
+loaded() {
+  local f
+  f=$(unit_file) || return 0 # a directory apply.sh was not told: nothing to compare
+  if [[ ! -f $f ]]; then echo "Unit $unit not found." >&2; return 1; fi
+  cmp -s "$f" "$state/loaded/$unit" && return 0
+  echo "systemctl stand-in: $unit is not loaded as $f has it (no daemon-reload since it changed)" >&2
+  return 1
+}
 
 # kill -0 also succeeds on a zombie, and a killed daemon lingers as one here for a while.
 alive() {
@@ -60,7 +94,34 @@ stop() {
 
 rc=0
 case $verb in
-  daemon-reload) ;;
+  daemon-reload)
+    rm -rf "$state/loaded"
+    mkdir -p "$state/loaded"
+    for f in "\${QUADLET_DIR:-/nonexistent}"/*.container; do [[ -f $f ]] && cp "$f" "$state/loaded/$(basename "$f" .container).service"; done
+    for f in "\${SYSTEMD_UNIT_DIR:-/nonexistent}"/*.timer; do [[ -f $f ]] && cp "$f" "$state/loaded/"; done
+    ;;
+  start)
+    if ! loaded; then
+      rc=5
+    elif ! alive && [[ -f $state/units/$name.conf ]]; then
+      start
+    fi
+    ;;
+  enable)
+    if [[ $unit != *.timer ]]; then
+      echo "systemctl stand-in: enable supports timers only: $unit" >&2
+      rc=1
+    elif loaded; then
+      mkdir -p "$state/enabled"
+      touch "$state/enabled/$unit"
+    else
+      rc=1
+    fi
+    ;;
+  disable)
+    rm -f "$state/enabled/$unit"
+    ;;
+  is-enabled) [[ -f $state/enabled/$unit ]] || rc=1 ;;
   reload | reload-or-restart)
     if alive; then
       # shellcheck disable=SC1090
