@@ -16,6 +16,12 @@ export type SecretLookup = (key: string) => pulumi.Output<string>;
 const SELF_SIGNED_VALIDITY_HOURS = 2 * 365 * 24;
 const SELF_SIGNED_EARLY_RENEWAL_HOURS = 30 * 24;
 
+/** One NAME=value line of an env file podman reads (--env-file): no quoting there, so no line breaks. */
+function envLine(host: HostPlan, name: string, value: string): string {
+  if (/[\r\n]/.test(value) || value === "") throw new Error(`host ${host.name}: ${name} for the ACME client is empty or holds a line break`);
+  return `${name}=${value}\n`;
+}
+
 /** Each attached stack's routes key (public half, OpenSSH), by stack name. */
 export type AttachedKeys = ReadonlyMap<string, pulumi.Output<string>>;
 
@@ -58,6 +64,12 @@ export function secretFileContents(
         return key.apply((publicKey) => ({ stack, publicKey }));
       });
       content = pulumi.all(keys).apply(attachedKeysFile);
+    } else if (from.kind === "acme-env") {
+      const lines = from.vars.map((v) => {
+        const value = v.secretKey !== undefined ? lookup(v.secretKey) : pulumi.output(v.value ?? "");
+        return value.apply((text) => envLine(host, v.name, text));
+      });
+      content = pulumi.all(lines).apply((l) => l.join(""));
     } else if (from.source === "provided") {
       if (from.secretKey === undefined) throw new Error(`host ${host.name}: ${file.path} is provided but names no secret key`);
       content = lookup(from.secretKey);

@@ -18,7 +18,11 @@ export const LOCAL_STATE_DIR = process.env["HETZNER_INGRESS_LOCAL_STATE"] ?? joi
 const PROJECT = "hetzner-ingress";
 
 function usage(): never {
-  process.stderr.write("usage: npm run local -- up|preview|destroy --stack STACK [--replace NAME]... [--config FILE]\n       npm run local -- status|down\n");
+  process.stderr.write(
+    "usage: npm run local -- up|preview|destroy --stack STACK [--replace NAME]... [--config FILE]\n" +
+      "       npm run local -- status|down\n" +
+      "       npm run local -- acme-ca start --resolve-to SERVER [--validity SECONDS] | stop | info | resolve IPV4\n",
+  );
   process.exit(2);
 }
 
@@ -62,9 +66,41 @@ function reachHint(stack: string, info: CloudInfo, outputs: Record<string, unkno
   ].join("\n");
 }
 
+/**
+ * A Pebble ACME CA on the local cloud's internet, its DNS resolving every name to one server
+ * (the LB): for stacks whose acme.directory is this CA's (the sandbox's). Prints its info as JSON.
+ */
+async function acmeCaCommand(args: readonly string[]): Promise<void> {
+  const [action, ...rest] = args;
+  let value: unknown;
+  if (action === "start") {
+    let resolveToServer: string | undefined;
+    let certificateValiditySeconds = 90 * 24 * 3600;
+    for (let i = 0; i < rest.length; i++) {
+      if (rest[i] === "--resolve-to") resolveToServer = rest[++i];
+      else if (rest[i] === "--validity") certificateValiditySeconds = Number(rest[++i]);
+      else usage();
+    }
+    if (!resolveToServer || !Number.isInteger(certificateValiditySeconds) || certificateValiditySeconds <= 0) usage();
+    await ensureCloud();
+    value = await callCloud("acmeCa", "start", { resolveToServer, certificateValiditySeconds });
+  } else if (action === "stop" || action === "info") {
+    value = await callCloud("acmeCa", action);
+  } else if (action === "resolve" && rest.length === 1) {
+    value = await callCloud("acmeCa", "resolve", rest[0]);
+  } else {
+    usage();
+  }
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const command = args[0];
+  if (command === "acme-ca") {
+    await acmeCaCommand(args.slice(1));
+    return;
+  }
   let stack: string | undefined;
   let configFile: string | undefined;
   const replace: string[] = [];

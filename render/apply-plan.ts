@@ -5,6 +5,12 @@
 //   unit   <name> <dir>                  the Quadlet unit <name>.container; a change of the
 //                                        release's <dir>/ reloads it, a change of the unit
 //                                        file restarts it
+//   job    <name> <dir>                  the Quadlet unit <name>.container is a oneshot job:
+//                                        never restarted, reloaded or probed; started without
+//                                        waiting once the release is committed, when its unit
+//                                        file or <dir>/ changed (or on the first release)
+//   timer  <name>                        <name>.timer (etc/systemd/system/ in the bundle) is
+//                                        installed and enabled once the release is committed
 //   check  <name> <file> <argv>...       checks <name>'s config (<file>, named in messages)
 //                                        before the release goes live; in each argv word
 //                                        "{dir}" is the root of the release being checked,
@@ -36,6 +42,7 @@ function checkArgv(host: HostPlan, c: ContainerPlan): string[] {
     ...(user ? ["--user", user] : []),
     ...c.mounts.flatMap((m) => ["-v", `${m.host}:${m.container}:ro`]),
     ...(c.envFile !== undefined ? ["--env-file", `{env:${c.envFile}}`] : []),
+    ...(c.entrypoint !== undefined ? ["--entrypoint", c.entrypoint] : []),
     c.image,
     ...c.check.map(inRelease),
   ];
@@ -57,8 +64,9 @@ export function renderApplyPlan(host: HostPlan): string {
   const lines = [`# apply.plan for ${host.name} (stack ${host.stack}), generated from the plan; files/apply.sh executes it.`];
   for (const c of host.containers) {
     const config = relative(c.config);
-    lines.push(record("unit", c.name, config.slice(0, config.indexOf("/"))), record("check", c.name, config, ...checkArgv(host, c)));
+    lines.push(record(c.job ? "job" : "unit", c.name, config.slice(0, config.indexOf("/"))), record("check", c.name, config, ...checkArgv(host, c)));
   }
+  for (const c of host.containers) if (c.job) lines.push(record("timer", c.job.timer));
   // Every listener binds the wildcard address, which answers on loopback. A web server
   // without sites listens nowhere yet: nothing to probe.
   for (const l of host.listens.filter((x) => x.by !== "sshd")) lines.push(record("probe", "127.0.0.1", l.port, l.by, l.purpose));

@@ -13,8 +13,8 @@ const PODMAN = "/usr/bin/podman";
 
 interface Profile {
   readonly description: string;
-  /** Capabilities beyond CAP_NET_BIND_SERVICE, each with the reason it cannot be dropped. */
-  readonly extraCapabilities: readonly string[];
+  /** Capabilities it keeps (each profile's `why` says why it cannot drop them). */
+  readonly capabilities: readonly string[];
   readonly why: readonly string[];
   /** Numeric uid:gid; podman 4.4's Quadlet accepts only numbers here. */
   readonly user?: { readonly uid: number; readonly gid: number; readonly why: string };
@@ -27,7 +27,7 @@ function profileOf(name: ContainerName): Profile {
     case "haproxy":
       return {
         description: "HAProxy: TLS passthrough ingress with SNI routing and PROXY v2",
-        extraCapabilities: [],
+        capabilities: ["CAP_NET_BIND_SERVICE"],
         why: [
           "# The official image runs as user haproxy; -W -db is master-worker in the foreground, so it",
           "# never switches user and needs no capability but binding ports below 1024.",
@@ -37,7 +37,7 @@ function profileOf(name: ContainerName): Profile {
     case "nginx":
       return {
         description: "nginx: TLS sites behind the ingress, PROXY protocol listeners",
-        extraCapabilities: ["CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"],
+        capabilities: ["CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"],
         why: [
           "# nginx starts as root because the TLS keys (certbot's privkey.pem, secrets/tls) are 0600",
           "# root. Its root master then needs CHOWN for its temp directories and SETGID/SETUID to",
@@ -50,9 +50,19 @@ function profileOf(name: ContainerName): Profile {
     case "proxy":
       return {
         description: "Embedded TypeScript SNI proxy: TLS passthrough ingress with PROXY v2",
-        extraCapabilities: [],
+        capabilities: ["CAP_NET_BIND_SERVICE"],
         why: ["# The proxy runs as the image's unprivileged node user and needs only to bind ports below 1024."],
         user: { uid: 1000, gid: 1000, why: "# uid/gid 1000 is the node user of the official node image." },
+        tmpfs: [],
+      };
+    case "acme":
+      return {
+        description: "ACME: obtain and renew this server's site certificates (lego), then switch nginx to them",
+        capabilities: [],
+        why: [
+          "# lego runs as the image's root, writing only its own state and the challenge webroot (both",
+          "# root's); it binds no port (http-01 answers come from nginx's responder), so it keeps no capability.",
+        ],
         tmpfs: [],
       };
     default: {
@@ -78,8 +88,10 @@ export function quoteSystemdArg(arg: string): string {
 }
 
 function volume(mount: ContainerPlan["mounts"][number], selinux: boolean): string {
-  // :Z relabels the tree for this container only; one container per host mounts each path.
-  return `Volume=${mount.host}:${mount.container}:ro${selinux ? ",Z" : ""}`;
+  // :z relabels for sharing (the acme job writes what nginx reads); :Z would take the tree
+  // away from every other container.
+  const options = [...(mount.writable ? [] : ["ro"]), ...(selinux ? [mount.writable ? "z" : "Z"] : [])];
+  return `Volume=${mount.host}:${mount.container}${options.length > 0 ? `:${options.join(",")}` : ""}`;
 }
 
 function containerOf(host: HostPlan, name: ContainerName): ContainerPlan {
@@ -92,7 +104,7 @@ function containerOf(host: HostPlan, name: ContainerName): ContainerPlan {
 export function renderQuadletUnit(host: HostPlan, name: ContainerName): string {
   const c = containerOf(host, name);
   const profile = profileOf(c.name);
-  const caps = ["CAP_NET_BIND_SERVICE", ...profile.extraCapabilities];
+  const caps = profile.capabilities;
 
   const unit = [
     "[Unit]",
@@ -100,7 +112,7 @@ export function renderQuadletUnit(host: HostPlan, name: ContainerName): string {
     "Wants=network-online.target",
     "# The host firewall is up before anything listens; if it failed, nothing listens.",
     `Requires=${FIREWALL_UNIT}`,
-    `After=network-online.target ${FIREWALL_UNIT}`,
+    `After=network-online.target ${FIREWALL_UNIT}${c.job ? " nginx.service" : ""}`,
   ];
 
   const container = [
@@ -111,8 +123,9 @@ export function renderQuadletUnit(host: HostPlan, name: ContainerName): string {
     "# Host networking: no port publishing, so no DNAT hop and no dependence on ip_forward. That",
     '# hop with forwarding off is what timed out the original setup\'s checks ("Layer4 timeout").',
     "Network=host",
-    "# Configs are read through /srv/ingress/current, so a release swap plus a reload is seen",
-    "# without a restart; nothing the container reads is writable by it.",
+    ...(c.job
+      ? ["# The release (its script) read-only; writable: the client's state and the challenge webroot."]
+      : ["# Configs are read through /srv/ingress/current, so a release swap plus a reload is seen", "# without a restart; nothing the container reads is writable by it."]),
     ...c.mounts.map((m) => volume(m, host.selinux)),
   ];
   if (c.envFile !== undefined) {
@@ -138,6 +151,8 @@ export function renderQuadletUnit(host: HostPlan, name: ContainerName): string {
   );
   // PodmanArgs rather than Tmpfs=/LogDriver=: those keys arrived after podman 4.4.
   const podmanArgs = [
+    // --entrypoint: Quadlet 4.4 has no Entrypoint= key.
+    ...(c.entrypoint !== undefined ? [`--entrypoint=${c.entrypoint}`] : []),
     ...profile.tmpfs.map((t) => `--tmpfs=${t}`),
     // Quadlet 4.4 passes the journal socket as stdout, which a process cannot reopen by path
     // (nginx's access_log /dev/stdout fails with ENXIO); later releases leave podman's default.
@@ -146,7 +161,21 @@ export function renderQuadletUnit(host: HostPlan, name: ContainerName): string {
   ];
   container.push(`PodmanArgs=${podmanArgs.join(" ")}`);
 
-  const service = [
+  const service = c.job ? jobService(c) : daemonService(c);
+
+  // A job is started by its timer, not at boot.
+  const install = c.job ? [] : ["[Install]", "WantedBy=multi-user.target"];
+
+  const header = [
+    `# ${c.name}.container for ${host.name} (stack ${host.stack}), generated from Pulumi.${host.stack}.yaml: edit that, not this file.`,
+    `# Quadlet (podman >= 4.4) turns it into ${c.name}.service on systemctl daemon-reload.`,
+  ];
+  return [header, unit, container, service, install].filter((lines) => lines.length > 0).map((lines) => lines.join("\n")).join("\n\n") + "\n";
+}
+
+function daemonService(c: ContainerPlan): string[] {
+  if (c.reloadSignal === undefined) throw new Error(`container ${c.name} is a daemon without a reload signal`);
+  return [
     "[Service]",
     "Restart=always",
     "# The first start pulls the image.",
@@ -154,14 +183,22 @@ export function renderQuadletUnit(host: HostPlan, name: ContainerName): string {
     `# ${c.reloadSignal} makes ${c.name} re-read its config and keep open connections.`,
     `ExecReload=${PODMAN} kill --signal ${c.reloadSignal} ${c.name}`,
   ];
+}
 
-  const install = ["[Install]", "WantedBy=multi-user.target"];
+/** Where the release's apply.sh is on the host: the job hands new certificates to it. */
+const APPLY_SH = `${paths.CURRENT}/apply.sh`;
 
-  const header = [
-    `# ${c.name}.container for ${host.name} (stack ${host.stack}), generated from Pulumi.${host.stack}.yaml: edit that, not this file.`,
-    `# Quadlet (podman >= 4.4) turns it into ${c.name}.service on systemctl daemon-reload.`,
+function jobService(c: ContainerPlan): string[] {
+  return [
+    "[Service]",
+    `# A job: runs to the end each time ${c.job!.timer}.timer (or a deploy) starts it; never restarted.`,
+    "Type=oneshot",
+    "# The first start pulls the image; an ACME order may wait on a slow CA.",
+    "TimeoutStartSec=1800",
+    "# Whether or not every certificate succeeded, nginx is moved to what is there now: check, then",
+    "# reload (apply.sh --switch-certs; nothing happens when no certificate changed).",
+    `ExecStopPost=-/bin/bash ${APPLY_SH} --switch-certs`,
   ];
-  return [header, unit, container, service, install].map((lines) => lines.join("\n")).join("\n\n") + "\n";
 }
 
 /** The container a quadlet FilePlan path names: /etc/containers/systemd/<name>.container. */

@@ -3,6 +3,7 @@
 // stack's LB, the routes data that goes to that LB (which renders config from it itself).
 // Pure: the CLI and the Pulumi deploy only write or copy what this returns.
 import { renderHostCerts } from "./host-certs";
+import { renderAcmeScript, renderAcmeTimer } from "./acme";
 import { renderApplyPlan } from "./apply-plan";
 import { createHash } from "node:crypto";
 import * as paths from "../topology/paths";
@@ -82,6 +83,15 @@ function renderFile(host: HostPlan, file: FilePlan): string {
       return JSON.stringify(routesPolicyOf(host), null, 2) + "\n";
     case "attached-node-image":
       return `${ingressOf(host).nodeImage}\n`;
+    case "acme-script":
+      return renderAcmeScript(host);
+    case "acme-ca": {
+      const pem = host.web?.acme?.caPem;
+      if (pem === undefined) throw new Error(`host ${host.name}: no ACME CA bundle to write to ${file.path}`);
+      return pem.trim() + "\n";
+    }
+    case "systemd-timer":
+      return renderAcmeTimer(host);
     default: {
       const never: never = file.kind;
       throw new Error(`no renderer for file kind ${String(never)}`);

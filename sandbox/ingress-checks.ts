@@ -7,6 +7,7 @@ import * as paths from "../topology/paths";
 import { pollUntil } from "../lab/command";
 import { curl, curlThroughLb, isUp, uniqueServers, waitRows, type CheckResult, type IngressCheck } from "./check-helpers";
 import { dnatCheck, failoverCheck, rateLimitCheck } from "./fault-checks";
+import { acmeFailureCheck, acmeIssuedCheck, acmeRenewalCheck } from "./acme-checks";
 import { INTERNET, type IngressSandbox } from "./ingress-sandbox";
 import type { IngressSandboxPlan } from "./ingress-plan";
 import { probeTcp } from "../lab/tcp-probe";
@@ -193,11 +194,17 @@ export function ingressChecks(plan: IngressSandboxPlan): IngressCheck[] {
   const rows = plan.routing;
   const first = rows[0];
   if (!first) return [];
-  const checks: IngressCheck[] = [healthCheck, ...rows.map(routeCheck), ipv6Check(first)];
+  const acme = plan.webHosts.some((h) => h.web?.acme !== undefined);
+  const checks: IngressCheck[] = [healthCheck, ...(acme ? [acmeIssuedCheck] : []), ...rows.map(routeCheck), ipv6Check(first)];
   checks.push(noAnswerCheck("an unknown SNI", "unknown.fiscalismia.com"), noAnswerCheck("a ClientHello without SNI", undefined));
   checks.push(redirectCheck(first.hostname), acmeChallengeCheck);
   if (plan.lb.ingress?.stats.enabled) checks.push(statsAuthCheck, statsSourceCheck);
   checks.push(clientIsolationCheck, proxyListenerCheck);
+  if (acme) {
+    const prodRow = rows.find((r) => r.stack === "prod") ?? first;
+    const demoRow = rows.find((r) => r.stack === "demo") ?? first;
+    checks.push(acmeRenewalCheck(prodRow), acmeFailureCheck(demoRow));
+  }
   // Prefer a server with a single name, so the others that keep working are on other servers.
   const victim = rows.find((r) => rows.filter((x) => x.server === r.server).length === 1 && r.stack === "prod") ?? first;
   checks.push(failoverCheck(victim));

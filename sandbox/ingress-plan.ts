@@ -1,6 +1,7 @@
-// What the sandbox deploys: the repo's prod and demo stacks, with two changes made in the stack
+// What the sandbox deploys: the repo's prod and demo stacks, with three changes made in the stack
 // config (the files the local engine's `up` reads, so the plan here is what runs): short health
-// check timers, so the checks wait seconds and not minutes, and the engine asked for.
+// check timers, so the checks wait seconds and not minutes, the engine asked for, and the
+// sandbox's own ACME CA (Pebble) in place of Let's Encrypt.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
@@ -36,13 +37,35 @@ export function sandboxConfigFile(runDir: string, stack: SandboxStack): string {
   return join(runDir, `Pulumi.${stack}.yaml`);
 }
 
-/** Writes the sandbox's stack configs: the shipped ones, prod's with the sandbox's ingress changes. */
-export function writeSandboxConfigs(runDir: string, engine: Engine): void {
+/** The sandbox's ACME CA as the stacks use it: its directory, and the root of its own HTTPS. */
+export interface SandboxAcme {
+  readonly directoryUrl: string;
+  readonly httpsRootPem: string;
+}
+
+/** Pebble's certificates in the sandbox live a week, inside the stacks' 30-day renewal window: every look renews. */
+export const SANDBOX_CERT_VALIDITY_S = 7 * 24 * 3600;
+
+/** The Hetzner name of prod's LB, where the sandbox's DNS sends every site name. */
+export function sandboxLbServerName(): string {
+  const topo = loadTopology("prod");
+  if (topo.ingress.mode !== "own") throw new Error("stack prod must own the ingress");
+  return displayName("prod", topo.ingress.server.name);
+}
+
+/**
+ * Writes the sandbox's stack configs: the shipped ones, prod's with the sandbox's ingress
+ * changes, and both with their ACME directory moved to the sandbox's CA (`acme`).
+ */
+export function writeSandboxConfigs(runDir: string, engine: Engine, acme?: SandboxAcme): void {
   for (const stack of SANDBOX_STACKS) {
     const doc = parse(readFileSync(stackFile(stack), "utf8")) as { config: Record<string, unknown> };
     const key = "hetzner-ingress:ingress";
     const ingress = doc.config[key] as { mode?: string } | undefined;
     if (ingress?.mode === "own") doc.config[key] = { ...ingress, engine, healthCheck: SANDBOX_HEALTH_CHECK_CONFIG };
+    const acmeKey = "hetzner-ingress:acme";
+    const settings = doc.config[acmeKey] as Record<string, unknown> | undefined;
+    if (settings && acme) doc.config[acmeKey] = { ...settings, directory: acme.directoryUrl, caCertificate: acme.httpsRootPem };
     writeFileSync(sandboxConfigFile(runDir, stack), `# Written by npm run sandbox: Pulumi.${stack}.yaml with the sandbox's changes.\n${stringify(doc)}`, { mode: 0o600 });
   }
 }

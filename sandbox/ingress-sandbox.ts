@@ -20,6 +20,7 @@ import { ACME_BACKEND_PREFIX } from "../render/haproxy";
 import type { StatsReport } from "../proxy/stats/report";
 import { planIngressSandbox, type IngressSandboxPlan } from "./ingress-plan";
 import type { SandboxRun } from "./sandbox-run";
+import type { AcmeCaInfo } from "../local/cloud/acme-ca";
 
 /** Check-time namespaces (the DNAT scenario's container) and processes: "ingress check". */
 export const CHECK_PREFIX = "ingck";
@@ -109,6 +110,7 @@ export class IngressSandbox {
     readonly web: ReadonlyMap<string, WebHost>,
     readonly clients: Clients,
     readonly stats: { readonly user: string; readonly password: string },
+    readonly runDir: string,
   ) {}
 
   /** The sandbox of this run dir, as deployed; fails when it is not up. */
@@ -147,7 +149,7 @@ export class IngressSandbox {
       if (statsEnv.code !== 0 || !user || !password) throw new Error(`cannot read the stats credentials from ${paths.STATS_ENV} on ${lbServer.name}: ${statsEnv.stderr.trim() || "no STATS_USER/STATS_PASSWORD"}`);
       const stats = { user, password };
       await assertEngineRuns(lbServer, plan.engine);
-      return new IngressSandbox(sb, plan, lbServer, Netns.attach(lbServer.netns, plan.lb.name, sb), web, clients, stats);
+      return new IngressSandbox(sb, plan, lbServer, Netns.attach(lbServer.netns, plan.lb.name, sb), web, clients, stats, r.dir);
     } catch (e) {
       await sb.teardown().catch(() => undefined);
       throw e;
@@ -202,6 +204,11 @@ export class IngressSandbox {
   /** What nginx wrote (its container log: stdout and stderr, access log included). */
   async nginxLog(name: string): Promise<string> {
     return (await this.onHost(name, ["cat", "/var/lib/local-machine/containers/nginx.log"])).stdout;
+  }
+
+  /** The sandbox's ACME CA (Pebble): its info, or an action on it (local/cloud/acme-ca.ts). */
+  acmeCa(action: "info" | "start" | "stop" | "resolve", arg?: string): Promise<AcmeCaInfo> {
+    return callCloudIn<AcmeCaInfo>(this.runDir, "acmeCa", action, ...(arg === undefined ? [] : [arg]));
   }
 
   /** The engine's view of every server, read as the operator reads it: the stats page, with the password. */

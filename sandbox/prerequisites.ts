@@ -21,6 +21,10 @@ export const REQUIRED_BINARIES: Readonly<Record<string, string>> = {
   nsenter: "util-linux",
   setpriv: "util-linux",
   mount: "mount",
+  // The sandbox's ACME CA and its DNS; lego stands in for the image's on every web server.
+  pebble: "pebble",
+  "pebble-challtestsrv": "pebble",
+  lego: "lego",
 };
 
 function onPath(name: string): boolean {

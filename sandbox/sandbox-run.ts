@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Engine } from "../topology";
 import { run, type RunResult } from "../lab/command";
-import { writeSandboxConfigs, sandboxConfigFile, SANDBOX_STACKS } from "./ingress-plan";
+import { writeSandboxConfigs, sandboxConfigFile, sandboxLbServerName, SANDBOX_CERT_VALIDITY_S, SANDBOX_STACKS, type SandboxAcme } from "./ingress-plan";
 
 const PROJECT_ROOT = join(__dirname, "..");
 export const DEFAULT_SANDBOX_RUN_DIR = "/run/hetzner-ingress-sandbox";
@@ -46,21 +46,29 @@ export async function runLocal(r: SandboxRun, args: readonly string[], extraEnv:
 
 export interface SandboxUp {
   readonly ok: boolean;
-  /** Each stack's `up`, in order; the failed one last. */
-  readonly runs: readonly { readonly stack: string; readonly result: RunResult }[];
+  /** The CA's start and each stack's `up`, in order (the command line as a user types it); the failed one last. */
+  readonly runs: readonly { readonly command: string; readonly result: RunResult }[];
 }
 
 /** The local engine's `up` of prod, then of demo, from the sandbox's configs. */
-export async function sandboxUp(r: SandboxRun, engine: Engine, starting: (stack: string) => void = () => undefined): Promise<SandboxUp> {
+export async function sandboxUp(r: SandboxRun, engine: Engine, starting: (command: string) => void = () => undefined): Promise<SandboxUp> {
   mkdirSync(r.dir, { recursive: true, mode: 0o700 });
-  writeSandboxConfigs(r.dir, engine);
+  const runs: { command: string; result: RunResult }[] = [];
+  // The CA first: the first deploy of each web server already asks it for certificates. Its DNS
+  // answers with the LB's address as soon as the LB exists (what DNS records do for real).
+  const caArgs = ["acme-ca", "start", "--resolve-to", sandboxLbServerName(), "--validity", String(SANDBOX_CERT_VALIDITY_S)];
+  starting(`npm run local -- ${caArgs.join(" ")}`);
+  const ca = await runLocal(r, caArgs);
+  runs.push({ command: `npm run local -- ${caArgs.join(" ")}`, result: ca });
+  if (ca.code !== 0) return { ok: false, runs };
+  writeSandboxConfigs(r.dir, engine, JSON.parse(ca.stdout) as SandboxAcme);
   // One stats password per sandbox; the checks read it back from the LB as an operator would.
   const password = { STATSPASSWORD: randomBytes(12).toString("hex") };
-  const runs: { stack: string; result: RunResult }[] = [];
   for (const stack of SANDBOX_STACKS) {
-    starting(stack);
+    const command = `npm run local -- up --stack ${stack} --config ${sandboxConfigFile(r.dir, stack)}`;
+    starting(command);
     const result = await runLocal(r, ["up", "--stack", stack, "--config", sandboxConfigFile(r.dir, stack)], password);
-    runs.push({ stack, result });
+    runs.push({ command, result });
     if (result.code !== 0) return { ok: false, runs };
   }
   return { ok: true, runs };

@@ -28,9 +28,9 @@ async function up(engine: Engine): Promise<number> {
   const r = sandboxRun();
   if (sandboxExists(r)) return fail(`a sandbox is already up in ${r.dir}; run \`npm run sandbox -- down\` first`);
   const t0 = Date.now();
-  const result = await sandboxUp(r, engine, (stack) => console.log(`npm run local -- up --stack ${stack} ...`));
-  for (const { stack, result: run } of result.runs) {
-    console.log(`--- npm run local -- up --stack ${stack} (sandbox config ${r.dir}/Pulumi.${stack}.yaml)`);
+  const result = await sandboxUp(r, engine, (command) => console.log(`${command} ...`));
+  for (const { command, result: run } of result.runs) {
+    console.log(`--- ${command}`);
     process.stdout.write(run.stdout);
     process.stderr.write(run.stderr);
   }

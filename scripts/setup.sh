@@ -4,7 +4,7 @@
 #   - npm dependencies (npm ci)
 #   - with --test (the default): the real binaries the tests run (haproxy, nginx + stream,
 #     sshd, nftables, curl, socat, openssl, iproute2, util-linux's nsenter/unshare/setpriv for
-#     the local cloud, shellcheck for files/apply.sh), and
+#     the local cloud, shellcheck for files/apply.sh, pebble and lego for the ACME sandbox), and
 #     Quadlet's generator into .tools/quadlet/. Needs root for apt.
 # Prints the PATH line to use Node 24 in your shell.
 set -euo pipefail
@@ -43,7 +43,7 @@ install_quadlet() {
 
 if [ "$mode" = "--test" ]; then
   need=()
-  for bin in haproxy nginx sshd nft curl socat openssl ip ping ssh-keygen scp nsenter unshare setpriv shellcheck; do
+  for bin in haproxy nginx sshd nft curl socat openssl ip ping ssh-keygen scp nsenter unshare setpriv shellcheck pebble pebble-challtestsrv lego; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$bin")
   done
   [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=("nginx-stream")
@@ -64,7 +64,8 @@ if [ "$mode" = "--test" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
       haproxy nginx-light libnginx-mod-stream openssh-server openssh-client \
-      nftables curl socat openssl iproute2 iputils-ping procps util-linux ca-certificates shellcheck >/dev/null
+      nftables curl socat openssl iproute2 iputils-ping procps util-linux ca-certificates shellcheck \
+      pebble lego >/dev/null
     [ -z "$own_policy" ] || { rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
   fi
   install_quadlet

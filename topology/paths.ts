@@ -11,12 +11,20 @@ export const SECRETS_DIR = `${INGRESS_ROOT}/secrets`;
 export const ROUTES_DIR = `${INGRESS_ROOT}/routes`;
 export const QUADLET_DIR = "/etc/containers/systemd";
 export const ACME_WEBROOT = "/var/www/acme";
+/** The ACME client's state on a web server: one directory per site (account and certificates). */
+export const ACME_STATE_DIR = "/var/lib/ingress-acme";
+/** The acme job's script and the ACME server's CA bundle, in the release. */
+export const ACME_SCRIPT = `${CURRENT}/acme/renew.sh`;
+export const ACME_CA_FILE = `${CURRENT}/acme/ca.pem`;
+/** systemd's own unit directory: timers are plain systemd units, not Quadlet. */
+export const SYSTEMD_UNIT_DIR = "/etc/systemd/system";
 
 export const HAPROXY_CFG = `${CURRENT}/haproxy/haproxy.cfg`;
 export const HAPROXY_ROUTES_D = `${CURRENT}/haproxy/routes.d`;
 export const HAPROXY_ROUTES_MAP = `${CURRENT}/haproxy/routes.map`;
 export const HAPROXY_ERRORFILE_503 = `${CURRENT}/haproxy/errors/503.http`;
 export const STATS_ENV = `${SECRETS_DIR}/stats.env`;
+export const ACME_ENV = `${SECRETS_DIR}/acme.env`;
 export const NGINX_CONF = `${CURRENT}/nginx/nginx.conf`;
 export const NGINX_SITES_D = `${CURRENT}/nginx/sites`;
 export const PROXY_CONFIG = `${CURRENT}/proxy/proxy.json`;
@@ -42,6 +50,15 @@ export const HOST_CERTS_FILE = `${CURRENT}/tls/host-certs`;
  */
 export function hostCertPaths(hostname: string): { readonly link: string; readonly standin: string } {
   return { link: `${TLS_DIR}/live/${hostname}`, standin: `${TLS_DIR}/standin/${hostname}` };
+}
+
+/**
+ * A site with tls.source "acme": lego keeps `<dir>/certificates/<hostname>.crt` (the chain) and
+ * `.key` under its own directory per site, and nginx reads them through the site's link.
+ */
+export function acmeCertPaths(hostname: string): { readonly dir: string; readonly real: string; readonly certFile: string; readonly keyFile: string } {
+  const dir = `${ACME_STATE_DIR}/${hostname}`;
+  return { dir, real: `${dir}/certificates`, certFile: `${hostname}.crt`, keyFile: `${hostname}.key` };
 }
 
 /**

@@ -3,19 +3,27 @@
 import type { AttachedStackConfig } from "./schema";
 import type { Engine, OwnIngress, SiteConfig } from "./types";
 
-export type ContainerName = "haproxy" | "nginx" | "proxy";
+export type ContainerName = "haproxy" | "nginx" | "proxy" | "acme";
 
 export interface ContainerPlan {
   readonly name: ContainerName;
   readonly image: string;
-  /** Signal that makes the process re-read its config without dropping connections. */
-  readonly reloadSignal: "USR2" | "HUP";
+  /** Signal that makes the process re-read its config without dropping connections (daemons only). */
+  readonly reloadSignal?: "USR2" | "HUP";
+  /**
+   * A oneshot job (systemd Type=oneshot) started by its timer, <name>.timer, and once by a
+   * deploy that changes it; never restarted, reloaded or probed. Absent: a daemon.
+   */
+  readonly job?: { readonly timer: string };
+  /** The program to run instead of the image's entrypoint; `command` are then its arguments. */
+  readonly entrypoint?: string;
   readonly command: readonly string[];
   /** Its main config file; a change below that file's directory reloads the container. */
   readonly config: string;
   /** What checks a release's config before it goes live, run in the same image: argv. */
   readonly check: readonly string[];
-  readonly mounts: readonly { readonly host: string; readonly container: string }[];
+  /** Read-only unless `writable`. */
+  readonly mounts: readonly { readonly host: string; readonly container: string; readonly writable?: true }[];
   readonly envFile?: string;
 }
 
@@ -33,7 +41,10 @@ export type FileKind =
   | "host-certs"
   | "apply-plan"
   | "attached-policy"
-  | "attached-node-image";
+  | "attached-node-image"
+  | "acme-script"
+  | "acme-ca"
+  | "systemd-timer";
 
 export interface FilePlan {
   /** Absolute path on the host. */
@@ -49,6 +60,8 @@ export interface SecretFilePlan {
     | { readonly kind: "stats-env"; readonly user: string; readonly secretKey: string }
     /** sshd's extra authorized_keys: each attached stack's key, bound to its forced command. */
     | { readonly kind: "attached-keys"; readonly stacks: readonly string[] }
+    /** The ACME client's env file: EAB and DNS credentials, each from a secret config key or a plain value. */
+    | { readonly kind: "acme-env"; readonly vars: readonly { readonly name: string; readonly secretKey?: string; readonly value?: string }[] }
     | {
         readonly kind: "tls-cert" | "tls-key";
         /** Every hostname of the listener: a self-signed certificate carries them all as SANs. */
@@ -112,20 +125,56 @@ export interface SitePlan {
   /** Certificate and key as nginx opens them (same path on host and in the container). */
   readonly cert: string;
   readonly key: string;
-  /** host: certificates already on the server; deploy: written from Pulumi secrets on deploy. */
-  readonly certDelivery: "host" | "deploy";
   /**
-   * certDelivery "host": `cert` and `key` lie in `link`, which apply.sh points at `real` (the
-   * configured directory) once it holds both files and at `standin` (self-signed, written on
-   * deploy) until then, so a fresh server deploys before any certificate exists.
+   * host: certificates already on the server; acme: issued on the server by its acme job;
+   * deploy: written from Pulumi secrets on deploy.
    */
-  readonly hostCert?: { readonly link: string; readonly real: string; readonly standin: string };
+  readonly certDelivery: "host" | "acme" | "deploy";
+  /**
+   * certDelivery "host" and "acme": `cert` and `key` lie in `link`, which apply.sh points at
+   * `real` (the configured directory, or the ACME client's) once it holds both files and at
+   * `standin` (self-signed, written on deploy) until then, so a fresh server deploys before any
+   * certificate exists. The files are `certFile` and `keyFile` in each directory.
+   */
+  readonly hostCert?: {
+    readonly link: string;
+    readonly real: string;
+    readonly standin: string;
+    readonly certFile: string;
+    readonly keyFile: string;
+  };
+}
+
+/** One certificate the web server's ACME job keeps: a site's hostname. */
+export interface AcmeCertificatePlan {
+  readonly hostname: string;
+  readonly challenge: "http-01" | "dns-01";
+  /** The ACME client's directory for it (account, certificates): one account per site. */
+  readonly dir: string;
+}
+
+/** What the web server's ACME job does (render/acme.ts turns it into its script and timer). */
+export interface AcmePlan {
+  readonly directoryUrl: string;
+  readonly email: string;
+  readonly keyType: string;
+  readonly renewBeforeDays: number;
+  /** The CA bundle the client trusts for the ACME server's HTTPS (a private CA), in the release. */
+  readonly caFile?: string;
+  /** Its content (PEM), public. */
+  readonly caPem?: string;
+  /** EAB and DNS credentials come from this env file (secret); absent when there are none. */
+  readonly envFile?: string;
+  readonly eab: boolean;
+  readonly certificates: readonly AcmeCertificatePlan[];
 }
 
 export interface WebPlan {
   readonly sites: readonly SitePlan[];
   /** LB private IPs that may send PROXY headers to this host (nginx set_real_ip_from). */
   readonly realIpFrom: readonly string[];
+  /** Present when a site's certificate comes from ACME. */
+  readonly acme?: AcmePlan;
 }
 
 export interface IngressPlan {

@@ -2,7 +2,10 @@
 // the Pulumi components, the sandbox and the tests.
 import { KNOWN_IMAGES } from "./images";
 import * as paths from "./paths";
+import { ACME_DIRECTORIES } from "./schema";
 import type {
+  AcmeCertificatePlan,
+  AcmePlan,
   AttachPlan,
   ContainerPlan,
   FilePlan,
@@ -197,10 +200,70 @@ function sitePlan(site: SiteConfig): SitePlan {
   if (site.tls.source === "host") {
     const real = site.tls.path.replace(/\/+$/, "");
     const { link, standin } = paths.hostCertPaths(site.hostname);
-    return { site, cert: `${link}/fullchain.pem`, key: `${link}/privkey.pem`, certDelivery: "host", hostCert: { link, real, standin } };
+    const hostCert = { link, real, standin, certFile: "fullchain.pem", keyFile: "privkey.pem" };
+    return { site, cert: `${link}/${hostCert.certFile}`, key: `${link}/${hostCert.keyFile}`, certDelivery: "host", hostCert };
+  }
+  if (site.tls.source === "acme") {
+    const { link, standin } = paths.hostCertPaths(site.hostname);
+    const { real, certFile, keyFile } = paths.acmeCertPaths(site.hostname);
+    const hostCert = { link, real, standin, certFile, keyFile };
+    return { site, cert: `${link}/${certFile}`, key: `${link}/${keyFile}`, certDelivery: "acme", hostCert };
   }
   const { cert, key } = paths.tlsPaths(site.port);
   return { site, cert, key, certDelivery: "deploy" };
+}
+
+/** The acme job of a web server whose sites take certificates from ACME. */
+function acmePlan(topo: Topology, sites: readonly SitePlan[]): AcmePlan | undefined {
+  const certificates = sites.flatMap((s): AcmeCertificatePlan[] =>
+    s.site.tls.source === "acme" ? [{ hostname: s.site.hostname, challenge: s.site.tls.challenge, dir: paths.acmeCertPaths(s.site.hostname).dir }] : [],
+  );
+  if (certificates.length === 0) return undefined;
+  const acme = topo.acme;
+  if (!acme) throw new Error("sites take certificates from ACME but the stack has no acme settings (validation should have caught this)");
+  const directoryUrl = acme.directory in ACME_DIRECTORIES ? ACME_DIRECTORIES[acme.directory as keyof typeof ACME_DIRECTORIES] : acme.directory;
+  const needsEnv = acme.eab !== undefined || certificates.some((c) => c.challenge === "dns-01");
+  return {
+    directoryUrl,
+    email: acme.email,
+    keyType: acme.keyType,
+    renewBeforeDays: acme.renewBeforeDays,
+    ...(acme.caCertificate !== undefined ? { caFile: paths.ACME_CA_FILE, caPem: acme.caCertificate } : {}),
+    ...(needsEnv ? { envFile: paths.ACME_ENV } : {}),
+    eab: acme.eab !== undefined,
+    certificates,
+  };
+}
+
+/** The secret env file of the acme job: EAB for the account, the Hetzner token for dns-01. */
+function acmeEnvFile(topo: Topology, acme: AcmePlan): SecretFilePlan {
+  const vars: { name: string; secretKey?: string; value?: string }[] = [];
+  if (topo.acme?.eab) vars.push({ name: "LEGO_EAB", value: "true" }, { name: "LEGO_EAB_KID", value: topo.acme.eab.kid }, { name: "LEGO_EAB_HMAC", secretKey: topo.acme.eab.hmacSecret });
+  if (acme.certificates.some((c) => c.challenge === "dns-01")) vars.push({ name: "HETZNER_API_TOKEN", secretKey: topo.acme!.dnsTokenSecret! });
+  return { path: paths.ACME_ENV, from: { kind: "acme-env", vars } };
+}
+
+/**
+ * The ACME client (lego, in its official image) as a oneshot job: /bin/sh runs the release's
+ * script, which calls lego once per certificate. It writes its own state and the webroot's
+ * tokens, and reads the release (script, CA bundle); nothing else of the host.
+ */
+function acmeContainer(topo: Topology, acme: AcmePlan): ContainerPlan {
+  return {
+    name: "acme",
+    image: topo.containerImages.lego,
+    job: { timer: "acme" },
+    entrypoint: "/bin/sh",
+    command: [paths.ACME_SCRIPT],
+    config: paths.ACME_SCRIPT,
+    check: ["-n", paths.ACME_SCRIPT],
+    mounts: [
+      ROOT_MOUNT,
+      { host: paths.ACME_STATE_DIR, container: paths.ACME_STATE_DIR, writable: true },
+      { host: paths.ACME_WEBROOT, container: paths.ACME_WEBROOT, writable: true },
+    ],
+    ...(acme.envFile !== undefined ? { envFile: acme.envFile } : {}),
+  };
 }
 
 /** certbot's live/ holds symlinks into archive/, so mount the whole letsencrypt tree. */
@@ -216,7 +279,10 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
   const ports = [...new Set(sites.map((s) => s.site.port))].sort((a, b) => a - b);
 
   const mounts = [ROOT_MOUNT, { host: paths.ACME_WEBROOT, container: paths.ACME_WEBROOT }];
-  for (const dir of new Set(sites.flatMap((s) => (s.hostCert ? [hostCertMount(`${s.hostCert.real}/fullchain.pem`)] : [])))) {
+  // The ACME client's whole directory, not one mount per site: a new site must not change
+  // nginx's unit (a restart) when its files alone (a reload) would do.
+  const certDirs = sites.flatMap((s) => (s.certDelivery === "acme" ? [paths.ACME_STATE_DIR] : s.hostCert ? [hostCertMount(`${s.hostCert.real}/${s.hostCert.certFile}`)] : []));
+  for (const dir of new Set(certDirs)) {
     mounts.push({ host: dir, container: dir });
   }
   const nginx: ContainerPlan = {
@@ -235,15 +301,15 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
     if (!s.hostCert) continue;
     const hostnames = [s.site.hostname];
     secretFiles.push(
-      { path: `${s.hostCert.standin}/fullchain.pem`, from: { kind: "tls-cert", hostnames, source: "self-signed" } },
-      { path: `${s.hostCert.standin}/privkey.pem`, from: { kind: "tls-key", hostnames, source: "self-signed" } },
+      { path: `${s.hostCert.standin}/${s.hostCert.certFile}`, from: { kind: "tls-cert", hostnames, source: "self-signed" } },
+      { path: `${s.hostCert.standin}/${s.hostCert.keyFile}`, from: { kind: "tls-key", hostnames, source: "self-signed" } },
     );
   }
   for (const port of ports) {
     const onPort = sites.filter((s) => s.site.port === port);
     const first = onPort[0]!;
     const tls = first.site.tls;
-    if (tls.source === "host") continue;
+    if (tls.source === "host" || tls.source === "acme") continue;
     const hostnames = onPort.map((s) => s.site.hostname);
     secretFiles.push(
       { path: first.cert, from: { kind: "tls-cert", hostnames, source: tls.source, ...(tls.source === "provided" ? { secretKey: tls.certSecret } : {}) } },
@@ -251,10 +317,21 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
     );
   }
 
+  const acme = acmePlan(topo, sites);
+  if (acme?.envFile !== undefined) secretFiles.push(acmeEnvFile(topo, acme));
+  const acmeFiles: FilePlan[] = acme
+    ? [
+        quadletFile("acme"),
+        { path: paths.ACME_SCRIPT, kind: "acme-script", mode: 0o755 },
+        { path: `${paths.SYSTEMD_UNIT_DIR}/acme.timer`, kind: "systemd-timer", mode: 0o644 },
+        ...(acme.caFile !== undefined ? [{ path: acme.caFile, kind: "acme-ca", mode: 0o644 } satisfies FilePlan] : []),
+      ]
+    : [];
+
   return {
     ...serverFields(topo, server),
     role: "web",
-    containers: [nginx],
+    containers: acme ? [nginx, acmeContainer(topo, acme)] : [nginx],
     listens: [
       ...ports.map((port): ListenPlan => ({ port, purpose: "site", by: "nginx" })),
       { port: ACME_CHALLENGE_PORT, purpose: "acme", by: "nginx" },
@@ -274,9 +351,10 @@ function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<st
       NFTABLES,
       APPLY_PLAN,
       ...(sites.some((s) => s.hostCert) ? [{ path: paths.HOST_CERTS_FILE, kind: "host-certs", mode: 0o644 } satisfies FilePlan] : []),
+      ...acmeFiles,
     ],
     secretFiles,
-    web: { sites, realIpFrom },
+    web: acme ? { sites, realIpFrom, acme } : { sites, realIpFrom },
   };
 }
 

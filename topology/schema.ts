@@ -71,6 +71,11 @@ const tlsSchema = z.discriminatedUnion("source", [
   /** PEM from secret stack config: the names of the two secret keys. */
   z.object({ source: z.literal("provided"), certSecret: z.string().min(1), keySecret: z.string().min(1) }).strict(),
   z.object({ source: z.literal("self-signed") }).strict(),
+  /**
+   * Issued and renewed on the web server by an ACME client (the stack's `acme` settings):
+   * http-01 through the LB's port 80, or dns-01 through Hetzner DNS.
+   */
+  z.object({ source: z.literal("acme"), challenge: z.enum(["http-01", "dns-01"]).default("http-01") }).strict(),
 ]);
 
 const appSchema = z.union([
@@ -192,6 +197,43 @@ export const ingressSchema = z.discriminatedUnion("mode", [ownIngressSchema, att
   error: 'ingress.mode must be "own" (this stack runs the LB) or "attach" (routes go to another stack\'s LB)',
 });
 
+/** Well-known ACME directories by name; any other is given as its https:// URL. */
+export const ACME_DIRECTORIES = {
+  letsencrypt: "https://acme-v02.api.letsencrypt.org/directory",
+  "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+} as const;
+
+/** Account and certificate settings shared by every site with `tls.source: acme`. */
+const acmeSchema = z
+  .object({
+    /** The account's contact: the CA writes here about expiring certificates and policy changes. */
+    email: z.string().regex(/^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/, "must be an e-mail address such as ops@example.com"),
+    directory: z
+      .string()
+      .regex(
+        /^(letsencrypt|letsencrypt-staging|https:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/-]*)?)$/,
+        '"letsencrypt" (the default), "letsencrypt-staging" (for trying things out: its certificates are not trusted), or the https:// URL of another ACME directory',
+      )
+      .default("letsencrypt"),
+    /** The certificate's key (the account key is always ECDSA P-256). rsa3072 is left out: lego before 4.10 lacks it. */
+    keyType: z.enum(["ec256", "ec384", "rsa2048", "rsa4096"]).default("ec256"),
+    /** Renew when fewer days than this are left (Let's Encrypt certificates last 90 days, or fewer under its newer profiles). */
+    renewBeforeDays: z.number().int().min(1).max(365).default(30),
+    /** External Account Binding, for CAs that require it (ZeroSSL, Google, step-ca): the key id, and the secret config key holding the HMAC key. */
+    eab: z.object({ kid: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, '-' and '_'"), hmacSecret: z.string().min(1) }).strict().optional(),
+    /** dns-01 only: the secret config key holding a Hetzner Cloud API token with DNS write access (lego's `hetzner` provider). */
+    dnsTokenSecret: z.string().min(1).optional(),
+    /**
+     * PEM of the root that signs the ACME server's own HTTPS certificate, when it is not a
+     * public one (a private CA such as step-ca, or Pebble in the sandbox). Public data.
+     */
+    caCertificate: z
+      .string()
+      .regex(/^\s*(-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+\/=\r\n]+-----END CERTIFICATE-----\s*)+$/, "must be one or more PEM certificates (-----BEGIN CERTIFICATE----- ...)")
+      .optional(),
+  })
+  .strict();
+
 /**
  * The default images, pinned by digest: a tag can be moved under a running fleet, a digest
  * cannot. Each is the multi-platform index of the Docker official image as docker-library's
@@ -201,6 +243,14 @@ export const DEFAULT_IMAGES = {
   haproxy: "docker.io/library/haproxy:3.2.24-alpine@sha256:1aca32ee932b96d2a75f1882909325839dd23c138ba9c6fd26e4d88179f30f13",
   nginx: "docker.io/library/nginx:1.30.5-alpine@sha256:0985e772fb9f729e6fa0980da05fca5d9c468e870eed43071545afa9d2e27d94",
   node: "docker.io/library/node:24.21.0-alpine@sha256:ebfe2f90462722a7a4de65e91990e97fe0d401c70e0e762c5b53302f905ec1c1",
+  /**
+   * lego, the ACME client, in its official image (goacme/lego on Docker Hub; not a Docker
+   * official image, so repo-info does not record it). The last 4.x release: 5.0 changed the
+   * command line, and the 4.x line reads the same flags as Debian's lego 4.9 that the sandbox
+   * runs. Its digest could not be pulled here (no registry access); it is the one a public
+   * project's Pebble test pins for this tag. docs/config.md says how to check it.
+   */
+  lego: "docker.io/goacme/lego:v4.35.2@sha256:ae124a405844759b201b31efbd7a0ba302dbd16e86f2fb177c4b6db8bdc782c8",
 } as const;
 
 const imagesSchema = z
@@ -208,6 +258,7 @@ const imagesSchema = z
     haproxy: imageRef.default(DEFAULT_IMAGES.haproxy),
     nginx: imageRef.default(DEFAULT_IMAGES.nginx),
     node: imageRef.default(DEFAULT_IMAGES.node),
+    lego: imageRef.default(DEFAULT_IMAGES.lego),
   })
   .strict();
 
@@ -229,6 +280,8 @@ export const stackConfigSchema = z
     /** Delete and rebuild protection on servers and networks (Hetzner and Pulumi `protect`). */
     protect: z.boolean().default(false),
     containerImages: imagesSchema.prefault({}),
+    /** Required when a site has `tls.source: acme`. */
+    acme: acmeSchema.optional(),
   })
   .strict();
 
@@ -242,3 +295,4 @@ export type OwnIngressConfig = z.output<typeof ownIngressSchema>;
 export type AttachIngressConfig = z.output<typeof attachIngressSchema>;
 export type AttachedStackConfig = z.output<typeof attachedStackSchema>;
 export type TlsSource = z.output<typeof tlsSchema>;
+export type AcmeConfig = z.output<typeof acmeSchema>;

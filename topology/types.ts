@@ -1,5 +1,5 @@
 // The validated topology: stack config after every cross-field rule has passed.
-import type { AttachIngressConfig, NetworkConfig, OwnIngressConfig, ServerConfig, SiteConfig, StackConfig } from "./schema";
+import type { AcmeConfig, AttachIngressConfig, NetworkConfig, OwnIngressConfig, ServerConfig, SiteConfig, StackConfig } from "./schema";
 import type { ENGINES } from "./schema";
 
 export type Engine = (typeof ENGINES)[number];
@@ -21,6 +21,8 @@ export interface Topology {
   readonly ssh: StackConfig["ssh"];
   readonly protect: boolean;
   readonly containerImages: StackConfig["containerImages"];
+  /** ACME account settings; present when any site has `tls.source: acme` (validated). */
+  readonly acme?: AcmeConfig;
 }
 
 export type { NetworkConfig, ServerConfig, SiteConfig };

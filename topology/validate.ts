@@ -121,6 +121,7 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
   }
 
   const sites = checkSites(cfg, declared, report);
+  checkAcme(cfg, report);
   checkSsh(cfg, report);
 
   const ingress = cfg.ingress.mode === "own" ? { ...cfg.ingress, engine: cfg.ingress.engine as Engine, attachedStacks } : cfg.ingress;
@@ -135,7 +136,22 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
     ssh: cfg.ssh,
     protect: cfg.protect,
     containerImages: cfg.containerImages,
+    ...(cfg.acme ? { acme: cfg.acme } : {}),
   };
+}
+
+/** Sites with `tls.source: acme` need the account settings, and dns-01 needs the DNS token. */
+function checkAcme(cfg: StackConfig, report: Report): void {
+  cfg.sites.forEach((site, i) => {
+    if (site.tls.source !== "acme") return;
+    if (!cfg.acme) {
+      report(`sites[${i}].tls`, 'tls.source is "acme" but the stack has no acme settings; add acme: { email: <your address> } (docs/config.md, "Certificates from ACME")');
+      return;
+    }
+    if (site.tls.challenge === "dns-01" && cfg.acme.dnsTokenSecret === undefined) {
+      report(`sites[${i}].tls.challenge`, "dns-01 needs a Hetzner DNS token; set acme.dnsTokenSecret to a secret config key (pulumi config set --secret hetznerDnsToken ...) or use challenge: http-01");
+    }
+  });
 }
 
 /**

@@ -100,7 +100,8 @@ export function applyCommand(action: ApplyAction): string {
  * before the apply that installs the new engine's unit; found by the local engine).
  */
 export function secretsChangedCommand(host: Pick<HostPlan, "containers">): string {
-  const steps = host.containers.map(
+  // A job (the ACME client) reads its env file at each run: restarting it would only cut one short.
+  const steps = host.containers.filter((c) => c.job === undefined).map(
     (c) => `{ test ! -e ${QUADLET_DIR}/${c.name}.container || ${AS_ROOT}systemctl ${c.envFile === undefined ? "try-reload-or-restart" : "try-restart"} ${c.name}.service; }`,
   );
   return steps.join(" && ");

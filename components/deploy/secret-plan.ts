@@ -7,8 +7,13 @@ export function requiredSecretKeys(plan: StackPlan): string[] {
   const keys = new Set<string>();
   for (const host of plan.hosts) {
     for (const file of host.secretFiles) {
-      const key = file.from.kind === "attached-keys" ? undefined : file.from.secretKey;
-      if (key !== undefined) keys.add(key);
+      const from = file.from;
+      if (from.kind === "attached-keys") continue;
+      if (from.kind === "acme-env") {
+        for (const v of from.vars) if (v.secretKey !== undefined) keys.add(v.secretKey);
+        continue;
+      }
+      if (from.secretKey !== undefined) keys.add(from.secretKey);
     }
   }
   return [...keys].sort();
@@ -53,14 +58,14 @@ export function selfSignedPairs(host: HostPlan): SelfSignedPair[] {
   const byDir = new Map<string, { cert?: SecretFilePlan; key?: SecretFilePlan }>();
   for (const file of host.secretFiles) {
     const from = file.from;
-    if (from.kind === "stats-env" || from.kind === "attached-keys" || from.source !== "self-signed") continue;
+    if (from.kind === "stats-env" || from.kind === "attached-keys" || from.kind === "acme-env" || from.source !== "self-signed") continue;
     const entry = byDir.get(dirOf(file.path)) ?? {};
     if (from.kind === "tls-cert") entry.cert = file;
     else entry.key = file;
     byDir.set(dirOf(file.path), entry);
   }
   return [...byDir.entries()].map(([dir, { cert, key }]) => {
-    if (!cert || !key || cert.from.kind === "stats-env" || cert.from.kind === "attached-keys") throw new Error(`host ${host.name}: self-signed certificate in ${dir} lacks its cert or key file`);
+    if (!cert || !key || cert.from.kind === "stats-env" || cert.from.kind === "attached-keys" || cert.from.kind === "acme-env") throw new Error(`host ${host.name}: self-signed certificate in ${dir} lacks its cert or key file`);
     return { key: keyOf(dir.slice(dir.lastIndexOf("/") + 1)), hostnames: cert.from.hostnames, certPath: cert.path, keyPath: key.path };
   });
 }

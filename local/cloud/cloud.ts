@@ -10,6 +10,7 @@ import { destroyNetns, formatIpv4, parseIpv4Cidr, RoutedNetwork, Sandbox, type N
 import { buildScript, PROJECT_ROOT } from "../../components/program/program-files";
 import { firewallRuleset, type FirewallRule } from "./firewall-ruleset";
 import { Machine } from "./machine";
+import { AcmeCa, ACME_CA_IPV4, type AcmeCaInfo, type AcmeCaOptions } from "./acme-ca";
 
 /** The router's address on every public link, as Hetzner's 172.31.1.1 on-link gateway. */
 const PUBLIC_GATEWAY = "172.31.1.1";
@@ -77,6 +78,7 @@ export class LocalCloud {
   readonly cloudId = randomBytes(6).toString("hex");
   private readonly networks = new Map<number, { readonly net: RoutedNetwork; readonly ipRange: string; intruder?: { readonly ns: Netns; readonly ip: string } }>();
   private probeClients: { readonly flood: Netns; readonly client2: Netns } | undefined;
+  private ca: AcmeCa | undefined;
   private probeAttempts = 0;
   private readonly sshKeys = new Map<number, string>();
   private readonly firewalls = new Map<number, readonly FirewallRule[]>();
@@ -251,6 +253,8 @@ export class LocalCloud {
     }
     this.servers.set(id, { id, machine, link, ipv4, ipv6, firewallIds: [...o.firewallIds], attachments: new Map() });
     await this.syncFirewalls();
+    // The operator would now create the DNS records: in this cloud they exist as soon as the server does.
+    await this.ca?.serverCreated(o.name, ipv4);
     return this.serverInfo(id);
   }
 
@@ -360,6 +364,38 @@ export class LocalCloud {
       intruders.push({ ipRange: n.ipRange, netns: n.intruder.ns.name, ip: n.intruder.ip });
     }
     return { flood: this.probeClients.flood.name, client2: this.probeClients.client2.name, intruders };
+  }
+
+  // --- the ACME CA of the sandbox ----------------------------------------------------------------
+
+  /**
+   * `start`: Pebble and its DNS on the public side (made on first call, with `options`); every
+   * name resolves to the server named in the options once it exists; a CA that is down comes
+   * back up. `stop`: the CA goes down (refuses connections; its DNS stays). `resolve`: every
+   * name to `ipv4` instead. Each returns the CA's info.
+   */
+  async acmeCa(action: "start" | "stop" | "info" | "resolve", arg?: AcmeCaOptions | string): Promise<AcmeCaInfo> {
+    if (action === "start") {
+      if (!this.ca) {
+        const options = arg as AcmeCaOptions | undefined;
+        if (!options?.resolveToServer) throw new Error("acmeCa start: name the server every name resolves to (resolveToServer)");
+        const ns = await this.probeNamespace("acmeca", (x) => this.publicLink(x, `ca${this.probeAttempts}`, ACME_CA_IPV4));
+        this.ca = await AcmeCa.create(this.sb, ns, options);
+        const existing = [...this.servers.values()].find((s) => s.machine.spec.name === options.resolveToServer);
+        if (existing) await this.ca.serverCreated(existing.machine.spec.name, existing.ipv4);
+      } else {
+        await this.ca.start();
+        await this.ca.up();
+      }
+      return this.ca.info();
+    }
+    if (!this.ca) throw new Error("the local cloud runs no ACME CA (acmeCa start makes one)");
+    if (action === "stop") await this.ca.down();
+    if (action === "resolve") {
+      if (typeof arg !== "string") throw new Error("acmeCa resolve: give the IPv4 address every name should resolve to");
+      await this.ca.resolveTo(arg);
+    }
+    return this.ca.info();
   }
 
   /** A namespace wired by `wire`; one that fails half-way is removed, and the next try gets a fresh name. */

@@ -8,7 +8,7 @@ export const CLOUD_SOCKET = `${LOCAL_RUN_DIR}/cloud.sock`;
 export const CLOUD_OPS = [
   "info", "createNetwork", "deleteNetwork", "createSshKey", "deleteSshKey", "createFirewall", "updateFirewall", "deleteFirewall",
   "createPlacementGroup", "createPrimaryIp", "deletePrimaryIp", "createServer", "deleteServer", "setServerFirewalls", "serverInfo",
-  "attach", "detach", "probes", "shutdown",
+  "attach", "detach", "probes", "acmeCa", "shutdown",
 ] as const;
 export type CloudOp = (typeof CLOUD_OPS)[number];
 

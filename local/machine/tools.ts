@@ -1,17 +1,21 @@
 // The machine image of the local cloud: what a Hetzner server runs that a network namespace on
 // this machine cannot. One script, called by name from /usr/local/sbin on each machine:
-//   systemctl   systemd: Quadlet .container units and plain oneshot units (no systemd here)
-//   podman      containers without images: the image's program is this machine's binary of that
-//               name (haproxy, nginx, node), run with the container's mounts, env and network
+//   systemctl   systemd: Quadlet .container units (long-running, or Type=oneshot runs as start
+//               jobs), plain oneshot units, and timers (state only: they never fire here)
+//   podman      containers without images: the image's program (or --entrypoint) is this
+//               machine's binary of that name, run with the container's mounts, env and network
 //   cloud-init  applies the user data (write_files, runcmd) once at boot; `status --wait`
 //   sysctl      applies only per-network-namespace keys (the kernel is shared with this machine)
 //   apt-get     the image already holds every package; nothing is installed
 // docs/local-engine.md says what each models and what it does not.
-import { spawn, spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { appendFileSync, closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
-import { execLine, parsePodmanRun, parseUnitFile, podmanRunArgs, unitValue, unitValues, type PodmanRun } from "./unit-files";
+import {
+  containerNameOf, execLine, isOneshot, parsePodmanRun, parseUnitFile, podmanRunArgs, timeSpanMs, unitValue, unitValues, type PodmanRun, type UnitFile,
+} from "./unit-files";
 
 const STATE = "/var/lib/local-machine";
 const QUADLET_DIR = "/etc/containers/systemd";
@@ -20,9 +24,27 @@ const CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 /** The node that runs this script: the `node` of the node image. */
 const NODE = process.execPath;
 
+/** A failure that ends the tool with the status the real one gives for it (systemctl's 5 for a unit it cannot find, podman's 127). */
+class ToolExit extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
 function log(file: string, line: string): void {
   mkdirSync(STATE, { recursive: true });
   appendFileSync(join(STATE, file), `${new Date().toISOString()} ${line}\n`);
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
 }
 
 /** Fields of /proc/<pid>/stat after the command name: [state, ppid, ...]. */
@@ -40,23 +62,33 @@ function startTime(pid: number): string | undefined {
   return statFields(pid)?.[19];
 }
 
-function writePid(file: string, pid: number): void {
-  writeFileSync(file, `${pid} ${startTime(pid) ?? ""}\n`);
+/** Writes a pid file; returns its text, which names that process and no other. */
+function writePid(file: string, pid: number): string {
+  const text = `${pid} ${startTime(pid) ?? ""}\n`;
+  writeFileSync(file, text);
+  return text;
+}
+
+/** A pid file's process, if that very process still exists, and the file's text (its identity). */
+interface PidRecord {
+  readonly pid: number;
+  readonly id: string;
 }
 
 /**
- * The pid a pid file names, if that very process still runs: machines share this machine's pid
+ * The process a pid file's text names, if it still exists: machines share this machine's pid
  * space, so a pid left by a crashed daemon may by now be anyone's.
  */
+function pidRecordOf(text: string): PidRecord | undefined {
+  const [pidText, started] = text.trim().split(" ");
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return started === undefined || started === "" || startTime(pid) === started ? { pid, id: text.trim() } : undefined;
+}
+
 function readPid(file: string): number | undefined {
-  try {
-    const [pidText, started] = readFileSync(file, "utf8").trim().split(" ");
-    const pid = Number(pidText);
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    return started === undefined || started === "" || startTime(pid) === started ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  const text = readText(file);
+  return text === undefined ? undefined : pidRecordOf(text)?.pid;
 }
 
 /** A live process (not a zombie waiting for its parent). */
@@ -65,6 +97,8 @@ function alive(pid: number | undefined): pid is number {
   const fields = statFields(pid);
   return fields !== undefined && fields[0] !== "Z";
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -84,13 +118,26 @@ function stopPid(pid: number | undefined, timeoutMs = 10_000): void {
 // --- podman ---------------------------------------------------------------------------------
 
 const containerPid = (name: string): string => join(STATE, "containers", `${name}.pid`);
+const containerLog = (name: string): string => join(STATE, "containers", `${name}.log`);
 
-function binaryOf(image: string, program: string | undefined): string {
-  if (program === undefined) throw new Error(`podman run ${image}: no command (the local machine runs the image's program by name)`);
-  if (program.includes("/")) return program;
+/** Where a path of the container is on this machine: under a volume's target, in its source. */
+function hostPathOf(run: PodmanRun, path: string): string {
+  const v = run.volumes.filter((m) => path === m.target || path.startsWith(`${m.target}/`)).sort((a, b) => b.target.length - a.target.length)[0];
+  return v === undefined ? path : `${v.source}${path.slice(v.target.length)}`;
+}
+
+function binaryOf(run: PodmanRun, program: string | undefined): string {
+  if (program === undefined) throw new Error(`podman run ${run.image}: no command (the local machine runs the image's program by name)`);
+  if (program.includes("/")) {
+    // The container's root is this machine's: a path runs as is, where the container sees it.
+    if (!existsSync(hostPathOf(run, program))) {
+      throw new ToolExit(`Error: crun: executable file \`${program}\` not found: No such file or directory: OCI runtime attempted to invoke a command that was not found`, 127);
+    }
+    return program;
+  }
   if (program === "node") return NODE;
   for (const dir of ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]) if (existsSync(join(dir, program))) return join(dir, program);
-  throw new Error(`podman run ${image}: this machine has no ${program} to stand in for the image's`);
+  throw new Error(`podman run ${run.image}: this machine has no ${program} to stand in for the image's`);
 }
 
 function envFileVars(file: string): string[] {
@@ -124,34 +171,71 @@ function containerArgv(run: PodmanRun): { argv: string[]; env: Record<string, st
     drop = `setpriv --reuid=${uid} --regid=${gid} --clear-groups${caps ? ` --inh-caps=${caps} --ambient-caps=${caps}` : ""} `;
   }
   steps.push("cd /", `exec ${drop}"$@"`);
-  const [program, ...args] = run.command;
+  // podman runs the entrypoint with the command as its arguments; without one, the command alone.
+  const [program, ...args] = run.entrypoint === undefined ? run.command : [run.entrypoint, ...run.command];
   const env: Record<string, string> = { PATH: CONTAINER_PATH, HOME: "/root", container: "podman" };
   for (const line of [...run.envFiles.flatMap(envFileVars), ...run.env]) {
     const eq = line.indexOf("=");
     if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
   }
   const unshare = ["unshare", "--mount", "--propagation", "private", ...(run.network === "none" ? ["--net"] : [])];
-  return { argv: [...unshare, "sh", "-c", steps.join(" && "), "sh", binaryOf(run.image, program), ...args], env };
+  return { argv: [...unshare, "sh", "-c", steps.join(" && "), "sh", binaryOf(run, program), ...args], env };
 }
 
-function podman(args: readonly string[]): number {
+/** podman refuses a name a running container has; with --replace that one is stopped first. */
+function takeName(name: string, replace: boolean): void {
+  const pid = readPid(containerPid(name));
+  if (!alive(pid)) return;
+  if (!replace) throw new Error(`Error: the container name "${name}" is already in use`);
+  stopPid(pid);
+}
+
+/** How a child ended, as podman reports a container's end: its exit code, or 128 + the signal that killed it. */
+function exitStatus(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : constants.signals[signal])));
+  });
+}
+
+/**
+ * `podman run` without -d: the container runs in podman's foreground and podman exits with its
+ * status. A named one is findable (podman stop, kill) while it runs; signals podman gets are
+ * passed on to it (podman's --sig-proxy), which is how systemd's stop of the unit reaches it.
+ */
+async function runForeground(argv: readonly string[], env: Record<string, string>, name: string | undefined): Promise<number> {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: "inherit", env });
+  const status = exitStatus(child);
+  const pidFile = name === undefined || child.pid === undefined ? undefined : containerPid(name);
+  let mine = "";
+  if (pidFile !== undefined) {
+    mkdirSync(dirname(pidFile), { recursive: true });
+    mine = writePid(pidFile, child.pid!);
+  }
+  const proxy = (signal: NodeJS.Signals): void => void child.kill(signal);
+  const proxied = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+  for (const s of proxied) process.on(s, proxy);
+  try {
+    return await status;
+  } finally {
+    for (const s of proxied) process.off(s, proxy);
+    // Only our own record: a --replace run may have taken the name since.
+    if (pidFile !== undefined && readText(pidFile) === mine) rmSync(pidFile, { force: true });
+  }
+}
+
+async function podman(args: readonly string[]): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case "run": {
       const run = parsePodmanRun(rest);
       const { argv, env } = containerArgv(run);
-      if (!run.detach) {
-        const r = spawnSync(argv[0]!, argv.slice(1), { stdio: "inherit", env });
-        return r.status ?? 125;
-      }
+      if (run.name !== undefined) takeName(run.name, run.replace);
+      if (!run.detach) return runForeground(argv, env, run.name);
       const name = run.name ?? `c${Date.now()}`;
       const pidFile = containerPid(name);
-      if (alive(readPid(pidFile))) {
-        if (!run.replace) throw new Error(`Error: the container name "${name}" is already in use`);
-        stopPid(readPid(pidFile));
-      }
       mkdirSync(dirname(pidFile), { recursive: true });
-      const out = openSync(join(STATE, "containers", `${name}.log`), "a");
+      const out = openSync(containerLog(name), "a");
       const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", out, out], env, detached: true });
       writePid(pidFile, child.pid!);
       child.unref();
@@ -194,156 +278,434 @@ function podman(args: readonly string[]): number {
 // --- systemctl ------------------------------------------------------------------------------
 
 type Unit =
-  | { readonly kind: "container"; readonly name: string; readonly file: string }
-  | { readonly kind: "plain"; readonly name: string; readonly file: string }
-  | { readonly kind: "sshd"; readonly name: string };
+  | { readonly kind: "container"; readonly name: string; readonly id: string; readonly file: string }
+  /** A Quadlet unit with Type=oneshot: each start is a job that runs the container to its end. */
+  | { readonly kind: "container-job"; readonly name: string; readonly id: string; readonly file: string }
+  | { readonly kind: "plain"; readonly name: string; readonly id: string; readonly file: string }
+  | { readonly kind: "timer"; readonly name: string; readonly id: string; readonly file: string }
+  | { readonly kind: "sshd"; readonly name: string; readonly id: string };
+type JobUnit = Extract<Unit, { kind: "container-job" }>;
+type TimerUnit = Extract<Unit, { kind: "timer" }>;
+type ActiveState = "active" | "inactive" | "activating" | "failed";
 
-function unitOf(arg: string): Unit {
-  const name = arg.replace(/\.service$/, "");
-  if (name === "ssh" || name === "sshd") return { kind: "sshd", name };
-  const quadlet = join(QUADLET_DIR, `${name}.container`);
-  if (existsSync(quadlet)) return { kind: "container", name, file: quadlet };
-  const plain = join(UNIT_DIR, `${name}.service`);
-  if (existsSync(plain)) return { kind: "plain", name, file: plain };
-  throw new Error(`Unit ${name}.service not found.`);
+/** The full name systemctl reports: a bare name is a service. */
+function unitId(arg: string): string {
+  return /\.(service|timer)$/.test(arg) ? arg : `${arg}.service`;
 }
 
-const activeFile = (name: string): string => join(STATE, "units", `${name}.active`);
+/** The unit systemd would have loaded for `arg`, if its file exists. */
+function findUnit(arg: string): Unit | undefined {
+  const id = unitId(arg);
+  if (id.endsWith(".timer")) {
+    const file = join(UNIT_DIR, id);
+    return existsSync(file) ? { kind: "timer", name: id.slice(0, -".timer".length), id, file } : undefined;
+  }
+  const name = id.slice(0, -".service".length);
+  if (name === "ssh" || name === "sshd") return { kind: "sshd", name, id };
+  const quadlet = join(QUADLET_DIR, `${name}.container`);
+  if (existsSync(quadlet)) {
+    const unit = parseUnitFile(readFileSync(quadlet, "utf8"));
+    if (!isOneshot(unit)) return { kind: "container", name, id, file: quadlet };
+    // systemd would keep such a unit active after its run, and run ExecStopPost only at its stop.
+    if (unitValue(unit, "Service", "RemainAfterExit") === "yes") throw new Error(`${id}: RemainAfterExit=yes on a oneshot Quadlet unit is not modelled by the local machine`);
+    return { kind: "container-job", name, id, file: quadlet };
+  }
+  const plain = join(UNIT_DIR, id);
+  return existsSync(plain) ? { kind: "plain", name, id, file: plain } : undefined;
+}
 
-function unitActive(u: Unit): boolean {
-  switch (u.kind) {
-    case "sshd":
-      return alive(readPid(join(STATE, "sshd.pid")));
-    case "container": {
-      const name = unitValue(parseUnitFile(readFileSync(u.file, "utf8")), "Container", "ContainerName") ?? `systemd-${u.name}`;
-      return alive(readPid(containerPid(name)));
-    }
-    case "plain":
-      return existsSync(activeFile(u.name));
+/** The unit, or systemctl's error for `verb` on a unit it has no file for, with systemctl's status. */
+function unitOf(verb: string, arg: string): Unit {
+  const u = findUnit(arg);
+  if (u !== undefined) return u;
+  const id = unitId(arg);
+  switch (verb) {
+    case "enable":
+    case "disable":
+      throw new ToolExit(`Failed to ${verb} unit: Unit file ${id} does not exist.`, 1);
+    case "stop":
+      throw new ToolExit(`Failed to stop ${id}: Unit ${id} not loaded.`, 5);
+    default:
+      throw new ToolExit(`Failed to ${verb} ${id}: Unit ${id} not found.`, 5);
   }
 }
 
-function runExec(lines: readonly string[], what: string): void {
+function readUnit(u: Exclude<Unit, { kind: "sshd" }>): UnitFile {
+  return parseUnitFile(readFileSync(u.file, "utf8"));
+}
+
+const unitsPath = (file: string): string => join(STATE, "units", file);
+const activeFile = (name: string): string => unitsPath(`${name}.active`);
+/** A timer records only that it is enabled and started: it never fires here (docs/local-engine.md). */
+const timerFile = (u: TimerUnit, what: "enabled" | "active"): string => unitsPath(`${u.id}.${what}`);
+/** The pid file of the running start job of a oneshot unit. */
+const jobFile = (u: JobUnit): string => unitsPath(`${u.id}.job`);
+/** One line per finished job: its pid file's text and how it ended. */
+const jobHistory = (u: JobUnit): string => unitsPath(`${u.id}.jobs`);
+
+function setFlag(file: string, on: boolean): void {
+  if (!on) return rmSync(file, { force: true });
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, "");
+}
+
+/** Where a unit's output goes (its journal, on systemd): a Quadlet unit's is its container's log. */
+function unitLog(u: Unit): string {
+  if (u.kind === "container" || u.kind === "container-job") return containerLog(containerNameOf(u.name, readUnit(u)));
+  return unitsPath(`${u.id}.log`);
+}
+
+function stateOf(u: Unit): ActiveState {
+  switch (u.kind) {
+    case "sshd":
+      return alive(readPid(join(STATE, "sshd.pid"))) ? "active" : "inactive";
+    case "container":
+      return alive(readPid(containerPid(containerNameOf(u.name, readUnit(u))))) ? "active" : "inactive";
+    case "container-job": {
+      if (alive(readPid(jobFile(u)))) return "activating";
+      // Without RemainAfterExit a oneshot is never active: inactive after a good run, failed after a bad one.
+      const last = lastJobResult(u);
+      return last === "exit-code" || last === "timeout" ? "failed" : "inactive";
+    }
+    case "plain":
+      return existsSync(activeFile(u.name)) ? "active" : "inactive";
+    case "timer":
+      return existsSync(timerFile(u, "active")) ? "active" : "inactive";
+  }
+}
+
+/** Runs Exec lines in order as systemd does; the first failure without the "-" prefix stops them and is returned. */
+async function runExec(lines: readonly string[]): Promise<string | undefined> {
   for (const line of lines) {
     const { ignoreFailure, argv } = execLine(line);
     const [program, ...args] = argv;
     if (program === undefined) continue;
-    const status = program.endsWith("/podman") || program === "podman" ? podman(args) : (spawnSync(program, args, { stdio: "inherit" }).status ?? 1);
-    if (status !== 0 && !ignoreFailure) throw new Error(`${what}: ${argv.join(" ")} exited ${status}`);
+    let status: number;
+    if (program.endsWith("/podman") || program === "podman") {
+      status = await podman(args);
+    } else {
+      const r = spawnSync(program, args, { stdio: "inherit" });
+      if (r.error) process.stderr.write(`${program}: ${r.error.message}\n`);
+      status = r.status ?? 1;
+    }
+    if (status !== 0 && !ignoreFailure) return `${argv.join(" ")} exited ${status}`;
   }
+  return undefined;
 }
 
-function startUnit(u: Unit): void {
-  switch (u.kind) {
-    case "sshd":
-      return;
-    case "container": {
-      const status = podman(podmanRunArgs(u.name, parseUnitFile(readFileSync(u.file, "utf8"))));
-      if (status !== 0) throw new Error(`Job for ${u.name}.service failed (podman run exited ${status})`);
-      return;
-    }
-    case "plain": {
-      const unit = parseUnitFile(readFileSync(u.file, "utf8"));
-      runExec(unitValues(unit, "Service", "ExecStart"), `Job for ${u.name}.service failed`);
-      if (unitValue(unit, "Service", "RemainAfterExit") === "yes") {
-        mkdirSync(dirname(activeFile(u.name)), { recursive: true });
-        writeFileSync(activeFile(u.name), "");
+// A oneshot Quadlet unit's start is a job, run in a process of its own as systemd runs jobs apart
+// from the systemctl that asked for them: a caller that goes away (an ssh session, a test's
+// timeout) does not cut the run short of its ExecStopPost.
+
+/** How a start job ended (a service's Result, or canceled by a stop); a job process's exit status is its index. */
+const JOB_RESULTS = ["success", "exit-code", "timeout", "canceled"] as const;
+type JobResult = (typeof JOB_RESULTS)[number];
+/** The hidden systemctl verb that is a job's process. */
+const JOB_VERB = "local-machine-job";
+/** What systemd gives a service's processes: no caller's environment. */
+const SERVICE_ENV = { PATH: CONTAINER_PATH };
+/** systemd's DefaultTimeoutStopSec: how long a stop waits for a job before killing it. */
+const STOP_TIMEOUT_MS = 90_000;
+
+function jobResults(u: JobUnit): { readonly id: string; readonly result: JobResult }[] {
+  return (readText(jobHistory(u)) ?? "")
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => {
+      const cut = l.lastIndexOf(" ");
+      return { id: l.slice(0, cut), result: JOB_RESULTS.find((r) => r === l.slice(cut + 1)) ?? "exit-code" };
+    });
+}
+
+function lastJobResult(u: JobUnit): JobResult | undefined {
+  return jobResults(u).at(-1)?.result;
+}
+
+/**
+ * Takes a pid file for this process, atomically (a hard link fails where one exists), or finds
+ * the live process that holds it. A holder that died without letting go is stale and removed.
+ */
+function claimPidFile(file: string): PidRecord | undefined {
+  mkdirSync(dirname(file), { recursive: true });
+  const mine = `${file}.${process.pid}`;
+  writePid(mine, process.pid);
+  try {
+    for (;;) {
+      try {
+        linkSync(mine, file);
+        return undefined;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       }
-      return;
+      const text = readText(file);
+      if (text === undefined) continue; // let go of meanwhile: try again
+      const holder = pidRecordOf(text);
+      if (holder !== undefined && alive(holder.pid)) return holder;
+      // Left by a job killed with its machine. Removed only if unchanged, so a job that took it since keeps it.
+      if (readText(file) === text) rmSync(file, { force: true });
     }
+  } finally {
+    rmSync(mine, { force: true });
   }
 }
 
-function stopUnit(u: Unit): void {
+/** The process of a start job: runs the unit once, or, while another job runs it, waits for that one and ends as it did (systemd merges the two starts). */
+async function startJobProcess(u: JobUnit): Promise<JobResult> {
+  const holder = claimPidFile(jobFile(u));
+  if (holder !== undefined) {
+    while (alive(holder.pid)) await sleep(100);
+    // A job with no result line was killed: systemd would call that a failure.
+    return jobResults(u).findLast((j) => j.id === holder.id)?.result ?? "exit-code";
+  }
+  const id = readText(jobFile(u))!.trim();
+  let result: JobResult = "exit-code";
+  try {
+    result = await runOneshot(u);
+    return result;
+  } finally {
+    appendFileSync(jobHistory(u), `${id} ${result}\n`);
+    rmSync(jobFile(u), { force: true });
+  }
+}
+
+/**
+ * One run of a oneshot Quadlet unit, in systemd's order: ExecStart (the podman run Quadlet
+ * generates, in the foreground), then after a good one ExecStartPost and ExecStop, then
+ * ExecStopPost whatever happened. TimeoutStartSec (none by default for a oneshot) bounds the
+ * container's run; a SIGTERM (systemctl stop) reaches the container and cancels the job.
+ */
+async function runOneshot(u: JobUnit): Promise<JobResult> {
+  const unit = readUnit(u);
+  const say = (line: string): void => void process.stdout.write(`${new Date().toISOString()} ${u.id}: ${line}\n`);
+  let canceled = false;
+  const cancel = (): void => void (canceled = true);
+  process.on("SIGTERM", cancel);
+  let timedOut = false;
+  const timeoutMs = timeSpanMs(unitValue(unit, "Service", "TimeoutStartSec") ?? "infinity");
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          stopPid(readPid(containerPid(containerNameOf(u.name, unit))));
+        }, timeoutMs);
+  say(`Starting ${unitValue(unit, "Unit", "Description") ?? u.id}...`);
+  let status: number;
+  try {
+    status = await podman(podmanRunArgs(u.name, unit));
+  } catch (e) {
+    // podman's own refusals (a bind or env file that does not exist) end the run as podman does.
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+    status = e instanceof ToolExit ? e.status : 125;
+  } finally {
+    clearTimeout(timer);
+  }
+  let result: JobResult = canceled ? "canceled" : timedOut ? "timeout" : status === 0 ? "success" : "exit-code";
+  if (status !== 0) say(`Main process exited, code=exited, status=${status}`);
+  for (const key of ["ExecStartPost", "ExecStop"]) {
+    if (result !== "success") break;
+    const failed = await runExec(unitValues(unit, "Service", key));
+    if (failed !== undefined) {
+      say(`${key}: ${failed}`);
+      result = "exit-code";
+    }
+  }
+  const failed = await runExec(unitValues(unit, "Service", "ExecStopPost"));
+  if (failed !== undefined) {
+    say(`ExecStopPost: ${failed}`);
+    if (result === "success") result = "exit-code";
+  }
+  // The handler stays to the process's end: a stop arriving now must not kill the job before it records its result.
+  if (canceled) result = "canceled";
+  say(result === "success" ? "Deactivated successfully." : result === "canceled" ? "Stopped." : `Failed with result '${result}'.`);
+  return result;
+}
+
+/** This script again as another call of a tool, on systemd's side: its own session, a service's environment, output to `log`. */
+function spawnSelf(args: readonly string[], log: string): ChildProcess {
+  mkdirSync(dirname(log), { recursive: true });
+  const out = openSync(log, "a");
+  try {
+    return spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], { detached: true, stdio: ["ignore", out, out], env: SERVICE_ENV, cwd: "/" });
+  } finally {
+    closeSync(out);
+  }
+}
+
+/** `systemctl start` of a oneshot unit: returns when its job has ended, failing as systemctl does. */
+async function startJob(u: JobUnit): Promise<void> {
+  const ended = JOB_RESULTS[await exitStatus(spawnSelf(["systemctl", JOB_VERB, u.id], unitLog(u)))] ?? "exit-code";
+  const see = `See ${unitLog(u)} for details.`;
+  switch (ended) {
+    case "success":
+      return;
+    case "exit-code":
+      throw new ToolExit(`Job for ${u.id} failed because the control process exited with error code.\n${see}`, 1);
+    case "timeout":
+      throw new ToolExit(`Job for ${u.id} failed because a timeout was exceeded.\n${see}`, 1);
+    case "canceled":
+      throw new ToolExit(`Job for ${u.id} canceled.`, 1);
+  }
+}
+
+/** A timer's start: systemd refuses one whose unit to trigger is not loaded. */
+function startTimer(u: TimerUnit): void {
+  const trigger = unitValue(readUnit(u), "Timer", "Unit") ?? `${u.name}.service`;
+  if (findUnit(trigger) === undefined) throw new ToolExit(`Job for ${u.id} failed.\n${u.id}: Refusing to start, unit ${trigger} to trigger not loaded.`, 1);
+  setFlag(timerFile(u, "active"), true);
+}
+
+async function startUnit(u: Unit): Promise<void> {
   switch (u.kind) {
     case "sshd":
       return;
     case "container": {
-      const name = unitValue(parseUnitFile(readFileSync(u.file, "utf8")), "Container", "ContainerName") ?? `systemd-${u.name}`;
-      podman(["stop", name]);
+      const status = await podman(podmanRunArgs(u.name, readUnit(u)));
+      if (status !== 0) throw new Error(`Job for ${u.id} failed (podman run exited ${status})`);
+      return;
+    }
+    case "container-job":
+      return startJob(u);
+    case "plain": {
+      const unit = readUnit(u);
+      const failed = await runExec(unitValues(unit, "Service", "ExecStart"));
+      if (failed !== undefined) throw new Error(`Job for ${u.id} failed: ${failed}`);
+      if (unitValue(unit, "Service", "RemainAfterExit") === "yes") setFlag(activeFile(u.name), true);
+      return;
+    }
+    case "timer":
+      return startTimer(u);
+  }
+}
+
+async function stopUnit(u: Unit): Promise<void> {
+  switch (u.kind) {
+    case "sshd":
+      return;
+    case "container":
+      await podman(["stop", containerNameOf(u.name, readUnit(u))]);
+      return;
+    case "container-job": {
+      // systemd cancels a running start job: SIGTERM to its process, which podman passes to the
+      // container; the job then runs ExecStopPost, and the stop returns once it has ended.
+      stopPid(readPid(jobFile(u)), STOP_TIMEOUT_MS);
+      stopPid(readPid(containerPid(containerNameOf(u.name, readUnit(u)))));
       return;
     }
     case "plain":
-      rmSync(activeFile(u.name), { force: true });
-      return;
+      return setFlag(activeFile(u.name), false);
+    case "timer":
+      return setFlag(timerFile(u, "active"), false);
   }
 }
 
-function restartUnit(u: Unit): void {
-  stopUnit(u);
-  startUnit(u);
+async function restartUnit(u: Unit): Promise<void> {
+  await stopUnit(u);
+  await startUnit(u);
 }
 
-function reloadUnit(u: Unit): void {
-  switch (u.kind) {
-    case "sshd": {
-      const pid = readPid(join(STATE, "sshd.pid"));
-      if (!alive(pid)) throw new Error("ssh.service is not active, cannot reload.");
-      process.kill(pid, "SIGHUP");
-      return;
-    }
-    case "container":
-    case "plain": {
-      const unit = parseUnitFile(readFileSync(u.file, "utf8"));
-      const reload = unitValues(unit, "Service", "ExecReload");
-      if (reload.length === 0) throw new Error(`Failed to reload ${u.name}.service: Job type reload is not applicable for unit ${u.name}.service.`);
-      runExec(reload, `reload of ${u.name}.service failed`);
-      return;
-    }
+function reloadLines(u: Unit): readonly string[] {
+  return u.kind === "sshd" || u.kind === "timer" ? [] : unitValues(readUnit(u), "Service", "ExecReload");
+}
+
+async function reloadUnit(u: Unit): Promise<void> {
+  if (u.kind === "sshd") {
+    const pid = readPid(join(STATE, "sshd.pid"));
+    if (!alive(pid)) throw new Error("ssh.service is not active, cannot reload.");
+    process.kill(pid, "SIGHUP");
+    return;
   }
+  const reload = reloadLines(u);
+  if (reload.length === 0) throw new Error(`Failed to reload ${u.id}: Job type reload is not applicable for unit ${u.id}.`);
+  const failed = await runExec(reload);
+  if (failed !== undefined) throw new Error(`reload of ${u.id} failed: ${failed}`);
 }
 
-function systemctl(args: readonly string[]): number {
+function jobUnit(arg: string | undefined): JobUnit {
+  const u = unitOf("start", arg ?? "");
+  if (u.kind !== "container-job") throw new Error(`systemctl ${JOB_VERB} ${u.id}: not a oneshot Quadlet unit`);
+  return u;
+}
+
+async function systemctl(args: readonly string[]): Promise<number> {
+  if (args[0] === JOB_VERB) return JOB_RESULTS.indexOf(await startJobProcess(jobUnit(args[1])));
   log("systemctl.log", args.join(" "));
-  const now = args.includes("--now");
-  const [verb, ...units] = args.filter((a) => !a.startsWith("--"));
+  const options = new Set(args.filter((a) => a.startsWith("-")));
+  const now = options.has("--now");
+  const quiet = options.has("--quiet") || options.has("-q");
+  const [verb, ...units] = args.filter((a) => !a.startsWith("-"));
+  if (options.has("--no-block") && verb !== "start") throw new Error(`systemctl --no-block ${verb ?? ""}: not modelled by the local machine`);
   switch (verb) {
     case "daemon-reload":
       return 0;
-    case "is-active":
-      return units.every((n) => unitActive(unitOf(n))) ? 0 : 3;
+    case "is-active": {
+      // As systemctl: each unit's state on stdout unless --quiet; 0 if any of them is active.
+      const states = units.map((n) => {
+        const u = findUnit(n);
+        return u === undefined ? "inactive" : stateOf(u);
+      });
+      if (!quiet) process.stdout.write(states.map((s) => `${s}\n`).join(""));
+      return states.includes("active") ? 0 : 3;
+    }
+    case "is-enabled": {
+      const states = units.map((n) => {
+        const u = findUnit(n);
+        if (u === undefined) throw new ToolExit(`Failed to get unit file state for ${unitId(n)}: No such file or directory`, 1);
+        if (u.kind !== "timer") throw new Error(`systemctl is-enabled ${u.id}: not modelled by the local machine (timers only)`);
+        return existsSync(timerFile(u, "enabled")) ? "enabled" : "disabled";
+      });
+      if (!quiet) process.stdout.write(states.map((s) => `${s}\n`).join(""));
+      return states.includes("enabled") ? 0 : 1;
+    }
     case "enable":
+    case "disable":
       for (const n of units) {
-        const u = unitOf(n);
-        if (now && !unitActive(u)) startUnit(u);
+        const u = unitOf(verb, n);
+        // Only a timer's enablement is kept: it is what `is-enabled` is asked about.
+        if (u.kind === "timer") setFlag(timerFile(u, "enabled"), verb === "enable");
+        if (now && verb === "enable" && stateOf(u) !== "active") await startUnit(u);
+        if (now && verb === "disable") await stopUnit(u);
       }
       return 0;
     case "start":
       for (const n of units) {
-        const u = unitOf(n);
-        if (!unitActive(u)) startUnit(u);
+        const u = unitOf(verb, n);
+        if (stateOf(u) === "active") continue;
+        // --no-block: the start proceeds on systemd's side; this returns at once.
+        if (options.has("--no-block") && u.kind !== "timer" && u.kind !== "sshd") spawnSelf(["systemctl", "start", u.id], unitLog(u)).unref();
+        else await startUnit(u);
       }
       return 0;
     case "stop":
-      for (const n of units) stopUnit(unitOf(n));
+      for (const n of units) await stopUnit(unitOf(verb, n));
       return 0;
     case "restart":
-      for (const n of units) restartUnit(unitOf(n));
+      for (const n of units) await restartUnit(unitOf(verb, n));
       return 0;
     case "try-restart":
       for (const n of units) {
-        const u = unitOf(n);
-        if (unitActive(u)) restartUnit(u);
+        const u = unitOf(verb, n);
+        if (stateOf(u) === "active") await restartUnit(u);
       }
       return 0;
     case "reload":
       for (const n of units) {
-        const u = unitOf(n);
-        if (!unitActive(u)) throw new Error(`${u.name}.service is not active, cannot reload.`);
-        reloadUnit(u);
+        const u = unitOf(verb, n);
+        if (stateOf(u) !== "active") throw new Error(`${u.id} is not active, cannot reload.`);
+        await reloadUnit(u);
       }
       return 0;
     case "reload-or-restart":
     case "try-reload-or-restart":
       for (const n of units) {
-        const u = unitOf(n);
-        if (!unitActive(u)) {
-          if (verb === "reload-or-restart") startUnit(u);
-        } else if (u.kind !== "sshd" && unitValues(parseUnitFile(readFileSync(u.file, "utf8")), "Service", "ExecReload").length === 0) {
+        const u = unitOf(verb, n);
+        if (stateOf(u) !== "active") {
+          if (verb === "reload-or-restart") await startUnit(u);
+        } else if (u.kind !== "sshd" && reloadLines(u).length === 0) {
           // A unit that cannot reload is restarted, as systemd does for reload-or-restart.
-          restartUnit(u);
+          await restartUnit(u);
         } else {
-          reloadUnit(u);
+          await reloadUnit(u);
         }
       }
       return 0;
@@ -453,9 +815,9 @@ function aptGet(args: readonly string[]): number {
   return 0;
 }
 
-const TOOLS: Record<string, (args: readonly string[]) => number> = { systemctl, podman, "cloud-init": cloudInit, sysctl, "apt-get": aptGet };
+const TOOLS: Record<string, (args: readonly string[]) => number | Promise<number>> = { systemctl, podman, "cloud-init": cloudInit, sysctl, "apt-get": aptGet };
 
-function main(): void {
+async function main(): Promise<void> {
   const [tool, ...args] = process.argv.slice(2);
   const run = tool === undefined ? undefined : TOOLS[tool];
   if (!run) {
@@ -463,11 +825,11 @@ function main(): void {
     process.exit(2);
   }
   try {
-    process.exitCode = run(args);
+    process.exitCode = await run(args);
   } catch (e) {
     process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
+    process.exitCode = e instanceof ToolExit ? e.status : 1;
   }
 }
 
-main();
+void main();

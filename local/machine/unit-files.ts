@@ -1,6 +1,7 @@
 // Pure readers of the files a Hetzner server's systemd would read: unit files and Quadlet
-// `.container` files (INI sections, repeated keys), and systemd's command-line quoting. The
-// machine stand-ins (tools.ts) run what these describe. No I/O.
+// `.container` files (INI sections, repeated keys; the podman run a unit stands for, in the
+// foreground for a oneshot), systemd's command-line quoting and time spans, and podman run's
+// options. The machine stand-ins (tools.ts) run what these describe. No I/O.
 
 export type UnitFile = ReadonlyMap<string, ReadonlyMap<string, readonly string[]>>;
 
@@ -74,10 +75,35 @@ export function execLine(value: string): { readonly ignoreFailure: boolean; read
   return { ignoreFailure: m[1]!.includes("-"), argv: splitCommandLine(m[2]!) };
 }
 
+/** A unit whose start runs its command to completion: systemd's `Type=oneshot`. */
+export function isOneshot(unit: UnitFile): boolean {
+  return unitValue(unit, "Service", "Type") === "oneshot";
+}
+
+const SPAN_UNITS: Readonly<Record<string, number>> = {
+  us: 0.001, usec: 0.001, ms: 1, msec: 1, s: 1000, sec: 1000, second: 1000, seconds: 1000,
+  m: 60_000, min: 60_000, minute: 60_000, minutes: 60_000, h: 3_600_000, hr: 3_600_000, hour: 3_600_000, hours: 3_600_000,
+  d: 86_400_000, day: 86_400_000, days: 86_400_000, w: 604_800_000, week: 604_800_000, weeks: 604_800_000,
+};
+
+/** A systemd time span ("1800", "30min", "1h 30s") in ms; undefined for "infinity" (no limit). */
+export function timeSpanMs(value: string): number | undefined {
+  const text = value.trim();
+  if (text === "infinity") return undefined;
+  // A bare number is seconds, as systemd reads the *Sec= settings.
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)\s*([a-z]+)\s*/gy)];
+  const read = parts.map((p) => p[0]).join("");
+  if (text === "" || read !== text || parts.some((p) => SPAN_UNITS[p[2]!] === undefined)) throw new Error(`time span ${value} is not one the local machine reads`);
+  return parts.reduce((ms, p) => ms + Number(p[1]) * SPAN_UNITS[p[2]!]!, 0);
+}
+
 /**
  * The `podman run` a Quadlet `.container` file stands for, in the options this project's
  * units use (docs/local-engine.md lists them). Unknown [Container] keys are refused, so a new
- * key in a rendered unit is noticed here rather than silently dropped.
+ * key in a rendered unit is noticed here rather than silently dropped. As Quadlet does, a
+ * `Type=oneshot` unit runs podman in the foreground (no `-d`): its start is the container's
+ * whole run; any other type gets a detached container.
  */
 export function podmanRunArgs(unitName: string, unit: UnitFile): string[] {
   const known = new Set([
@@ -89,7 +115,7 @@ export function podmanRunArgs(unitName: string, unit: UnitFile): string[] {
   for (const key of container.keys()) if (!known.has(key)) throw new Error(`${unitName}.container: key ${key} is not modelled by the local machine`);
   const image = unitValue(unit, "Container", "Image");
   if (!image) throw new Error(`${unitName}.container has no Image=`);
-  const args = ["run", "--name", unitValue(unit, "Container", "ContainerName") ?? `systemd-${unitName}`, "-d", "--replace", "--rm"];
+  const args = ["run", "--name", containerNameOf(unitName, unit), ...(isOneshot(unit) ? [] : ["-d"]), "--replace", "--rm"];
   const network = unitValue(unit, "Container", "Network");
   if (network) args.push("--network", network);
   for (const v of unitValues(unit, "Container", "Volume")) args.push("-v", v);
@@ -107,6 +133,11 @@ export function podmanRunArgs(unitName: string, unit: UnitFile): string[] {
   return args;
 }
 
+/** The container a Quadlet unit runs: ContainerName=, else Quadlet's `systemd-<unit>`. */
+export function containerNameOf(unitName: string, unit: UnitFile): string {
+  return unitValue(unit, "Container", "ContainerName") ?? `systemd-${unitName}`;
+}
+
 export interface PodmanRun {
   readonly name: string | undefined;
   readonly detach: boolean;
@@ -119,11 +150,13 @@ export interface PodmanRun {
   /** uid[:gid], numeric. */
   readonly user: string | undefined;
   readonly capAdd: readonly string[];
+  /** The program that runs, given the command as its arguments (podman's entrypoint + command). */
+  readonly entrypoint: string | undefined;
   readonly image: string;
   readonly command: readonly string[];
 }
 
-const WITH_VALUE = new Set(["--name", "--network", "--net", "--security-opt", "-v", "--volume", "--env-file", "-e", "--env", "--tmpfs", "--log-driver", "--cap-drop", "--cap-add", "--cidfile", "--cgroups", "--sdnotify", "--user", "-u", "--pull"]);
+const WITH_VALUE = new Set(["--name", "--network", "--net", "--security-opt", "-v", "--volume", "--env-file", "-e", "--env", "--tmpfs", "--log-driver", "--cap-drop", "--cap-add", "--cidfile", "--cgroups", "--sdnotify", "--user", "-u", "--pull", "--entrypoint"]);
 const FLAGS = new Set(["--rm", "-d", "--detach", "--replace", "--read-only", "--no-new-privileges", "-i", "--interactive"]);
 
 /** `podman run` options as this project's units and checks give them. */
@@ -138,6 +171,7 @@ export function parsePodmanRun(argv: readonly string[]): PodmanRun {
   const tmpfs: { target: string; options: string }[] = [];
   let user: string | undefined;
   const capAdd: string[] = [];
+  let entrypoint: string | undefined;
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i]!;
@@ -178,6 +212,12 @@ export function parsePodmanRun(argv: readonly string[]): PodmanRun {
       case "--cap-add":
         capAdd.push(value);
         break;
+      case "--entrypoint":
+        // podman also reads a JSON array here (a program and its first arguments); no unit uses it.
+        if (value.startsWith("[")) throw new Error(`podman run: --entrypoint ${value}: the JSON form is not modelled by the local machine`);
+        // An empty entrypoint clears the image's: the command runs by itself.
+        entrypoint = value === "" ? undefined : value;
+        break;
       case "-e":
       case "--env":
         env.push(value);
@@ -193,5 +233,5 @@ export function parsePodmanRun(argv: readonly string[]): PodmanRun {
   }
   const image = argv[i];
   if (image === undefined) throw new Error("podman run: no image");
-  return { name, detach, replace, network, volumes, envFiles, env, tmpfs, user, capAdd, image, command: argv.slice(i + 1) };
+  return { name, detach, replace, network, volumes, envFiles, env, tmpfs, user, capAdd, entrypoint, image, command: argv.slice(i + 1) };
 }

@@ -1,4 +1,5 @@
-// A fresh web server of the shipped demo stack, before any certificate exists: the program's
+// A fresh web server of the shipped demo stack with its certificates kept by certbot
+// (tls.source host, as before the shipped stacks moved to ACME), before any exists: the program's
 // own bundle and secrets command go on, apply.sh brings nginx up on the self-signed stand-ins,
 // and when certbot's certificate appears, `apply.sh --switch-certs` (certbot's deploy hook)
 // moves that site to it with a reload, no redeploy. Real nginx, real apply.sh, in a network
@@ -9,8 +10,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
-import { planStack } from "../../topology";
+import { readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
+import { planStack, validateStackConfig } from "../../topology";
 import { writeHostBundle } from "../../components/program/bundle-dir";
 import { renderHostBundles } from "../../components/deploy/host-bundles";
 import { secretPayload, writeSecretsCommand } from "../../components/deploy/deploy-commands";
@@ -18,7 +19,14 @@ import { ensureMountPoints, releaseMountPoints } from "./support/mount-points";
 import { systemctlStandin, unitConf } from "./support/systemctl-standin";
 
 const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");
-const demo = planStack(loadTopology("demo"));
+/** The shipped demo stack with each site's certificate from certbot's tree on the server. */
+function demoWithCertbot(): ReturnType<typeof planStack> {
+  const raw = structuredClone(readStackConfig(stackFile("demo"))) as { sites: { hostname: string; tls: unknown }[]; acme?: unknown };
+  raw.sites = raw.sites.map((site) => ({ ...site, tls: { source: "host", path: `/etc/letsencrypt/live/${site.hostname}` } }));
+  delete raw.acme;
+  return planStack(validateStackConfig("demo", raw));
+}
+const demo = demoWithCertbot();
 const isRoot = process.getuid?.() === 0;
 const SITES = ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"] as const;
 const PORT_OF: Record<(typeof SITES)[number], number> = { "demo.fiscalismia.com": 443, "backend.demo.fiscalismia.com": 8443 };
@@ -61,6 +69,8 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
         ...process.env,
         SYSTEMCTL: join(state, "systemctl"),
         QUADLET_DIR: join(work, "quadlet"),
+        // This host's timers (none in this stack) never go into this machine's systemd.
+        SYSTEMD_UNIT_DIR: join(work, "systemd"),
         INGRESS_NFT: "true",
         INGRESS_VALIDATE_NGINX: "nginx -t -q -c {dir}/nginx/nginx.conf",
         INGRESS_PROBE_TIMEOUT: "10",

@@ -28,7 +28,10 @@ test("a host bundle: apply.sh at the root and in the release, every file in MANI
     files.map((f) => f.path),
     [
       "apply.sh",
+      "etc/containers/systemd/acme.container",
       "etc/containers/systemd/nginx.container",
+      "etc/systemd/system/acme.timer",
+      "srv/ingress/current/acme/renew.sh",
       "srv/ingress/current/apply.plan",
       "srv/ingress/current/apply.sh",
       "srv/ingress/current/nftables/ingress.nft",
@@ -40,10 +43,11 @@ test("a host bundle: apply.sh at the root and in the release, every file in MANI
     ],
   );
   const manifest = files.find((f) => f.path === "MANIFEST")!.content.trimEnd().split("\n");
-  assert.equal(manifest.length, 9);
+  assert.equal(manifest.length, 12);
   for (const line of manifest) assert.match(line, /^[a-z][a-z0-9./_-]+ 0[0-7]{3} [0-9a-f]{64}$/);
   assert.match(manifest[0]!, /^apply\.sh 0755 /);
-  assert.match(manifest[3]!, /^srv\/ingress\/current\/apply\.sh 0755 /);
+  assert.match(manifest[6]!, /^srv\/ingress\/current\/apply\.sh 0755 /);
+  assert.match(manifest[4]!, /^srv\/ingress\/current\/acme\/renew\.sh 0755 /);
 });
 
 test("local bundles are named by hash, written once, and replace the host's older ones", (t) => {

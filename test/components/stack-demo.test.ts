@@ -127,7 +127,7 @@ test("the demo server gets its bundle like any host, and a self-signed stand-in 
   const secrets = one(loaded, T.command, "deploy-demo-secrets");
   assert.ok(isSecret(secrets.inputs["stdin"]));
   const paths = String(reveal(secrets.inputs["stdin"])).trimEnd().split("\n").map((l) => l.split("\t")[0]);
-  assert.deepEqual(paths, ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"].flatMap((h) => [`/srv/ingress/secrets/tls/standin/${h}/fullchain.pem`, `/srv/ingress/secrets/tls/standin/${h}/privkey.pem`]));
+  assert.deepEqual(paths, ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"].flatMap((h) => [`/srv/ingress/secrets/tls/standin/${h}/${h}.crt`, `/srv/ingress/secrets/tls/standin/${h}/${h}.key`]));
 });
 
 test("outputs: DNS for the demo hostnames to prod's LB, prod's engine and stats, SSH to the demo server", () => {

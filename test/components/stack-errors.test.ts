@@ -52,6 +52,6 @@ test("a misspelled config key is refused by name instead of being ignored", () =
   assert.deepEqual(load("prod", config, { statsPassword: "pw" }), {
     runError: true,
     error:
-      'stack "prod" sets config key that nothing reads: protekt; check the spelling (known keys: location, networkZone, networks, servers, sites, ingress, ssh, protect, containerImages) or remove it',
+      'stack "prod" sets config key that nothing reads: protekt; check the spelling (known keys: location, networkZone, networks, servers, sites, ingress, ssh, protect, containerImages, acme) or remove it',
   });
 });

@@ -24,7 +24,7 @@ const PODMAN_4_4_CONTAINER_KEYS = new Set([
 /** systemd keys this project uses in the sections Quadlet passes through untouched. */
 const SYSTEMD_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
   Unit: new Set(["Description", "Documentation", "Wants", "Requires", "After", "Before", "Conflicts"]),
-  Service: new Set(["Restart", "RestartSec", "TimeoutStartSec", "TimeoutStopSec", "ExecReload"]),
+  Service: new Set(["Restart", "RestartSec", "TimeoutStartSec", "TimeoutStopSec", "ExecReload", "Type", "ExecStopPost"]),
   Install: new Set(["WantedBy", "RequiredBy"]),
 };
 const BOOLEAN_KEYS = new Set(["NoNewPrivileges", "ReadOnly", "VolatileTmp", "RunInit", "Notify", "EnvironmentHost"]);
@@ -95,6 +95,8 @@ const EXPECTED_CAPS: Readonly<Record<ContainerName, readonly string[]>> = {
   proxy: ["CAP_NET_BIND_SERVICE"],
   // nginx's root master also needs these to start its workers as user nginx (see render/quadlet.ts).
   nginx: ["CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"],
+  // The ACME client binds nothing and writes only root's own directories.
+  acme: [],
 };
 
 test("every unit of prod, demo and the standalone example uses only keys podman 4.4 knows, each in its section", () => {
@@ -102,7 +104,9 @@ test("every unit of prod, demo and the standalone example uses only keys podman 
   for (const { host, name } of units) {
     const ini = parseUnit(renderQuadletUnit(host, name));
     const where = `${host.stack}/${host.name}/${name}.container`;
-    assert.deepEqual(ini.map((s) => s.section), ["Unit", "Container", "Service", "Install"], where);
+    // A job (the ACME client) is started by its timer, never at boot: no [Install].
+    const job = host.containers.find((c) => c.name === name)?.job !== undefined;
+    assert.deepEqual(ini.map((s) => s.section), job ? ["Unit", "Container", "Service"] : ["Unit", "Container", "Service", "Install"], where);
     for (const { section, entries } of ini) {
       const known = section === "Container" ? PODMAN_4_4_CONTAINER_KEYS : SYSTEMD_KEYS[section]!;
       for (const [key, value] of entries) {
@@ -122,7 +126,9 @@ test("every unit runs its container with host networking, read-only mounts and t
     assert.equal(one(ini, "Container", "Image"), c.image, where);
     assert.match(c.image, /:[^/]+$|@sha256:[0-9a-f]{64}$/, `${where}: image pinned by tag or digest`);
     assert.equal(one(ini, "Container", "Network"), "host", where);
-    assert.deepEqual(all(ini, "Container", "Volume"), c.mounts.map((m) => `${m.host}:${m.container}:ro`), where);
+    // Read-only unless the plan says writable (the ACME job's own state and the challenge webroot).
+    assert.deepEqual(all(ini, "Container", "Volume"), c.mounts.map((m) => `${m.host}:${m.container}${m.writable ? "" : ":ro"}`), where);
+    assert.ok(c.mounts.every((m) => !m.writable || c.job !== undefined), `${where}: only a job writes to the host`);
     assert.deepEqual(splitCommand(one(ini, "Container", "Exec")!), [...c.command], where);
     assert.equal(one(ini, "Container", "EnvironmentFile"), c.envFile, where);
     assert.deepEqual(all(ini, "Container", "DropCapability"), ["ALL"], where);
@@ -130,9 +136,18 @@ test("every unit runs its container with host networking, read-only mounts and t
     assert.equal(one(ini, "Container", "NoNewPrivileges"), "true", where);
     assert.equal(one(ini, "Container", "ReadOnly"), "true", where);
     assert.equal(one(ini, "Container", "VolatileTmp"), "true", where);
-    assert.equal(one(ini, "Service", "Restart"), "always", where);
-    assert.equal(one(ini, "Service", "ExecReload"), `/usr/bin/podman kill --signal ${c.reloadSignal} ${name}`, where);
-    assert.equal(one(ini, "Install", "WantedBy"), "multi-user.target", where);
+    if (c.job) {
+      // A job runs to its end when its timer starts it, then hands its certificates to nginx.
+      assert.equal(one(ini, "Service", "Type"), "oneshot", where);
+      assert.equal(one(ini, "Service", "Restart"), undefined, where);
+      assert.equal(one(ini, "Service", "ExecReload"), undefined, where);
+      assert.equal(one(ini, "Service", "ExecStopPost"), "-/bin/bash /srv/ingress/current/apply.sh --switch-certs", where);
+    } else {
+      assert.equal(one(ini, "Service", "Type"), undefined, where);
+      assert.equal(one(ini, "Service", "Restart"), "always", where);
+      assert.equal(one(ini, "Service", "ExecReload"), `/usr/bin/podman kill --signal ${c.reloadSignal} ${name}`, where);
+      assert.equal(one(ini, "Install", "WantedBy"), "multi-user.target", where);
+    }
     assert.match(one(ini, "Unit", "After")!, /\bingress-firewall\.service\b/, where);
   }
 });

@@ -89,7 +89,7 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
   assert.deepEqual(routes.files.map((f) => f.path), ["/srv/ingress/routes/demo/routes.json"]);
   for (const h of Object.values(all).flat()) {
     for (const f of h.files) {
-      assert.match(f.path, /^\/(etc\/containers\/systemd|srv\/ingress\/(current|routes))\//, `${h.host}: ${f.path}`);
+      assert.match(f.path, /^\/(etc\/containers\/systemd\/|etc\/systemd\/system\/[a-z0-9-]+\.timer$|srv\/ingress\/(current|routes)\/)/, `${h.host}: ${f.path}`);
       assert.ok(!f.path.startsWith("/srv/ingress/secrets"), "secret files are never rendered");
     }
   }
@@ -175,7 +175,10 @@ test("npm run render writes the upload layout apply.sh reads, and user data, byt
       "demo.user-data.yaml",
       "demo/MANIFEST",
       "demo/apply.sh",
+      "demo/etc/containers/systemd/acme.container",
       "demo/etc/containers/systemd/nginx.container",
+      "demo/etc/systemd/system/acme.timer",
+      "demo/srv/ingress/current/acme/renew.sh",
       "demo/srv/ingress/current/apply.plan",
       "demo/srv/ingress/current/apply.sh",
       "demo/srv/ingress/current/nftables/ingress.nft",

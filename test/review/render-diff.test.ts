@@ -38,7 +38,7 @@ test("render --diff names exactly the hosts and lines a change moves, and the pr
     // Commit 2: a route added (a second site on the backend server, on its own port).
     const withRoute = base.replace(
       "  hetzner-ingress:ingress:",
-      "    - hostname: api.fiscalismia.com\n      server: backend\n      port: 8443\n      tls:\n        source: host\n        path: /etc/letsencrypt/live/api.fiscalismia.com\n  hetzner-ingress:ingress:",
+      "    - hostname: api.fiscalismia.com\n      server: backend\n      port: 8443\n      tls:\n        source: acme\n  hetzner-ingress:ingress:",
     );
     assert.notEqual(withRoute, base);
     writeFileSync(prodYaml, withRoute);
@@ -46,7 +46,8 @@ test("render --diff names exactly the hosts and lines a change moves, and the pr
 
     const added = renderDiff({ repo, stack: "prod", ref: "HEAD~1" });
     assert.deepEqual(added.map((c) => [c.host, c.files.map((f) => f.path)]), [
-      ["backend", ["/srv/ingress/current/apply.plan", "/srv/ingress/current/nftables/ingress.nft", "/srv/ingress/current/nginx/nginx.conf", "/srv/ingress/current/nginx/sites/api.fiscalismia.com.conf", "/srv/ingress/current/tls/host-certs"]],
+      // The acme script gains the name; nginx's unit does not change (a reload, not a restart).
+      ["backend", ["/srv/ingress/current/acme/renew.sh", "/srv/ingress/current/apply.plan", "/srv/ingress/current/nftables/ingress.nft", "/srv/ingress/current/nginx/nginx.conf", "/srv/ingress/current/nginx/sites/api.fiscalismia.com.conf", "/srv/ingress/current/tls/host-certs"]],
       ["loadbalancer", ["/srv/ingress/current/attached/policy.json", "/srv/ingress/current/haproxy/routes.d/prod.cfg", "/srv/ingress/current/haproxy/routes.d/prod.map"]],
     ]);
     const patch = (host: string, path: string) => added.find((c) => c.host === host)!.files.find((f) => f.path === path)!.patch;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
+import { loadTopology, readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
 import { assembleRoutingTable, HostPlan, planStack, RouteFragment, validateStackConfig } from "../../topology";
 import { validConfig } from "./fixtures";
 
@@ -95,7 +95,11 @@ test("the LB runs haproxy with host networking friendly mounts and the stats env
 });
 
 test("certificates from the host are read through a link, from certbot's tree or a self-signed stand-in", () => {
-  const d = host(demo, "demo");
+  // The shipped demo stack as it was before ACME: each site's certificate from certbot's tree.
+  const raw = structuredClone(readStackConfig(stackFile("demo"))) as { sites: { hostname: string; tls: unknown }[]; acme?: unknown };
+  raw.sites = raw.sites.map((site) => ({ ...site, tls: { source: "host", path: `/etc/letsencrypt/live/${site.hostname}` } }));
+  delete raw.acme;
+  const d = host(planStack(validateStackConfig("demo", raw)), "demo");
   const tls = "/srv/ingress/secrets/tls";
   assert.deepEqual(
     d.web!.sites.map((s) => [s.site.hostname, s.cert, s.key, s.certDelivery, s.hostCert]),
@@ -104,12 +108,12 @@ test("certificates from the host are read through a link, from certbot's tree or
       `${tls}/live/${h}/fullchain.pem`,
       `${tls}/live/${h}/privkey.pem`,
       "host",
-      { link: `${tls}/live/${h}`, real: `/etc/letsencrypt/live/${h}`, standin: `${tls}/standin/${h}` },
+      { link: `${tls}/live/${h}`, real: `/etc/letsencrypt/live/${h}`, standin: `${tls}/standin/${h}`, certFile: "fullchain.pem", keyFile: "privkey.pem" },
     ]),
   );
   // The stand-ins are the only secret files: one self-signed pair per site, naming its host.
   assert.deepEqual(
-    d.secretFiles.map((f) => [f.path, f.from.kind, f.from.kind === "stats-env" || f.from.kind === "attached-keys" ? undefined : [f.from.source, ...f.from.hostnames]]),
+    d.secretFiles.map((f) => [f.path, f.from.kind, f.from.kind === "stats-env" || f.from.kind === "attached-keys" || f.from.kind === "acme-env" ? undefined : [f.from.source, ...f.from.hostnames]]),
     ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"].flatMap((h) => [
       [`${tls}/standin/${h}/fullchain.pem`, "tls-cert", ["self-signed", h]],
       [`${tls}/standin/${h}/privkey.pem`, "tls-key", ["self-signed", h]],

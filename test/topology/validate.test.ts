@@ -325,9 +325,12 @@ test("ingress.attachedStacks: each stack with a private network of its own and D
 test("the default images are pinned by digest, with the version they hold in the tag", () => {
   const images = validateStackConfig("t", validConfig()).containerImages;
   assert.deepEqual(images, DEFAULT_IMAGES);
-  for (const ref of Object.values(DEFAULT_IMAGES)) {
+  const { lego, ...official } = DEFAULT_IMAGES;
+  for (const ref of Object.values(official)) {
     assert.match(ref, /^docker\.io\/library\/(haproxy|nginx|node):\d+\.\d+\.\d+-alpine@sha256:[0-9a-f]{64}$/);
   }
+  // lego's own official image (not a Docker official one), on the 4.x line whose flags renew.sh uses.
+  assert.match(lego, /^docker\.io\/goacme\/lego:v4\.\d+\.\d+@sha256:[0-9a-f]{64}$/);
 });
 
 test("a stack fits one Hetzner spread placement group: at most 10 servers, the LB included", () => {
