@@ -351,8 +351,64 @@ host_cert_line() {
   return 0
 }
 
+# A real certificate is never linked where it is written: a renewal writes the certificate and
+# the key one after the other (lego does) and may be cut off between them, and nginx would then
+# load a pair that does not match, or fail to start. So the link points at a copy of the pair,
+# $CERT_COPIES/<name>/<sha256 of both>/, made once the key is checked to be the certificate's.
+# A pair that does not match (yet) is not taken, and a link never goes back from a real
+# certificate to the stand-in: it keeps the last good copy.
+CERT_COPIES="$ROOT/secrets/tls/copies"
+
+# The public key of a certificate or of a private key, hashed; empty when the file is neither.
+public_key_of() {
+  local out
+  if [[ $1 == cert ]]; then out=$(openssl x509 -noout -pubkey -in "$2" 2>/dev/null) || return 0
+  else out=$(openssl pkey -pubout -in "$2" 2>/dev/null) || return 0; fi
+  [[ -n $out ]] && printf '%s' "$out" | sha256sum | cut -d' ' -f1
+  return 0
+}
+
+# Sets COPY to the checked copy of <dir>/<cert> and <dir>/<key> for site <name>, as files
+# <as cert> and <as key> (what nginx opens), made if new; to "" when there is no pair, and
+# COPY_ERR to why when there is one that does not match.
+COPY="" COPY_ERR=""
+cert_copy() {
+  local dir=$1 cert=$2 key=$3 name=$4 as_cert=$5 as_key=$6 sum tmp want got
+  COPY="" COPY_ERR=""
+  [[ -s $dir/$cert && -s $dir/$key ]] || return 0
+  sum=$({ printf '%s %s\n' "$as_cert" "$as_key"; cat -- "$dir/$cert" "$dir/$key"; } | sha256sum | cut -c1-16)
+  if [[ -d $CERT_COPIES/$name/$sum ]]; then COPY=$CERT_COPIES/$name/$sum; return 0; fi
+  mkdir -p "$CERT_COPIES/$name"
+  chmod 0700 "$CERT_COPIES"
+  tmp=$(mktemp -d "$CERT_COPIES/$name/.new.XXXXXX")
+  # cp follows symlinks: certbot's live/ files point into archive/.
+  cp -- "$dir/$cert" "$tmp/$as_cert"
+  cp -- "$dir/$key" "$tmp/$as_key"
+  chmod 0644 "$tmp/$as_cert"
+  chmod 0600 "$tmp/$as_key"
+  want=$(public_key_of cert "$tmp/$as_cert")
+  got=$(public_key_of key "$tmp/$as_key")
+  if [[ -z $want || $want != "$got" ]]; then
+    rm -rf "$tmp"
+    COPY_ERR="$dir/$key is not the key of $dir/$cert (being written, or damaged)"
+    return 0
+  fi
+  chmod 0755 "$tmp"
+  mv -T "$tmp" "$CERT_COPIES/$name/$sum"
+  COPY=$CERT_COPIES/$name/$sum
+}
+
+# Copies of site <name> that no link needs: all but its link's target and what it was before this run.
+prune_cert_copies() {
+  local name=$1 keep1=$2 keep2=$3 d
+  for d in "$CERT_COPIES/$name"/*/; do
+    d=${d%/}
+    [[ $d == "$keep1" || $d == "$keep2" ]] || rm -rf -- "$d"
+  done
+}
+
 link_host_certs() {
-  local list=$1/tls/host-certs line n=0 rc link real standin target old
+  local list=$1/tls/host-certs line n=0 rc link real standin target old name
   local -a sites=()
   [[ -f $list ]] || return 0
   # Every line is checked before any link moves.
@@ -367,15 +423,30 @@ link_host_certs() {
   done <"$list"
   for line in "${sites[@]}"; do
     host_cert_line "$line"
-    link=$HC_LINK real=$HC_REAL standin=$HC_STANDIN
-    if [[ -s $real/$HC_CERT && -s $real/$HC_KEY ]]; then target=$real; else target=$standin; fi
+    link=$HC_LINK real=$HC_REAL standin=$HC_STANDIN name=${HC_LINK##*/}
     old=$(readlink "$link" 2>/dev/null || true)
+    cert_copy "$real" "$HC_CERT" "$HC_KEY" "$name" "$HC_CERT" "$HC_KEY"
+    [[ -z $COPY_ERR ]] || warn "certificate $link: $COPY_ERR; it keeps what it has"
+    if [[ -n $COPY ]]; then
+      target=$COPY
+    elif [[ $old == "$CERT_COPIES/$name/"* && -s $old/$HC_CERT && -s $old/$HC_KEY ]]; then
+      target=$old
+    elif [[ -n $old && $old != "$standin" && -d $old ]]; then
+      # The real certificate of an earlier release (certbot's, before the site moved to ACME):
+      # kept, under the names nginx now opens, until the new source has one.
+      cert_copy "$old" "$HC_CERT" "$HC_KEY" "$name" "$HC_CERT" "$HC_KEY"
+      [[ -n $COPY ]] || cert_copy "$old" fullchain.pem privkey.pem "$name" "$HC_CERT" "$HC_KEY"
+      target=${COPY:-$standin}
+    else
+      target=$standin
+    fi
+    prune_cert_copies "$name" "$target" "$old"
     [[ $old != "$target" ]] || continue
     CERT_UNDO+=("$link"$'\t'"$old")
     mkdir -p "${link%/*}"
     ln -sfn "$target" "$link.tmp"
     mv -Tf "$link.tmp" "$link"
-    if [[ $target == "$real" ]]; then say "certificate $link -> $real"; else say "certificate $link -> self-signed stand-in (no $HC_CERT and $HC_KEY in $real yet)"; fi
+    if [[ $target == "$standin" ]]; then say "certificate $link -> self-signed stand-in (no $HC_CERT and $HC_KEY in $real yet)"; else say "certificate $link -> $real (its checked copy ${target#"$ROOT"/})"; fi
   done
 }
 
@@ -895,7 +966,12 @@ apply_timers() {
   local -a names=() changed=() installed=() removed=()
   while IFS=$'\t' read -r name _; do
     names+=("$name")
-    cmp -s "$rel/.timers/$name.timer" "$SYSTEMD_UNIT_DIR/$name.timer" || changed+=("$name")
+    if ! cmp -s "$rel/.timers/$name.timer" "$SYSTEMD_UNIT_DIR/$name.timer"; then
+      changed+=("$name")
+    elif ! timer_enabled "$name"; then
+      # Installed as it should be, but not enabled (an earlier enable failed): enable it now.
+      installed+=("$name")
+    fi
   done < <(plan_records "$rel" timer)
   if [[ -n $PREV ]]; then
     for f in "$ROOT/releases/$PREV"/.timers/*.timer; do
@@ -904,7 +980,7 @@ apply_timers() {
       is_in "$name" "${names[@]}" || [[ ! -f $SYSTEMD_UNIT_DIR/$name.timer ]] || removed+=("$name")
     done
   fi
-  ((${#changed[@]} + ${#removed[@]} > 0)) || return 0
+  ((${#changed[@]} + ${#removed[@]} + ${#installed[@]} > 0)) || return 0
   for name in "${removed[@]}"; do
     say "disabling $name.timer (timer dropped from the bundle)"
     ctl disable --now "$name.timer" || warn "systemctl disable --now $name.timer failed: it may still start its job; run systemctl disable --now $name.timer"
@@ -1026,14 +1102,22 @@ build_and_apply() {
 
 # True when every unit and timer of the release is installed exactly as the release has it.
 units_installed() {
-  local f
+  local f name
   for f in "$ROOT/releases/$1"/.units/*.container; do
     cmp -s "$f" "$QUADLET_DIR/${f##*/}" || return 1
   done
   for f in "$ROOT/releases/$1"/.timers/*.timer; do
     cmp -s "$f" "$SYSTEMD_UNIT_DIR/${f##*/}" || return 1
+    name=${f##*/}
+    timer_enabled "${name%.timer}" || return 1
   done
   return 0
+}
+
+# True when systemd has <name>.timer enabled: a timer installed but never enabled (its enable
+# failed) makes the next deploy of the same bundle a full one, which enables it.
+timer_enabled() {
+  ctl is-enabled "$1.timer" >/dev/null 2>&1
 }
 
 # Replaces routes/<stack>/routes.json with the pushed data (a file, or stdin for `-`), keeping

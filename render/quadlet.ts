@@ -4,6 +4,7 @@
 // differently, the unit states both keys so every version ends up with the same container.
 // Pure: the same plan gives byte-identical text.
 import * as paths from "../topology/paths";
+import { ACME_SWITCH_MARKER } from "./acme";
 import type { ContainerName, ContainerPlan, HostPlan } from "../topology";
 
 /** The cloud-init unit that loads the host firewall; containers start after it. */
@@ -62,8 +63,9 @@ function profileOf(name: ContainerName): Profile {
         why: [
           "# lego runs as the image's root, writing only its own state and the challenge webroot (both",
           "# root's); it binds no port (http-01 answers come from nginx's responder), so it keeps no capability.",
+          "# The host's secrets are hidden under an empty tmpfs: podman hands it its env file itself.",
         ],
-        tmpfs: [],
+        tmpfs: [`${paths.SECRETS_DIR}:ro,nosuid,nodev,noexec,mode=0700`],
       };
     default: {
       const never: never = name;
@@ -87,10 +89,14 @@ export function quoteSystemdArg(arg: string): string {
   return `"${arg.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }
 
-function volume(mount: ContainerPlan["mounts"][number], selinux: boolean): string {
-  // :z relabels for sharing (the acme job writes what nginx reads); :Z would take the tree
-  // away from every other container.
-  const options = [...(mount.writable ? [] : ["ro"]), ...(selinux ? [mount.writable ? "z" : "Z"] : [])];
+/**
+ * :Z relabels a tree for one container only; a tree two containers of the host mount (nginx
+ * and the acme job share /srv/ingress, the webroot, the ACME state) gets the shared :z, or each
+ * start of one would take it away from the other.
+ */
+function volume(mount: ContainerPlan["mounts"][number], host: HostPlan): string {
+  const shared = host.containers.filter((c) => c.mounts.some((m) => m.host === mount.host)).length > 1;
+  const options = [...(mount.writable ? [] : ["ro"]), ...(host.selinux ? [shared ? "z" : "Z"] : [])];
   return `Volume=${mount.host}:${mount.container}${options.length > 0 ? `:${options.join(",")}` : ""}`;
 }
 
@@ -126,12 +132,12 @@ export function renderQuadletUnit(host: HostPlan, name: ContainerName): string {
     ...(c.job
       ? ["# The release (its script) read-only; writable: the client's state and the challenge webroot."]
       : ["# Configs are read through /srv/ingress/current, so a release swap plus a reload is seen", "# without a restart; nothing the container reads is writable by it."]),
-    ...c.mounts.map((m) => volume(m, host.selinux)),
+    ...c.mounts.map((m) => volume(m, host)),
   ];
   if (c.envFile !== undefined) {
     container.push(
-      "# Read by podman on the host (podman run --env-file) when the container starts: the stats",
-      "# credentials reach the process as variables and never appear in a rendered file.",
+      "# Read by podman on the host (podman run --env-file) when the container starts: the",
+      `# secrets (${c.job ? "the EAB HMAC key, the DNS token" : "the stats credentials"}) reach the process as variables and never appear in a rendered file.`,
       `EnvironmentFile=${c.envFile}`,
     );
   }
@@ -189,15 +195,19 @@ function daemonService(c: ContainerPlan): string[] {
 const APPLY_SH = `${paths.CURRENT}/apply.sh`;
 
 function jobService(c: ContainerPlan): string[] {
+  // Only when renew.sh left word that a certificate changed; the word stays until apply.sh took it.
+  const switchCerts = `test ! -e ${ACME_SWITCH_MARKER} || { /bin/bash ${APPLY_SH} --switch-certs && rm -f ${ACME_SWITCH_MARKER}; }`;
   return [
     "[Service]",
     `# A job: runs to the end each time ${c.job!.timer}.timer (or a deploy) starts it; never restarted.`,
     "Type=oneshot",
     "# The first start pulls the image; an ACME order may wait on a slow CA.",
     "TimeoutStartSec=1800",
-    "# Whether or not every certificate succeeded, nginx is moved to what is there now: check, then",
-    "# reload (apply.sh --switch-certs; nothing happens when no certificate changed).",
-    `ExecStopPost=-/bin/bash ${APPLY_SH} --switch-certs`,
+    "# A deploy holding apply.sh's lock is not waited for long: the next run, or that deploy, catches up.",
+    "Environment=INGRESS_LOCK_TIMEOUT=10",
+    "# Whether or not every certificate succeeded: when one changed, apply.sh checks the release with",
+    "# nginx and reloads it (--switch-certs; a certificate nginx refuses is not switched to).",
+    `ExecStopPost=-/bin/sh -c ${quoteSystemdArg(switchCerts)}`,
   ];
 }
 

@@ -44,9 +44,9 @@ export function tlsPaths(port: number): { readonly cert: string; readonly key: s
 export const HOST_CERTS_FILE = `${CURRENT}/tls/host-certs`;
 
 /**
- * A site whose certificate is kept on the host (tls.source "host"): nginx opens
- * `<link>/fullchain.pem` and `<link>/privkey.pem`, and apply.sh points the link at the real
- * directory once it holds both files, at the deploy's self-signed stand-in until then.
+ * A site whose certificate is kept on the host (tls.source "host" or "acme"): nginx opens its
+ * two files in `<link>`, which apply.sh points at a checked copy of the real directory's pair
+ * once there is one, at the deploy's self-signed stand-in until then.
  */
 export function hostCertPaths(hostname: string): { readonly link: string; readonly standin: string } {
   return { link: `${TLS_DIR}/live/${hostname}`, standin: `${TLS_DIR}/standin/${hostname}` };

@@ -131,10 +131,10 @@ export interface SitePlan {
    */
   readonly certDelivery: "host" | "acme" | "deploy";
   /**
-   * certDelivery "host" and "acme": `cert` and `key` lie in `link`, which apply.sh points at
-   * `real` (the configured directory, or the ACME client's) once it holds both files and at
-   * `standin` (self-signed, written on deploy) until then, so a fresh server deploys before any
-   * certificate exists. The files are `certFile` and `keyFile` in each directory.
+   * certDelivery "host" and "acme": `cert` and `key` lie in `link`, which apply.sh points at a
+   * checked copy of the pair in `real` (the configured directory, or the ACME client's) once it
+   * holds a matching one, and at `standin` (self-signed, written on deploy) until then, so a
+   * fresh server deploys before any certificate exists. The files are `certFile` and `keyFile`.
    */
   readonly hostCert?: {
     readonly link: string;
@@ -163,9 +163,10 @@ export interface AcmePlan {
   readonly caFile?: string;
   /** Its content (PEM), public. */
   readonly caPem?: string;
-  /** EAB and DNS credentials come from this env file (secret); absent when there are none. */
+  /** The HMAC key (EAB) and the DNS token come from this env file (secret); absent when there are none. */
   readonly envFile?: string;
-  readonly eab: boolean;
+  /** External Account Binding: the key id (not secret; the HMAC key is in the env file). */
+  readonly eab?: { readonly kid: string };
   readonly certificates: readonly AcmeCertificatePlan[];
 }
 

@@ -230,7 +230,7 @@ function acmePlan(topo: Topology, sites: readonly SitePlan[]): AcmePlan | undefi
     renewBeforeDays: acme.renewBeforeDays,
     ...(acme.caCertificate !== undefined ? { caFile: paths.ACME_CA_FILE, caPem: acme.caCertificate } : {}),
     ...(needsEnv ? { envFile: paths.ACME_ENV } : {}),
-    eab: acme.eab !== undefined,
+    ...(acme.eab !== undefined ? { eab: { kid: acme.eab.kid } } : {}),
     certificates,
   };
 }
@@ -238,7 +238,8 @@ function acmePlan(topo: Topology, sites: readonly SitePlan[]): AcmePlan | undefi
 /** The secret env file of the acme job: EAB for the account, the Hetzner token for dns-01. */
 function acmeEnvFile(topo: Topology, acme: AcmePlan): SecretFilePlan {
   const vars: { name: string; secretKey?: string; value?: string }[] = [];
-  if (topo.acme?.eab) vars.push({ name: "LEGO_EAB", value: "true" }, { name: "LEGO_EAB_KID", value: topo.acme.eab.kid }, { name: "LEGO_EAB_HMAC", secretKey: topo.acme.eab.hmacSecret });
+  // lego >= 4.14 reads the HMAC key from LEGO_EAB_HMAC (so it is never an argument); --eab and --kid are in the script.
+  if (topo.acme?.eab) vars.push({ name: "LEGO_EAB_HMAC", secretKey: topo.acme.eab.hmacSecret });
   if (acme.certificates.some((c) => c.challenge === "dns-01")) vars.push({ name: "HETZNER_API_TOKEN", secretKey: topo.acme!.dnsTokenSecret! });
   return { path: paths.ACME_ENV, from: { kind: "acme-env", vars } };
 }
@@ -266,25 +267,14 @@ function acmeContainer(topo: Topology, acme: AcmePlan): ContainerPlan {
   };
 }
 
-/** certbot's live/ holds symlinks into archive/, so mount the whole letsencrypt tree. */
-function hostCertMount(certPath: string): string {
-  const le = certPath.indexOf("/letsencrypt/");
-  if (le >= 0) return certPath.slice(0, le + "/letsencrypt".length);
-  return certPath.slice(0, certPath.lastIndexOf("/"));
-}
-
 function planWebHost(topo: Topology, server: ServerConfig, lbIps: ReadonlyMap<string, string>): HostPlan {
   const sites = topo.sites.filter((s) => s.server === server.name).map(sitePlan);
   const realIpFrom = [...lbIps.entries()].filter(([net]) => server.networks[net] !== undefined).map(([, ip]) => ip);
   const ports = [...new Set(sites.map((s) => s.site.port))].sort((a, b) => a - b);
 
+  // Certificates kept on the host reach nginx as apply.sh's checked copies under /srv/ingress
+  // (files/apply.sh, cert_copy), never from where certbot or lego write them.
   const mounts = [ROOT_MOUNT, { host: paths.ACME_WEBROOT, container: paths.ACME_WEBROOT }];
-  // The ACME client's whole directory, not one mount per site: a new site must not change
-  // nginx's unit (a restart) when its files alone (a reload) would do.
-  const certDirs = sites.flatMap((s) => (s.certDelivery === "acme" ? [paths.ACME_STATE_DIR] : s.hostCert ? [hostCertMount(`${s.hostCert.real}/${s.hostCert.certFile}`)] : []));
-  for (const dir of new Set(certDirs)) {
-    mounts.push({ host: dir, container: dir });
-  }
   const nginx: ContainerPlan = {
     name: "nginx",
     image: topo.containerImages.nginx,

@@ -215,7 +215,7 @@ const acmeSchema = z
         '"letsencrypt" (the default), "letsencrypt-staging" (for trying things out: its certificates are not trusted), or the https:// URL of another ACME directory',
       )
       .default("letsencrypt"),
-    /** The certificate's key (the account key is always ECDSA P-256). rsa3072 is left out: lego before 4.10 lacks it. */
+    /** The certificate's key (lego makes the account key of this type too). rsa3072 is left out: lego before 4.10 lacks it. */
     keyType: z.enum(["ec256", "ec384", "rsa2048", "rsa4096"]).default("ec256"),
     /** Renew when fewer days than this are left (Let's Encrypt certificates last 90 days, or fewer under its newer profiles). */
     renewBeforeDays: z.number().int().min(1).max(365).default(30),

@@ -142,6 +142,10 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
 
 /** Sites with `tls.source: acme` need the account settings, and dns-01 needs the DNS token. */
 function checkAcme(cfg: StackConfig, report: Report): void {
+  const token = cfg.acme?.dnsTokenSecret;
+  if (token === "hcloud:token" || token === "hcloudToken") {
+    report("acme.dnsTokenSecret", "this is the token that runs the stack: every web server would hold it, and a Hetzner token cannot be limited to DNS; keep the zones in a Hetzner project of their own and give its token under another secret key");
+  }
   cfg.sites.forEach((site, i) => {
     if (site.tls.source !== "acme") return;
     if (!cfg.acme) {

@@ -44,7 +44,6 @@ export class AcmeCa {
   private constructor(
     readonly ns: Netns,
     private readonly dir: string,
-    private readonly dns: ManagedProcess,
     private readonly options: AcmeCaOptions,
   ) {}
 
@@ -75,7 +74,8 @@ export class AcmeCa {
       "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
     ]);
     await waitForListening(ns, [{ port: DNS_MANAGEMENT_PORT }], { process: dns, timeoutMs: 10_000 });
-    const ca = new AcmeCa(ns, dir, dns, options);
+    // The sandbox's teardown stops both processes with the namespace.
+    const ca = new AcmeCa(ns, dir, options);
     await ca.start();
     return ca;
   }
@@ -162,10 +162,5 @@ export class AcmeCa {
       running: this.running,
       resolvesTo: this.resolvedIpv4 === undefined ? { server: this.options.resolveToServer } : { server: this.options.resolveToServer, ipv4: this.resolvedIpv4 },
     };
-  }
-
-  async teardown(): Promise<void> {
-    await this.pebble?.stop();
-    await this.dns.stop();
   }
 }

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
+import { loadTopology, readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
 import { planStack, validateStackConfig } from "../../topology";
 import { writeHostBundle } from "../../components/program/bundle-dir";
 import { renderHostBundles } from "../../components/deploy/host-bundles";
@@ -31,10 +31,12 @@ const isRoot = process.getuid?.() === 0;
 const SITES = ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"] as const;
 const PORT_OF: Record<(typeof SITES)[number], number> = { "demo.fiscalismia.com": 443, "backend.demo.fiscalismia.com": 8443 };
 
-function certificate(dir: string, cn: string, hostname: string): { cert: string; key: string } {
+/** A self-signed certificate for `hostname`; `weak`: an RSA key below what nginx's OpenSSL accepts (security level 2). */
+function certificate(dir: string, cn: string, hostname: string, weak = false): { cert: string; key: string } {
   mkdirSync(dir, { recursive: true });
+  const key = weak ? ["-newkey", "rsa:1024"] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
   const r = spawnSync("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+    "req", "-x509", ...key, "-nodes", "-days", "2",
     "-subj", `/CN=${cn}`, "-addext", `subjectAltName=DNS:${hostname}`, "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
   ], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
@@ -73,6 +75,7 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
         SYSTEMD_UNIT_DIR: join(work, "systemd"),
         INGRESS_NFT: "true",
         INGRESS_VALIDATE_NGINX: "nginx -t -q -c {dir}/nginx/nginx.conf",
+        INGRESS_VALIDATE_ACME: "sh -n {dir}/acme/renew.sh",
         INGRESS_PROBE_TIMEOUT: "10",
       },
       ...(input === undefined ? {} : { input }),
@@ -146,8 +149,8 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   await waitForIssuer("demo.fiscalismia.com", "certbot demo");
   assert.equal(issuer("backend.demo.fiscalismia.com"), "stand-in backend.demo.fiscalismia.com", "the other site keeps its stand-in");
 
-  // certbot renews it: new files in archive/, the same live/ directory, so no link moves. The
-  // hook still reloads nginx, or it would serve the old certificate until it expires.
+  // certbot renews it: new files in archive/, the same live/ directory. The hook makes a new
+  // checked copy, moves the link to it and reloads nginx, or nginx would serve the old one.
   const renewed = certificate(join(work, "renewed"), "certbot demo renewed", "demo.fiscalismia.com");
   writeFileSync(join(le, "archive", "demo.fiscalismia.com", "fullchain2.pem"), renewed.cert);
   writeFileSync(join(le, "archive", "demo.fiscalismia.com", "privkey2.pem"), renewed.key, { mode: 0o600 });
@@ -158,7 +161,7 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   const m = calls().length;
   const renewal = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
   assert.equal(renewal.status, 0, renewal.out);
-  assert.match(renewal.out, /a certificate changed since nginx loaded it \(renewed in place, or never loaded\)/);
+  assert.match(renewal.out, /certificate \/srv\/ingress\/secrets\/tls\/live\/demo\.fiscalismia\.com -> \/etc\/letsencrypt\/live\/demo\.fiscalismia\.com \(its checked copy secrets\/tls\/copies\/demo\.fiscalismia\.com\/[0-9a-f]{16}\)/);
   assert.deepEqual(calls().slice(m), ["reload nginx.service"]);
   await waitForIssuer("demo.fiscalismia.com", "certbot demo renewed");
   // And once loaded, the next run of the hook has nothing to do.
@@ -166,11 +169,21 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   assert.match(after.out, /unchanged: every certificate link already points where it should, and nginx has loaded them/);
   assert.equal(calls().length, m + 1);
 
-  // A certificate nginx cannot load is not switched to: the link goes back, nginx keeps serving.
+  // Files that are no certificate and key pair are never taken: a warning, the link stays.
   mkdirSync(join(le, "live", "backend.demo.fiscalismia.com"), { recursive: true });
   writeFileSync(join(le, "live", "backend.demo.fiscalismia.com", "fullchain.pem"), "not a certificate\n");
   writeFileSync(join(le, "live", "backend.demo.fiscalismia.com", "privkey.pem"), "not a key\n");
   const n = calls().length;
+  const garbage = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
+  assert.equal(garbage.status, 0, garbage.out);
+  assert.match(garbage.out, /warning: certificate \/srv\/ingress\/secrets\/tls\/live\/backend\.demo\.fiscalismia\.com: .* is not the key of .*; it keeps what it has/);
+  assert.equal(readlinkSync(join(srv, "secrets", "tls", "live", "backend.demo.fiscalismia.com")), "/srv/ingress/secrets/tls/standin/backend.demo.fiscalismia.com");
+  assert.equal(calls().length, n, "no reload");
+
+  // A pair nginx cannot load (a key too small for its OpenSSL) is not switched to: the link goes back, nginx keeps serving.
+  const weak = certificate(join(work, "weak"), "certbot backend weak", "backend.demo.fiscalismia.com", true);
+  writeFileSync(join(le, "live", "backend.demo.fiscalismia.com", "fullchain.pem"), weak.cert);
+  writeFileSync(join(le, "live", "backend.demo.fiscalismia.com", "privkey.pem"), weak.key, { mode: 0o600 });
   const refused = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
   assert.notEqual(refused.status, 0, refused.out);
   assert.match(refused.out, /nginx rejected release/);
@@ -191,5 +204,31 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   assert.match(redeployed.out, /unchanged: release \S+ is live with the same content/);
   assert.match(redeployed.out, /certificate \/srv\/ingress\/secrets\/tls\/live\/backend\.demo\.fiscalismia\.com -> \/etc\/letsencrypt\/live\/backend\.demo\.fiscalismia\.com/);
   assert.deepEqual(calls().slice(k), ["reload nginx.service"]);
+  await waitForIssuer("backend.demo.fiscalismia.com", "certbot backend");
+
+  // The sites move to ACME (the shipped demo stack): lego has no certificate yet, and each site
+  // keeps certbot's, copied under lego's file names, instead of falling back to the stand-in.
+  const acme = planStack(loadTopology("demo"));
+  const acmeHost = acme.hosts.find((h) => h.name === "demo")!;
+  const acmeFiles = SITES.flatMap((h) => {
+    const pem = certificate(join(work, "standin-acme", h), `stand-in ${h}`, h);
+    return [
+      { path: `/srv/ingress/secrets/tls/standin/${h}/${h}.crt`, content: pem.cert },
+      { path: `/srv/ingress/secrets/tls/standin/${h}/${h}.key`, content: pem.key },
+    ];
+  });
+  assert.deepEqual(acmeFiles.map((f) => f.path).sort(), acmeHost.secretFiles.map((f) => f.path).sort());
+  assert.equal(inHost(writeSecretsCommand(), secretPayload(acmeFiles)).status, 0);
+  const acmeRendered = renderHostBundles(acme, APPLY_SH).find((r) => r.host === "demo")!;
+  const acmeBundle = writeHostBundle(join(work, "local"), "demo", acmeRendered);
+  cpSync(acmeBundle.localDir, join(srv, "incoming", acmeBundle.hash), { recursive: true });
+  const acmeDir = `/srv/ingress/incoming/${acmeBundle.hash}`;
+  const moved = inHost(`/bin/bash ${acmeDir}/apply.sh --bundle ${acmeDir} --role web`);
+  assert.equal(moved.status, 0, moved.out);
+  for (const h of SITES) {
+    const target = readlinkSync(join(srv, "secrets", "tls", "live", h));
+    assert.match(target, new RegExp(`^/srv/ingress/secrets/tls/copies/${h.replace(/\./g, "\\.")}/[0-9a-f]{16}$`), `${h}: ${moved.out}`);
+  }
+  await waitForIssuer("demo.fiscalismia.com", "certbot demo renewed");
   await waitForIssuer("backend.demo.fiscalismia.com", "certbot backend");
 });

@@ -6,8 +6,10 @@
 // that name their certificate and key files (lego's <domain>.crt and <domain>.key).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { existsSync } from "node:fs";
-import { mkdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdir, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pollUntil } from "../../lab";
 import { applyPlan, CURRENT, nginxBundle, QUADLET, type BundleFiles, type NginxBundleOptions } from "./support/bundle";
@@ -26,6 +28,18 @@ after(async () => {
 });
 
 let nextPort = 8500;
+
+/** A self-signed certificate and its key, made now. */
+function pair(cn: string): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), "pair-"));
+  try {
+    const r = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", `/CN=${cn}`, "-keyout", join(dir, "k"), "-out", join(dir, "c")], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return { cert: readFileSync(join(dir, "c"), "utf8"), key: readFileSync(join(dir, "k"), "utf8") };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 function acmeUnit(extra = ""): string {
   return [
@@ -177,6 +191,21 @@ describe("apply.sh with a oneshot job and its timer", () => {
     assert.match(again.stdout, /unchanged: release \S+ is live with the same content/);
   });
 
+  test("a timer installed but not enabled (its enable failed) is enabled by a redeploy of the same bundle", async () => {
+    const { h, bundle } = await acmeHost("timer-disabled");
+    const first = await h.applyBundle(bundle(), "web");
+    assert.equal(first.code, 0, output(first));
+    await rm(join(h.stateDir, "enabled", "acme.timer"));
+    const seen = (await h.calls()).length;
+    const r = await h.applyBundle(bundle(), "web");
+    assert.equal(r.code, 0, output(r));
+    assert.doesNotMatch(r.stdout, /unchanged: release/);
+    assert.deepEqual((await h.calls()).slice(seen), ["daemon-reload", "enable --now acme.timer"], "no reload, no job start");
+    assert.equal(existsSync(join(h.stateDir, "enabled", "acme.timer")), true);
+    const again = await h.applyBundle(bundle(), "web");
+    assert.match(again.stdout, /unchanged: release \S+ is live with the same content/);
+  });
+
   test("a bundle that drops the timer disables it and removes its file; one that drops the job stops it", async () => {
     const { h, bundle } = await acmeHost("drop");
     const first = await h.applyBundle(bundle(), "web");
@@ -258,7 +287,7 @@ describe("apply.sh with a oneshot job and its timer", () => {
 });
 
 describe("tls/host-certs with named certificate and key files", () => {
-  test("the link moves to the real directory only once both named files are there; a name that is not plain is refused", async () => {
+  test("the link moves to a checked copy of the named pair once both files are there and match; never back to the stand-in; a name that is not plain is refused", async () => {
     const port = nextPort++;
     const h = await ApplyHost.create(lab, "named-certs", (r) => [
       { name: "nginx", signal: "HUP", start: ["/usr/sbin/nginx", "-e", "stderr", "-c", `${r.root}/current/nginx/nginx.conf`, "-g", "daemon off;"] },
@@ -269,14 +298,18 @@ describe("tls/host-certs with named certificate and key files", () => {
     const certbot = join(h.base, "letsencrypt", "live", "other.example.com");
     const standin = (s: string) => join(h.root, "secrets", "tls", "standin", s);
     const link = (s: string) => join(h.root, "secrets", "tls", "live", s);
+    const copies = (s: string) => join(h.root, "secrets", "tls", "copies", s);
     for (const d of [lego, certbot, standin("demo.example.com"), standin("other.example.com")]) await mkdir(d, { recursive: true });
+    const one = pair("demo one");
+    const two = pair("demo two");
+    const other = pair("certbot other");
     await writeFile(join(standin("demo.example.com"), "demo.example.com.crt"), "stand-in cert\n");
     await writeFile(join(standin("demo.example.com"), "demo.example.com.key"), "stand-in key\n");
-    await writeFile(join(lego, "demo.example.com.crt"), "lego cert 1\n");
+    await writeFile(join(lego, "demo.example.com.crt"), one.cert);
     await writeFile(join(lego, "fullchain.pem"), "not this one\n");
     await writeFile(join(lego, "privkey.pem"), "not this one\n");
-    await writeFile(join(certbot, "fullchain.pem"), "certbot cert\n");
-    await writeFile(join(certbot, "privkey.pem"), "certbot key\n");
+    await writeFile(join(certbot, "fullchain.pem"), other.cert);
+    await writeFile(join(certbot, "privkey.pem"), other.key);
     const hostCerts = (named: string) =>
       [
         "# <link> <real dir> <stand-in dir> [<cert file> <key file>]",
@@ -285,31 +318,56 @@ describe("tls/host-certs with named certificate and key files", () => {
         "",
       ].join("\n");
     const bundle = (named: string, body = "v1") => ({ ...nginxBundle({ root: h.root, runDir: h.runDir, port, body }), [`${CURRENT}/tls/host-certs`]: hostCerts(named) });
+    const linked = async (s: string, file: string) => readFile(join(await readlink(link(s)), file), "utf8");
 
     const r = await h.applyBundle(bundle("demo.example.com.crt demo.example.com.key"), "web");
     assert.equal(r.code, 0, output(r));
     const id = liveId(r);
     assert.equal(await readlink(link("demo.example.com")), standin("demo.example.com"), "the key is not there yet");
     assert.match(r.stdout, new RegExp(`certificate ${link("demo.example.com")} -> self-signed stand-in \\(no demo\\.example\\.com\\.crt and demo\\.example\\.com\\.key in ${lego} yet\\)`));
-    assert.equal(await readlink(link("other.example.com")), certbot, "no names: fullchain.pem and privkey.pem");
+    // No names: fullchain.pem and privkey.pem, copied where nginx reads them.
+    assert.ok((await readlink(link("other.example.com"))).startsWith(`${copies("other.example.com")}/`));
+    assert.equal(await linked("other.example.com", "fullchain.pem"), other.cert);
+    assert.equal(((await stat(join(await readlink(link("other.example.com")), "privkey.pem"))).mode & 0o777).toString(8), "600");
 
-    // lego writes the key: certbot's hook, run by lego's, moves the link and reloads nginx.
-    await writeFile(join(lego, "demo.example.com.key"), "lego key 1\n");
+    // The key lego writes next is another certificate's (a renewal cut off half-way): not taken.
+    await writeFile(join(lego, "demo.example.com.key"), two.key);
     const calls = (await h.calls()).length;
+    const torn = await h.run(join(h.root, "current", "apply.sh"), ["--switch-certs"]);
+    assert.equal(torn.code, 0, output(torn));
+    assert.match(torn.stderr, /warning: certificate .*demo\.example\.com: .*demo\.example\.com\.key is not the key of .*demo\.example\.com\.crt \(being written, or damaged\); it keeps what it has/);
+    assert.equal(await readlink(link("demo.example.com")), standin("demo.example.com"));
+
+    // The matching key: the link moves to a copy, nginx reloads.
+    await writeFile(join(lego, "demo.example.com.key"), one.key);
     const switched = await h.run(join(h.root, "current", "apply.sh"), ["--switch-certs"]);
     assert.equal(switched.code, 0, output(switched));
-    assert.equal(await readlink(link("demo.example.com")), lego);
+    const first = await readlink(link("demo.example.com"));
+    assert.ok(first.startsWith(`${copies("demo.example.com")}/`), first);
+    assert.equal(await linked("demo.example.com", "demo.example.com.crt"), one.cert);
+    assert.ok(switched.stdout.includes(`certificate ${link("demo.example.com")} -> ${lego} (its checked copy secrets/tls/copies/demo.example.com/`), switched.stdout);
     assert.deepEqual((await h.calls()).slice(calls), ["reload nginx.service"]);
 
-    // A renewal in place is noticed by the named files' fingerprints, and only by theirs.
+    // Nothing new: nothing done. Other names in the directory change nothing either.
     await writeFile(join(lego, "fullchain.pem"), "still not this one\n");
     const idle = await h.run(join(h.root, "current", "apply.sh"), ["--switch-certs"]);
     assert.match(idle.stdout, /unchanged: every certificate link already points where it should, and nginx has loaded them/);
-    await writeFile(join(lego, "demo.example.com.crt"), "lego cert 2\n");
+    // A renewal: a new copy, the link moves, nginx reloads; the copy before it is kept, older ones go.
+    await writeFile(join(lego, "demo.example.com.crt"), two.cert);
+    await writeFile(join(lego, "demo.example.com.key"), two.key);
     const renewed = await h.run(join(h.root, "current", "apply.sh"), ["--switch-certs"]);
     assert.equal(renewed.code, 0, output(renewed));
-    assert.match(renewed.stdout, /a certificate changed since nginx loaded it/);
+    assert.equal(await linked("demo.example.com", "demo.example.com.crt"), two.cert);
     assert.deepEqual((await h.calls()).slice(calls), ["reload nginx.service", "reload nginx.service"]);
+    assert.equal((await readdir(copies("demo.example.com"))).length, 2, "the linked copy and the one before");
+
+    // lego's files gone (a wiped state dir): the link keeps its real certificate, not the stand-in.
+    await rm(join(lego, "demo.example.com.key"));
+    const gone = await h.run(join(h.root, "current", "apply.sh"), ["--switch-certs"]);
+    assert.equal(gone.code, 0, output(gone));
+    assert.equal(await linked("demo.example.com", "demo.example.com.crt"), two.cert);
+    await writeFile(join(lego, "demo.example.com.key"), two.key);
+    const keep = await readlink(link("demo.example.com"));
 
     for (const [named, message] of [
       ["../demo.example.com.crt demo.example.com.key", /file name "\.\.\/demo\.example\.com\.crt" is not a plain name/],
@@ -322,7 +380,7 @@ describe("tls/host-certs with named certificate and key files", () => {
       assert.match(bad.stderr, /apply: error: tls\/host-certs line 2 \(/, named);
       assert.match(bad.stderr, message, named);
       assert.equal(releaseId(await h.current()), id, named);
-      assert.equal(await readlink(link("demo.example.com")), lego, named);
+      assert.equal(await readlink(link("demo.example.com")), keep, named);
     }
     await waitForBody(lab, port, "v1");
   });

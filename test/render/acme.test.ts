@@ -51,6 +51,7 @@ test("a site with tls.source acme needs the stack's acme settings, and dns-01 a 
   assert.match(issuesOf(demoRaw({ email: "ops@example.com", directory: "http://ca.example/dir" })).join("\n"), /acme\.directory: "letsencrypt" \(the default\), "letsencrypt-staging"/);
   assert.match(issuesOf(demoRaw({ email: "ops@example.com", keyType: "rsa1024" })).join("\n"), /acme\.keyType/);
   assert.match(issuesOf(demoRaw({ email: "ops@example.com", caCertificate: "not a pem" })).join("\n"), /acme\.caCertificate: must be one or more PEM certificates/);
+  assert.match(issuesOf(demoRaw({ email: "ops@example.com", dnsTokenSecret: "hcloud:token" }, "dns-01")).join("\n"), /acme\.dnsTokenSecret: this is the token that runs the stack/);
   assert.deepEqual(issuesOf(demoRaw({ email: "ops@example.com" })), []);
 });
 
@@ -82,8 +83,8 @@ test("an ACME web server runs lego as a oneshot job with a timer; nginx reads it
     assert.equal(s.cert, `/srv/ingress/secrets/tls/live/${h}/${h}.crt`);
     assert.ok(host.secretFiles.some((f) => f.path === `/srv/ingress/secrets/tls/standin/${h}/${h}.key` && f.from.kind === "tls-key"));
   }
-  // nginx reads the client's directory read-only, one mount for every site (a new site is a reload, not a restart).
-  assert.deepEqual(host.containers.find((c) => c.name === "nginx")!.mounts.filter((m) => m.host.startsWith("/var/lib/ingress-acme")), [{ host: "/var/lib/ingress-acme", container: "/var/lib/ingress-acme" }]);
+  // nginx reads apply.sh's checked copies under /srv/ingress, never lego's own files (nor its account keys).
+  assert.deepEqual(host.containers.find((c) => c.name === "nginx")!.mounts.map((m) => m.host), ["/srv/ingress", "/var/www/acme"]);
   assert.match(renderHostCerts(host), /^\/srv\/ingress\/secrets\/tls\/live\/demo\.fiscalismia\.com \/var\/lib\/ingress-acme\/demo\.fiscalismia\.com\/certificates \/srv\/ingress\/secrets\/tls\/standin\/demo\.fiscalismia\.com demo\.fiscalismia\.com\.crt demo\.fiscalismia\.com\.key$/m);
 
   const files = renderStack(planStack(validateStackConfig("demo", demoRaw({ email: "ops@example.com" })))).find((r) => r.host === host.name)!.files;
@@ -98,12 +99,16 @@ test("the acme unit is a Quadlet oneshot: no restart, no [Install], nginx switch
   const host = webHost(demoRaw({ email: "ops@example.com" }));
   const unit = renderQuadletUnit(host, "acme");
   assert.match(unit, /^\[Service\]\n(#.*\n)*Type=oneshot\n/m);
-  assert.match(unit, /^ExecStopPost=-\/bin\/bash \/srv\/ingress\/current\/apply\.sh --switch-certs$/m);
+  // apply.sh only when renew.sh left word that a certificate changed, and the word stays until apply.sh took it.
+  assert.match(unit, /^ExecStopPost=-\/bin\/sh -c "test ! -e \/var\/lib\/ingress-acme\/\.switch-certs \|\| \{ \/bin\/bash \/srv\/ingress\/current\/apply\.sh --switch-certs && rm -f \/var\/lib\/ingress-acme\/\.switch-certs; \}"$/m);
+  // A deploy holding the lock is not waited on for minutes (the next run catches up).
+  assert.match(unit, /^Environment=INGRESS_LOCK_TIMEOUT=10$/m);
   assert.doesNotMatch(unit, /^Restart=|^ExecReload=|^\[Install\]|^AddCapability=/m);
   assert.match(unit, /^DropCapability=ALL$/m);
   assert.match(unit, /^Volume=\/var\/lib\/ingress-acme:\/var\/lib\/ingress-acme$/m);
   assert.match(unit, /^Volume=\/srv\/ingress:\/srv\/ingress:ro$/m);
-  assert.match(unit, /^PodmanArgs=--entrypoint=\/bin\/sh --log-driver=journald$/m);
+  // lego never sees the host's secrets: an empty tmpfs over them (podman reads the env file itself).
+  assert.match(unit, /^PodmanArgs=--entrypoint=\/bin\/sh --tmpfs=\/srv\/ingress\/secrets:ro,nosuid,nodev,noexec,mode=0700 --log-driver=journald$/m);
   assert.match(unit, /^Exec=\/srv\/ingress\/current\/acme\/renew\.sh$/m);
   assert.match(unit, /^After=network-online\.target ingress-firewall\.service nginx\.service$/m);
 
@@ -128,9 +133,8 @@ test("EAB and dns-01 credentials reach lego only through a secret env file; a pr
   const env = host.secretFiles.find((f) => f.path === "/srv/ingress/secrets/acme.env");
   assert.deepEqual(env?.from, {
     kind: "acme-env",
+    // Only the secrets: the key id is no secret, and a value such as "true" would be masked in every log.
     vars: [
-      { name: "LEGO_EAB", value: "true" },
-      { name: "LEGO_EAB_KID", value: "kid-1" },
       { name: "LEGO_EAB_HMAC", secretKey: "acmeEabHmac" },
       { name: "HETZNER_API_TOKEN", secretKey: "hetznerDnsToken" },
     ],
@@ -140,7 +144,8 @@ test("EAB and dns-01 credentials reach lego only through a secret env file; a pr
   const script = renderAcmeScript(host);
   assert.match(script, /^certificate 'demo\.fiscalismia\.com' dns-01 '\/var\/lib\/ingress-acme\/demo\.fiscalismia\.com' --dns hetzner \|\| failed=/m);
   assert.match(script, /^export LEGO_CA_CERTIFICATES='\/srv\/ingress\/current\/acme\/ca\.pem'$/m);
-  assert.doesNotMatch(script, /acmeEabHmac|hetznerDnsToken|kid-1/, "no credential is written into the script");
+  assert.doesNotMatch(script, /acmeEabHmac|hetznerDnsToken/, "no credential is written into the script");
+  assert.match(script, /"\$LEGO" --accept-tos --server "\$SERVER" --email "\$EMAIL" --key-type "\$KEY_TYPE" --eab --kid 'kid-1' --path/);
   const files = renderStack(planStack(validateStackConfig("demo", raw))).find((r) => r.host === host.name)!.files;
   assert.equal(files.find((f) => f.path === "/srv/ingress/current/acme/ca.pem")?.content, pem);
 });
@@ -181,8 +186,11 @@ test("renew.sh, run with Debian's lego against an ACME server that refuses: logg
     assert.doesNotMatch(second.stdout + second.stderr, /first certificate|lego|\[ERROR\]/i);
 
     // Its time has come: run 2 tries once, fails too and waits twice as long. A damaged record counts as none.
+    // The record names the settings it failed with; the same settings keep counting.
     const due = join(work, "state", "demo.fiscalismia.com", "attempts");
-    writeFileSync(due, "1 0\n");
+    const [, , settings] = readFileSync(due, "utf8").trim().split(" ");
+    assert.equal(settings, "https://127.0.0.1:9/directory,ops@example.com,ec256,http-01");
+    writeFileSync(due, `1 0 ${settings}\n`);
     writeFileSync(join(work, "state", "backend.demo.fiscalismia.com", "attempts"), "garbage here\n");
     const third = runOnce();
     assert.equal(third.status, 1);
@@ -192,6 +200,15 @@ test("renew.sh, run with Debian's lego against an ACME server that refuses: logg
     const [, next2] = readFileSync(due, "utf8").trim().split(" ").map(Number);
     const now = Math.floor(Date.now() / 1000);
     assert.ok(next2! > now + 2 * ACME_BACKOFF.first.start - 120 && next2! <= now + 2 * ACME_BACKOFF.first.start, `run 2 backs off twice as long: ${next2! - now} s`);
+
+    // New settings (a deploy that fixed the directory, say) are tried at once, whatever the backoff
+    // of the old ones; a count sh arithmetic would misread (08) is a damaged record, not a crash.
+    writeFileSync(due, `3 ${now + 86_400} https://old.example/directory,ops@example.com,ec256,http-01\n`);
+    writeFileSync(join(work, "state", "backend.demo.fiscalismia.com", "attempts"), `08 ${now + 86_400} ${settings}\n`);
+    const fourth = runOnce();
+    assert.equal(fourth.status, 1, fourth.stdout + fourth.stderr);
+    assert.match(fourth.stdout, /demo\.fiscalismia\.com: first certificate \(run 1, try 1, http-01\)/);
+    assert.match(fourth.stdout, /backend\.demo\.fiscalismia\.com: first certificate \(run 1, try 1, http-01\)/);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

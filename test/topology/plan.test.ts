@@ -119,8 +119,8 @@ test("certificates from the host are read through a link, from certbot's tree or
       [`${tls}/standin/${h}/privkey.pem`, "tls-key", ["self-signed", h]],
     ]),
   );
-  // certbot's live/ holds symlinks into archive/, so the whole tree is mounted, next to /srv/ingress.
-  assert.ok(d.containers[0]!.mounts.some((m) => m.host === "/etc/letsencrypt"));
+  // nginx reads apply.sh's checked copies under /srv/ingress, never certbot's tree itself.
+  assert.deepEqual(d.containers[0]!.mounts.map((m) => m.host), ["/srv/ingress", "/var/www/acme"]);
   assert.ok(d.files.some((f) => f.path === "/srv/ingress/current/tls/host-certs" && f.kind === "host-certs"));
 });
 

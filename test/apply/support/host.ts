@@ -136,8 +136,9 @@ export class ApplyHost {
     return this.run(script, ["--routes", await this.writeRoutes(stack, data), "--stack", stack], extraEnv);
   }
 
+  /** What apply.sh asked systemd to do, in order; queries (is-enabled, is-active) change nothing and are left out. */
   async calls(): Promise<string[]> {
-    return (await readFile(join(this.stateDir, "calls.log"), "utf8")).split("\n").filter((l) => l !== "");
+    return (await readFile(join(this.stateDir, "calls.log"), "utf8")).split("\n").filter((l) => l !== "" && !/^is-(enabled|active) /.test(l));
   }
 
   async injectFailure(verb: string): Promise<void> {
