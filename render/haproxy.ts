@@ -103,6 +103,8 @@ export function renderHaproxyConfig(host: HostPlan): string {
     ...(ports.https === 443
       ? ["http-request redirect scheme https code 301 unless acme_challenge"]
       : [`http-request redirect location https://%[req.hdr(host),field(1,:)]:${ports.https}%[capture.req.uri] code 301 unless acme_challenge`]),
+    // What a backend without responders redirects to (it cannot know the port itself).
+    `http-request set-var(txn.https_port) int(${ports.https}) if acme_challenge`,
     `use_backend ${ACME_BACKEND_PREFIX}%[${acmeHost}] if acme_challenge`,
   ]);
 
@@ -176,7 +178,11 @@ function renderBackend(backend: LbBackend, settings: RouteSettings): string {
   const acme = section(
     `backend ${ACME_BACKEND_PREFIX}${backend.name}`,
     responders.length === 0
-      ? ["mode http", "http-request redirect scheme https code 301"]
+      ? [
+          "mode http",
+          "http-request redirect scheme https code 301 if { var(txn.https_port) -m int 443 }",
+          "http-request redirect location https://%[req.hdr(host),field(1,:)]:%[var(txn.https_port)]%[pathq] code 301",
+        ]
       : [
           "mode http",
           // No check: a challenge is rare and short, and the TLS backend's check already tells whether the server is up.

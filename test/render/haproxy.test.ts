@@ -116,6 +116,7 @@ describe("haproxy.cfg", () => {
     assert.deepEqual(rules, [
       "http-request deny deny_status 404 if acme_challenge !acme_routed",
       "http-request redirect scheme https code 301 unless acme_challenge",
+      "http-request set-var(txn.https_port) int(443) if acme_challenge",
       "use_backend acme:%[req.hdr(host),field(1,:),lower,map(/srv/ingress/current/haproxy/routes.map)] if acme_challenge",
     ]);
     const routes = renderHaproxyRoutes(lb.ingress!.fragment, lb.ingress!);
@@ -123,7 +124,11 @@ describe("haproxy.cfg", () => {
     assert.match(routes, /^ {4}balance first\n {4}server frontend 172\.24\.0\.3:8402$/m);
     // An attached stack of an older release sends no responder: its challenges are redirected, as before.
     const older = { ...lb.ingress!.fragment, backends: lb.ingress!.fragment.backends.map((b) => ({ ...b, servers: b.servers.map(({ acmePort: _, ...s }) => s) })) };
-    assert.match(renderHaproxyRoutes(older, lb.ingress!), /^backend acme:prod_frontend_443\n {4}mode http\n {4}http-request redirect scheme https code 301$/m);
+    // To the LB's https port, which the frontend hands over (the backend cannot know it).
+    assert.match(
+      renderHaproxyRoutes(older, lb.ingress!),
+      /^backend acme:prod_frontend_443\n {4}mode http\n {4}http-request redirect scheme https code 301 if \{ var\(txn\.https_port\) -m int 443 \}\n {4}http-request redirect location https:\/\/%\[req\.hdr\(host\),field\(1,:\)\]:%\[var\(txn\.https_port\)\]%\[capture\.req\.uri\] code 301$/m,
+    );
   });
 
   it("keeps the port in the redirect when https is not on 443", () => {
@@ -131,6 +136,7 @@ describe("haproxy.cfg", () => {
     const other = renderHaproxyConfig(ingressHost(planStack(topo)));
     assert.match(other, /redirect location https:\/\/%\[req\.hdr\(host\),field\(1,:\)\]:8443%\[capture\.req\.uri\] code 301 unless acme_challenge$/m);
     assert.match(other, /^    bind :8080$/m);
+    assert.match(other, /^    http-request set-var\(txn\.https_port\) int\(8443\) if acme_challenge$/m);
   });
 
   it("takes stats credentials from the environment and never holds a secret", () => {
