@@ -127,7 +127,7 @@ describe("haproxy.cfg", () => {
     // To the LB's https port, which the frontend hands over (the backend cannot know it).
     assert.match(
       renderHaproxyRoutes(older, lb.ingress!),
-      /^backend acme:prod_frontend_443\n {4}mode http\n {4}http-request redirect scheme https code 301 if \{ var\(txn\.https_port\) -m int 443 \}\n {4}http-request redirect location https:\/\/%\[req\.hdr\(host\),field\(1,:\)\]:%\[var\(txn\.https_port\)\]%\[capture\.req\.uri\] code 301$/m,
+      /^backend acme:prod_frontend_443\n {4}mode http\n {4}http-request redirect scheme https code 301 if \{ var\(txn\.https_port\) -m int 443 \}\n {4}http-request redirect location https:\/\/%\[req\.hdr\(host\),field\(1,:\)\]:%\[var\(txn\.https_port\)\]%\[pathq\] code 301$/m,
     );
   });
 
