@@ -10,15 +10,13 @@ import * as paths from "../topology/paths";
 import { pollUntil, run } from "../lab/command";
 import type { Netns } from "../lab";
 import { STANDIN_DIR } from "../local/cloud/machine";
-import type { IngressCheck } from "./check-helpers";
-import { INTERNET, type IngressSandbox } from "./ingress-sandbox";
-
-const re = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+import { re, type IngressCheck } from "./check-helpers";
+import { containerLog, INTERNET, type IngressSandbox } from "./ingress-sandbox";
 
 /** An address on the local internet where nothing answers: a name resolved here cannot be validated. */
 const NOWHERE = "198.51.100.99";
-/** Where the acme job's output lands on a machine (the podman stand-in's log of container "acme"). */
-const JOB_LOG = "/var/lib/local-machine/containers/acme.log";
+/** Where the acme job's output lands on a machine. */
+const JOB_LOG = containerLog("acme");
 
 /** Pebble's roots (every one it had), in a file the client namespace reads. */
 async function pebbleRoots(s: IngressSandbox): Promise<string> {

@@ -73,3 +73,5 @@ export function uniqueServers(rows: readonly RoutingRow[]): RoutingRow[] {
   return rows.filter((r, i) => rows.findIndex((x) => x.backend === r.backend) === i);
 }
 
+/** `text` as a regular expression that matches exactly it. */
+export const re = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

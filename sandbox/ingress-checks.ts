@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { ACME_CHALLENGE_PORT, type RoutingRow } from "../topology";
 import * as paths from "../topology/paths";
 import { pollUntil } from "../lab/command";
-import { curl, curlThroughLb, isUp, uniqueServers, waitRows, type CheckResult, type IngressCheck } from "./check-helpers";
+import { curl, curlThroughLb, isUp, re, uniqueServers, waitRows, type CheckResult, type IngressCheck } from "./check-helpers";
 import { dnatCheck, failoverCheck, rateLimitCheck } from "./fault-checks";
 import { acmeFailureCheck, acmeIssuedCheck, acmeRenewalCheck } from "./acme-checks";
 import { INTERNET, type IngressSandbox } from "./ingress-sandbox";
@@ -27,7 +27,6 @@ function listenerTargets(s: IngressSandbox): { host: string; ip: string; port: n
   );
 }
 
-const re = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 function routeCheck(row: RoutingRow): IngressCheck {
   return {

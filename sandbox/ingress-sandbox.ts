@@ -203,7 +203,7 @@ export class IngressSandbox {
 
   /** What nginx wrote (its container log: stdout and stderr, access log included). */
   async nginxLog(name: string): Promise<string> {
-    return (await this.onHost(name, ["cat", "/var/lib/local-machine/containers/nginx.log"])).stdout;
+    return (await this.onHost(name, ["cat", containerLog("nginx")])).stdout;
   }
 
   /** The sandbox's ACME CA (Pebble): its info, or an action on it (local/cloud/acme-ca.ts). */
@@ -243,6 +243,9 @@ export class IngressSandbox {
   }
 }
 
+/** Where the machine's podman stand-in keeps a container's output (its jobs' too). */
+export const containerLog = (container: string): string => `/var/lib/local-machine/containers/${container}.log`;
+
 /** The LB's engine container, as the machine's podman stand-in keeps it: "<pid> <start time>" per container. */
 const ENGINE_CONTAINER: Readonly<Record<IngressSandboxPlan["engine"], string>> = { haproxy: "haproxy", ts: "proxy" };
 
@@ -256,7 +259,7 @@ async function assertEngineRuns(lb: ServerInfo, engine: IngressSandboxPlan["engi
   const script = `read -r pid start <${file} || exit 2; set -- $(sed 's/^.*) //' /proc/$pid/stat 2>/dev/null); [ "$1" != "" ] && [ "$1" != Z ] && [ "\${20}" = "$start" ]`;
   const r = await onServer(lb, ["sh", "-c", script]);
   if (r.code !== 0) {
-    throw new Error(`the LB's engine (${engine}, container ${name}) is not running on ${lb.name}: ${r.code === 2 ? `no ${file}` : "its process is gone"}; its log is /var/lib/local-machine/containers/${name}.log on that machine, and \`systemctl start ${name}.service\` there starts it again`);
+    throw new Error(`the LB's engine (${engine}, container ${name}) is not running on ${lb.name}: ${r.code === 2 ? `no ${file}` : "its process is gone"}; its log is ${containerLog(name)} on that machine, and \`systemctl start ${name}.service\` there starts it again`);
   }
 }
 

@@ -54,18 +54,21 @@ function dirOf(path: string): string {
   return path.slice(0, path.lastIndexOf("/"));
 }
 
+type TlsFileSource = Extract<SecretFilePlan["from"], { kind: "tls-cert" | "tls-key" }>;
+const isTlsFile = (from: SecretFilePlan["from"]): from is TlsFileSource => from.kind === "tls-cert" || from.kind === "tls-key";
+
 export function selfSignedPairs(host: HostPlan): SelfSignedPair[] {
   const byDir = new Map<string, { cert?: SecretFilePlan; key?: SecretFilePlan }>();
   for (const file of host.secretFiles) {
     const from = file.from;
-    if (from.kind === "stats-env" || from.kind === "attached-keys" || from.kind === "acme-env" || from.source !== "self-signed") continue;
+    if (!isTlsFile(from) || from.source !== "self-signed") continue;
     const entry = byDir.get(dirOf(file.path)) ?? {};
     if (from.kind === "tls-cert") entry.cert = file;
     else entry.key = file;
     byDir.set(dirOf(file.path), entry);
   }
   return [...byDir.entries()].map(([dir, { cert, key }]) => {
-    if (!cert || !key || cert.from.kind === "stats-env" || cert.from.kind === "attached-keys" || cert.from.kind === "acme-env") throw new Error(`host ${host.name}: self-signed certificate in ${dir} lacks its cert or key file`);
+    if (!cert || !key || !isTlsFile(cert.from)) throw new Error(`host ${host.name}: self-signed certificate in ${dir} lacks its cert or key file`);
     return { key: keyOf(dir.slice(dir.lastIndexOf("/") + 1)), hostnames: cert.from.hostnames, certPath: cert.path, keyPath: key.path };
   });
 }

@@ -10,8 +10,9 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadTopology, readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
-import { planStack, validateStackConfig } from "../../topology";
+import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
+import { planStack } from "../../topology";
+import { demoWithCertbotPlan } from "../render/validators/plans";
 import { writeHostBundle } from "../../components/program/bundle-dir";
 import { renderHostBundles } from "../../components/deploy/host-bundles";
 import { secretPayload, writeSecretsCommand } from "../../components/deploy/deploy-commands";
@@ -19,14 +20,7 @@ import { ensureMountPoints, releaseMountPoints } from "./support/mount-points";
 import { systemctlStandin, unitConf } from "./support/systemctl-standin";
 
 const APPLY_SH = readFileSync(join(REPO_ROOT, "files", "apply.sh"), "utf8");
-/** The shipped demo stack with each site's certificate from certbot's tree on the server. */
-function demoWithCertbot(): ReturnType<typeof planStack> {
-  const raw = structuredClone(readStackConfig(stackFile("demo"))) as { sites: { hostname: string; tls: unknown }[]; acme?: unknown };
-  raw.sites = raw.sites.map((site) => ({ ...site, tls: { source: "host", path: `/etc/letsencrypt/live/${site.hostname}` } }));
-  delete raw.acme;
-  return planStack(validateStackConfig("demo", raw));
-}
-const demo = demoWithCertbot();
+const demo = demoWithCertbotPlan();
 const isRoot = process.getuid?.() === 0;
 const SITES = ["demo.fiscalismia.com", "backend.demo.fiscalismia.com"] as const;
 const PORT_OF: Record<(typeof SITES)[number], number> = { "demo.fiscalismia.com": 443, "backend.demo.fiscalismia.com": 8443 };

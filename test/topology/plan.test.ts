@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadTopology, readStackConfig, REPO_ROOT, stackFile } from "../../scripts/stack-files";
+import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
+import { demoWithCertbotPlan } from "../render/validators/plans";
 import { assembleRoutingTable, HostPlan, planStack, RouteFragment, validateStackConfig } from "../../topology";
 import { validConfig } from "./fixtures";
 
@@ -95,11 +96,7 @@ test("the LB runs haproxy with host networking friendly mounts and the stats env
 });
 
 test("certificates from the host are read through a link, from certbot's tree or a self-signed stand-in", () => {
-  // The shipped demo stack as it was before ACME: each site's certificate from certbot's tree.
-  const raw = structuredClone(readStackConfig(stackFile("demo"))) as { sites: { hostname: string; tls: unknown }[]; acme?: unknown };
-  raw.sites = raw.sites.map((site) => ({ ...site, tls: { source: "host", path: `/etc/letsencrypt/live/${site.hostname}` } }));
-  delete raw.acme;
-  const d = host(planStack(validateStackConfig("demo", raw)), "demo");
+  const d = host(demoWithCertbotPlan(), "demo");
   const tls = "/srv/ingress/secrets/tls";
   assert.deepEqual(
     d.web!.sites.map((s) => [s.site.hostname, s.cert, s.key, s.certDelivery, s.hostCert]),

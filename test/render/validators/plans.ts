@@ -1,7 +1,7 @@
 // The plans the render tests use: the repo's prod and demo stacks and the standalone example.
 import { join } from "node:path";
-import { loadTopology, REPO_ROOT } from "../../../scripts/stack-files";
-import { planStack, type HostPlan, type OwnIngress, type StackPlan, type Topology } from "../../../topology";
+import { loadTopology, readStackConfig, REPO_ROOT, stackFile } from "../../../scripts/stack-files";
+import { planStack, validateStackConfig, type HostPlan, type OwnIngress, type StackPlan, type Topology } from "../../../topology";
 
 export const EXAMPLE_FILE = join(REPO_ROOT, "examples", "Pulumi.standalone-demo.yaml");
 
@@ -11,6 +11,14 @@ export function prodTopology(): Topology {
 
 export const prodPlan = (): StackPlan => planStack(prodTopology());
 export const demoPlan = (): StackPlan => planStack(loadTopology("demo"));
+
+/** The shipped demo stack as before ACME: each site's certificate from certbot's tree on the server. */
+export function demoWithCertbotPlan(): StackPlan {
+  const raw = structuredClone(readStackConfig(stackFile("demo"))) as { sites: { hostname: string; tls: unknown }[]; acme?: unknown };
+  raw.sites = raw.sites.map((site) => ({ ...site, tls: { source: "host", path: `/etc/letsencrypt/live/${site.hostname}` } }));
+  delete raw.acme;
+  return planStack(validateStackConfig("demo", raw));
+}
 export const examplePlan = (): StackPlan => planStack(loadTopology("standalone-demo", EXAMPLE_FILE));
 
 /** A copy of an `own` topology with its ingress changed, e.g. the example with engine haproxy. */
