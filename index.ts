@@ -11,7 +11,7 @@ import { HostFirewall } from "./components/firewall";
 import { renderHostBundles } from "./components/deploy/host-bundles";
 import { HostDeploy } from "./components/host-deploy";
 import { IngressAttachment } from "./components/ingress-attachment";
-import { dnsRecords, sshCommand, statsUrl as statsUrlOf } from "./components/deploy/outputs";
+import { certificateOutputs, dnsRecords, sshCommand, statsUrl as statsUrlOf } from "./components/deploy/outputs";
 import { PrimaryIps } from "./components/primary-ip";
 import { RoutesKeys } from "./components/routes-keys";
 import { PrivateNetwork } from "./components/private-network";
@@ -101,6 +101,11 @@ export const dnsRecordsToCreate = pulumi.all([lbIpv4, lbIpv6]).apply(([v4, v6]) 
 export const statsUrl: pulumi.Output<string | undefined> = lb
   ? lb.server.ipv4.apply((ip) => (stats?.enabled ? statsUrlOf(ip, stats.port) : undefined))
   : attachment!.statsUrl;
+/**
+ * Per hostname of this stack: its server, certificate source, issuer and renewal. The live
+ * certificate (expiry, days left, the ACME job's state) is on the stats page.
+ */
+export const certificates = certificateOutputs(plan.hosts);
 export const sshCommands = pulumi.all(Object.fromEntries(hosts.map((h) => [h.host.name, h.server.ipv4.apply(sshCommand)])));
 /** Hash of each host's bundle: a host is redeployed exactly when its hash changes. */
 export const bundleHashes = Object.fromEntries([...bundles.values()].map((b) => [b.local.host, b.local.hash]));

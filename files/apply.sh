@@ -318,25 +318,29 @@ install_unit_file() {
 
 # --- certificates kept on the host (tls.source: host, acme) --------------------------
 
-# The release's tls/host-certs lists "<link> <real dir> <stand-in dir> [<cert file> <key file>]"
-# per site; the file names default to fullchain.pem and privkey.pem (certbot's), and lego names
+# The release's tls/host-certs lists "<link> <real dir> <stand-in dir> [<cert file> <key file>
+# [<acme attempts file>]]" per site; the file names default to fullchain.pem and privkey.pem (certbot's), and lego names
 # them <domain>.crt and <domain>.key. nginx opens <link>/<cert file> and <link>/<key file>; the
 # link points at the real directory (certbot's live/<name>, lego's certificates/) once both
 # files are there, at the deploy's self-signed stand-in (which holds the same two names) until
 # then. One symlink per site, swapped atomically, so cert and key always match.
 #
-# host_cert_line parses one line into HC_LINK HC_REAL HC_STANDIN HC_CERT HC_KEY. It returns 1
+# host_cert_line parses one line into HC_LINK HC_REAL HC_STANDIN HC_CERT HC_KEY HC_ATTEMPTS. It returns 1
 # for a blank or comment line and 2 for a malformed one, with HC_ERR saying why: it runs in
 # cert_fingerprints' command substitution too, where `fail` would only end the subshell, so
 # link_host_certs (always first) is the one that fails on it.
-HC_LINK="" HC_REAL="" HC_STANDIN="" HC_CERT="" HC_KEY="" HC_ERR=""
+HC_LINK="" HC_REAL="" HC_STANDIN="" HC_CERT="" HC_KEY="" HC_ATTEMPTS="" HC_ERR=""
 host_cert_line() {
   local extra f
   HC_ERR=""
-  read -r HC_LINK HC_REAL HC_STANDIN HC_CERT HC_KEY extra <<<"$1"
+  read -r HC_LINK HC_REAL HC_STANDIN HC_CERT HC_KEY HC_ATTEMPTS extra <<<"$1"
   [[ -z $HC_LINK || $HC_LINK == \#* ]] && return 1
   if [[ -z $HC_STANDIN || -n $extra || ( -n $HC_CERT && -z $HC_KEY ) ]]; then
-    HC_ERR="expected \"<link> <real dir> <stand-in dir>\" and optionally \"<cert file> <key file>\""
+    HC_ERR="expected \"<link> <real dir> <stand-in dir>\" and optionally \"<cert file> <key file> [<acme attempts file>]\""
+    return 2
+  fi
+  if [[ -n $HC_ATTEMPTS && $HC_ATTEMPTS != /* ]]; then
+    HC_ERR="the acme attempts file \"$HC_ATTEMPTS\" is not an absolute path"
     return 2
   fi
   HC_CERT=${HC_CERT:-fullchain.pem}
@@ -368,6 +372,97 @@ public_key_of() {
   return 0
 }
 
+# --- what the health check says about a certificate ------------------------------------
+# nginx cannot describe the certificate it serves, so each site's health location includes
+# $CERT_INFO beside its certificate: two add_header lines (issuer and names; expiry in epoch
+# seconds) that both LB engines show on their stats page (contract/certificate-info.ts). Beside
+# the certificate, it is read at the same reload: the header describes what is being served.
+# Text from a certificate is reduced to characters that mean nothing to nginx (no quote, $, ;,
+# brace or backslash) before it enters nginx's config.
+readonly CERT_INFO=ingress-info.conf
+INFO_CHANGED=0
+
+harmless() { printf '%s' "$1" | tr -cd 'A-Za-z0-9 .,:*@_()=/+-' | cut -c1-300; }
+
+# The add_header lines for certificate file $1; nothing when it is not a certificate.
+cert_info_text() {
+  local out line subject="" issuer="" end="" names="" cn expires
+  out=$(openssl x509 -noout -subject -issuer -enddate -ext subjectAltName -nameopt RFC2253 -in "$1" 2>/dev/null) || return 0
+  while IFS= read -r line; do
+    case $line in
+      subject=*) subject=${line#subject=} ;;
+      issuer=*) issuer=${line#issuer=} ;;
+      notAfter=*) end=${line#notAfter=} ;;
+      *DNS:*) names=$(printf '%s' "$line" | grep -o 'DNS:[^, ]*' | cut -c5- | paste -sd, -) ;;
+    esac
+  done <<<"$out"
+  expires=$(date -u -d "$end" +%s 2>/dev/null) || return 0
+  cn=$(printf '%s' "$subject" | grep -o 'CN=[^,]*' | head -n1 | cut -c4-)
+  [[ -n $names ]] || names=$cn
+  local who
+  who=$(printf '%s' "$issuer" | grep -o 'CN=[^,]*' | head -n1 | cut -c4-)
+  [[ -n $who ]] || who=$(printf '%s' "$issuer" | grep -o 'O=[^,]*' | head -n1 | cut -c3-)
+  [[ -n $who ]] || who=$issuer
+  [[ $subject != "$issuer" ]] || who="$who (self-signed)"
+  printf '# Written by apply.sh from the certificate beside it; the site'"'"'s health location includes it.\n'
+  printf 'add_header x-ingress-certificate "issuer %s; names %s" always;\n' "$(harmless "$who")" "$(harmless "$names")"
+  printf 'add_header x-ingress-certificate-expires "%s" always;\n' "$expires"
+}
+
+# Writes $1/$CERT_INFO for certificate $1/$2 when it says something new; INFO_CHANGED=1 then.
+write_cert_info() {
+  local dir=$1 cert=$2 text
+  text=$(cert_info_text "$dir/$cert")
+  if [[ -z $text ]]; then
+    [[ ! -e $dir/$CERT_INFO ]] || { rm -f -- "$dir/$CERT_INFO"; INFO_CHANGED=1; }
+    return 0
+  fi
+  [[ $text != "$(cat -- "$dir/$CERT_INFO" 2>/dev/null)" ]] || return 0
+  printf '%s\n' "$text" >"$dir/.$CERT_INFO.tmp" && chmod 0644 "$dir/.$CERT_INFO.tmp" && mv -f "$dir/.$CERT_INFO.tmp" "$dir/$CERT_INFO"
+  INFO_CHANGED=1
+}
+
+# The ACME job's state for site $1 from its attempts file $2 ("<failed runs> <next epoch s>
+# <settings>", renew.sh's), as the add_header line its health location includes. Only numbers
+# are taken from the file: the job writes it, and must not reach nginx's config.
+write_acme_status() {
+  local name=$1 attempts=$2 file=$ROOT/secrets/tls/acme-status/$1.conf failures="" next="" text
+  if [[ ! -e $attempts ]]; then
+    text="no run yet"
+  else
+    read -r failures next _ <"$attempts" 2>/dev/null || true
+    if [[ ! $failures =~ ^(0|[1-9][0-9]{0,5})$ || ! $next =~ ^[1-9][0-9]{0,11}$ ]]; then
+      text="unreadable attempts record ($attempts)"
+    elif ((failures == 0)); then
+      text="ok"
+    else
+      text="failing: $failures run(s), next $(date -u -d "@$next" +%Y-%m-%dT%H:%MZ)"
+    fi
+  fi
+  text=$(printf '# Written by apply.sh from %s.\nadd_header x-ingress-acme "%s" always;' "$attempts" "$(harmless "$text")")
+  [[ $text != "$(cat -- "$file" 2>/dev/null)" ]] || return 0
+  mkdir -p "${file%/*}"
+  printf '%s\n' "$text" >"$file.tmp" && mv -f "$file.tmp" "$file"
+  INFO_CHANGED=1
+}
+
+# Every certificate the release's nginx opens under $ROOT/secrets (through a link: its target)
+# gets its $CERT_INFO, and every ACME site its status. Run before nginx is checked and (re)loaded.
+refresh_cert_info() {
+  local rel=$1 path line
+  if [[ -d $rel/nginx ]]; then
+    while IFS= read -r path; do
+      [[ $path == "$ROOT/secrets/"* && $path != *..* && -f $path ]] || continue
+      write_cert_info "${path%/*}" "${path##*/}"
+    done < <(grep -rhoE '^[[:space:]]*ssl_certificate[[:space:]]+[^;[:space:]]+;' "$rel/nginx" | sed -E 's/^[[:space:]]*ssl_certificate[[:space:]]+//; s/;$//' | sort -u)
+  fi
+  [[ -f $rel/tls/host-certs ]] || return 0
+  while IFS= read -r line || [[ -n $line ]]; do
+    host_cert_line "$line" || continue
+    [[ -z $HC_ATTEMPTS ]] || write_acme_status "${HC_LINK##*/}" "$HC_ATTEMPTS"
+  done <"$rel/tls/host-certs"
+}
+
 # Sets COPY to the checked copy of <dir>/<cert> and <dir>/<key> for site <name>, as files
 # <as cert> and <as key> (what nginx opens), made if new; to "" when there is no pair, and
 # COPY_ERR to why when there is one that does not match.
@@ -393,6 +488,7 @@ cert_copy() {
     COPY_ERR="$dir/$key is not the key of $dir/$cert (being written, or damaged)"
     return 0
   fi
+  write_cert_info "$tmp" "$as_cert"
   chmod 0755 "$tmp"
   mv -T "$tmp" "$CERT_COPIES/$name/$sum"
   COPY=$CERT_COPIES/$name/$sum
@@ -490,12 +586,15 @@ refresh_certs() {
   [[ -f $ROOT/releases/$rel/tls/host-certs ]] || return 0
   PHASE=certs
   link_host_certs "$ROOT/releases/$rel"
+  refresh_cert_info "$ROOT/releases/$rel"
   fp=$(cert_fingerprints "$ROOT/releases/$rel")
   if ((${#CERT_UNDO[@]} > 0)); then
     why="the switched certificates"
   elif [[ $fp != "$(cat "$CERTS_LOADED" 2>/dev/null)" ]]; then
     why="the renewed certificates"
     say "a certificate changed since nginx loaded it (renewed in place, or never loaded)"
+  elif ((INFO_CHANGED)); then
+    why="new certificate or ACME state in its health headers"
   else
     PHASE=committed
     say "unchanged: every certificate link already points where it should, and nginx has loaded them"
@@ -1073,6 +1172,7 @@ build_and_apply() {
   PHASE=staged
   say "staged release $id"
   link_host_certs "$ROOT/releases/$id"
+  refresh_cert_info "$ROOT/releases/$id"
   fp=$(cert_fingerprints "$ROOT/releases/$id")
   validate_release
   if [[ -n $PREV ]]; then tree_manifest "$ROOT/releases/$PREV" >"$WORK/prev.manifest"; else : >"$WORK/prev.manifest"; fi
@@ -1082,9 +1182,12 @@ build_and_apply() {
   apply_nftables
   check_firewall
   apply_units
-  if [[ -f $ROOT/releases/$id/tls/host-certs ]] && ! is_in nginx "${UNITS_TOUCHED[@]}" &&
-    { ((${#CERT_UNDO[@]} > 0)) || [[ $fp != "$(cat "$CERTS_LOADED" 2>/dev/null)" ]]; }; then
-    # nginx's own files did not change, but its certificates did: a reload, or it serves the old ones.
+  if ! is_in nginx "${UNITS_TOUCHED[@]}" && {
+    { [[ -f $ROOT/releases/$id/tls/host-certs ]] && { ((${#CERT_UNDO[@]} > 0)) || [[ $fp != "$(cat "$CERTS_LOADED" 2>/dev/null)" ]]; }; } ||
+      ((INFO_CHANGED));
+  }; then
+    # nginx's own files did not change, but its certificates (or what its health check says
+    # about them) did: a reload, or it serves the old ones.
     UNITS_TOUCHED+=(nginx)
     say "reloading nginx.service (certificates changed)"
     ctl reload nginx.service || fail "systemctl reload nginx.service failed"

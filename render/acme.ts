@@ -36,7 +36,10 @@ function challengeArgs(c: AcmeCertificatePlan): string {
   return c.challenge === "http-01" ? `--http --http.webroot ${sq(paths.ACME_WEBROOT)}` : `--dns ${HETZNER_DNS_PROVIDER}`;
 }
 
-/** Where renew.sh leaves word that a certificate changed; the unit's ExecStopPost then runs apply.sh --switch-certs. */
+/**
+ * Where renew.sh leaves word that a certificate changed, or that a run failed or recovered; the
+ * unit's ExecStopPost then runs apply.sh --switch-certs, which also refreshes the ACME header.
+ */
 export const ACME_SWITCH_MARKER = `${paths.ACME_STATE_DIR}/.switch-certs`;
 
 /** "15 min, 30 min, then hourly" from a backoff's start and cap, for the script's comment. */
@@ -59,7 +62,8 @@ export function renderAcmeScript(host: HostPlan): string {
     "# (lego renew); new account settings (CA, e-mail, key type, challenge) obtain a new one at once.",
     `# A failure is logged and backs off (a first certificate: ${backoffText(ACME_BACKOFF.first)};`,
     `# a renewal: ${backoffText(ACME_BACKOFF.renewal)}); the other certificates go on. When one changed,`,
-    "# it leaves a marker and the unit's ExecStopPost has apply.sh move nginx to it by reload.",
+    "# it leaves a marker and the unit's ExecStopPost has apply.sh move nginx to it by reload; so does",
+    "# a failure or a recovery, which apply.sh shows on the LB's stats page (the health check's headers).",
     "set -u",
     "",
     `SERVER=${sq(acme.directoryUrl)}`,
@@ -128,6 +132,8 @@ export function renderAcmeScript(host: HostPlan): string {
     '  if [ "$status" -eq 0 ]; then',
     '    printf \'%s\\n\' "$settings" >"$dir/issued-with"',
     '    printf \'0 %s %s\\n\' "$((now + CHECK_EVERY))" "$settings" >"$dir/attempts.tmp" && mv -f "$dir/attempts.tmp" "$dir/attempts"',
+    "    # A recovery changes what the LB's health check shows (apply.sh writes it): a marker too.",
+    '    [ "$failures" -eq 0 ] || : >"$SWITCH_MARKER"',
     '    if [ "$(fingerprint "$cert" "$key")" != "$before" ]; then',
     '      : >"$SWITCH_MARKER"',
     '      log "$host: new certificate; nginx moves to it by reload; next check at $(at "$((now + CHECK_EVERY))")"',
@@ -142,6 +148,8 @@ export function renderAcmeScript(host: HostPlan): string {
     '  [ "$delay" -le "$backoff_max" ] || delay=$backoff_max',
     '  printf \'%s %s %s\\n\' "$attempt" "$((now + delay))" "$settings" >"$dir/attempts.tmp" && mv -f "$dir/attempts.tmp" "$dir/attempts"',
     '  log "$host: FAILED (lego exited $status, run $attempt); the certificate in use stays; next attempt at $(at "$((now + delay))")"',
+    "  # apply.sh puts the failure on the LB's stats page (the health check's ACME header).",
+    '  : >"$SWITCH_MARKER"',
     "  return 1",
     "}",
     "",

@@ -4,6 +4,7 @@
 // the tests) and 3.2 (the production image) accept; see docs/haproxy.md.
 import { formatDuration } from "../topology/duration";
 import * as paths from "../topology/paths";
+import { haproxyCheckInfoRules } from "../contract/certificate-info";
 import { ingressOf, STATS_LOOPBACK_SOURCES, type HostPlan, type IngressPlan, type LbBackend, type RouteFragment, type RouteSettings } from "../topology";
 
 /** The original setup's log line, kept so operators' greps and dashboards still work. */
@@ -154,6 +155,9 @@ function renderStats(stats: IngressPlan["stats"]): string {
   ]);
 }
 
+/** A passed check's text names the server's certificate and ACME state (contract/certificate-info). */
+const certificateRules = haproxyCheckInfoRules(200);
+
 function renderBackend(backend: LbBackend, settings: RouteSettings): string {
   const { healthCheck: hc, timeouts } = settings;
   const { sni, path } = backend.check;
@@ -170,8 +174,9 @@ function renderBackend(backend: LbBackend, settings: RouteSettings): string {
     `timeout tunnel ${d(timeouts.tunnel)}`,
     `timeout check ${d(hc.timeout)}`,
     "option httpchk",
+    ...certificateRules.beforeSend,
     `http-check send meth GET uri ${path} hdr Host ${sni}`,
-    "http-check expect status 200",
+    ...certificateRules.expect,
     ...servers,
   ]);
   const responders = backend.servers.filter((s) => s.acmePort !== undefined);
@@ -211,6 +216,9 @@ export function renderHaproxyRoutes(fragment: RouteFragment, ingress: RouteSetti
     "# - check-send-proxy: with send-proxy-v2 the checks already send PROXY v2 (command LOCAL),",
     '#   but only while no "port"/"addr" is set; stating it keeps the nginx PROXY listener',
     "#   answering checks if one is ever added.",
+    "# - on-success: the stats page's last check of a passed check names the certificate the server",
+    "#   serves for <site> (from its health response's headers), the days it has left, WARNING",
+    "#   under 14, and its ACME job's state.",
     `# backend ${ACME_BACKEND_PREFIX}<name>: the same servers' ACME http-01 responders (plain HTTP), where`,
     "# port 80 sends /.well-known/acme-challenge/ requests for the backend's hostnames; the first",
     "# server (balance first, as the ts engine does): the token is where the ACME client ran. A",

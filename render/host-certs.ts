@@ -5,18 +5,18 @@
 import type { HostPlan } from "../topology";
 
 export function renderHostCerts(host: HostPlan): string {
-  const lines = (host.web?.sites ?? []).flatMap((s) => {
-    const c = s.hostCert;
-    return c ? [`${c.link} ${c.real} ${c.standin} ${c.certFile} ${c.keyFile}`] : [];
-  });
-  if (lines.length === 0) throw new Error(`host ${host.name} keeps no certificate on the host`);
-  for (const line of lines) {
+  const sites = (host.web?.sites ?? []).flatMap((s) => (s.hostCert ? [s.hostCert] : []));
+  if (sites.length === 0) throw new Error(`host ${host.name} keeps no certificate on the host`);
+  const lines = sites.map((c) => {
+    const fields = [c.link, c.real, c.standin, c.certFile, c.keyFile, ...(c.attempts !== undefined ? [c.attempts] : [])];
     // apply.sh splits on spaces; the schema already refuses whitespace in paths.
-    if (line.split(" ").length !== 5) throw new Error(`host ${host.name}: a certificate path holds a space: ${line}`);
-  }
+    if (fields.some((f) => /\s/.test(f) || f === "")) throw new Error(`host ${host.name}: a certificate path is empty or holds a space: ${fields.join(" ")}`);
+    return fields.join(" ");
+  });
   return [
-    "# <link> <real certificate dir> <self-signed stand-in dir> <cert file> <key file>: nginx reads",
-    "# <link>/<cert file> and <link>/<key file>; apply.sh points <link> at the real dir once it holds both.",
+    "# <link> <real certificate dir> <self-signed stand-in dir> <cert file> <key file> [<acme attempts file>]:",
+    "# nginx reads <link>/<cert file> and <link>/<key file>; apply.sh points <link> at the real dir once it",
+    "# holds both, and turns the ACME job's attempts file into the health check's ACME header.",
     ...lines,
     "",
   ].join("\n");

@@ -4,6 +4,7 @@
 // Pure: the same plan gives byte-identical text. Accepted by nginx 1.22 (Debian 12, the tests)
 // and the 1.28 production image.
 import * as paths from "../topology/paths";
+import { ACME_HEADER, CERTIFICATE_INFO_FILE } from "../contract/certificate-info";
 import { ACME_CHALLENGE_PORT, type HostPlan, type SitePlan, type WebPlan } from "../topology";
 
 type TlsProtocol = SitePlan["site"]["tlsProtocols"][number];
@@ -22,6 +23,29 @@ const ACME_LOCATION = [
   "    try_files $uri =404;",
   "}",
 ];
+
+/**
+ * An include of a file that may not exist yet: nginx takes a path with a wildcard as a pattern,
+ * and a pattern that matches nothing includes nothing (a literal path must exist, or nginx -t fails).
+ */
+function optionalInclude(path: string): string {
+  if (!path.endsWith(".conf")) throw new Error(`optional include ${path} must end in .conf`);
+  return `include ${path.slice(0, -1)}[f];`;
+}
+
+/**
+ * The health location's headers that tell both LB engines which certificate this site serves
+ * (CERTIFICATE_INFO_FILE, which apply.sh writes beside each certificate nginx opens, so it is
+ * read at the same reload as the certificate) and how its ACME job is faring.
+ */
+function certificateHeaders(site: SitePlan): string[] {
+  const dir = site.cert.slice(0, site.cert.lastIndexOf("/"));
+  const acme =
+    site.certDelivery === "acme"
+      ? [optionalInclude(paths.acmeStatusFile(site.site.hostname))]
+      : [`add_header ${ACME_HEADER} ${quote(`not used (tls.source ${site.site.tls.source})`)} always;`];
+  return [optionalInclude(`${dir}/${CERTIFICATE_INFO_FILE}`), ...acme];
+}
 
 function webOf(host: HostPlan): WebPlan {
   if (host.role !== "web" || !host.web) throw new Error(`host ${host.name} of stack ${host.stack} is not a web host`);
@@ -166,10 +190,12 @@ export function renderNginxSite(host: HostPlan, site: SitePlan): string {
     `ssl_protocols ${s.tlsProtocols.join(" ")};`,
     "",
     "# The LB's health check (TLS with this SNI, then GET). nginx answers it itself, so a",
-    "# check proves the whole path LB -> PROXY -> TLS -> this server works.",
+    "# check proves the whole path LB -> PROXY -> TLS -> this server works. Its headers name the",
+    "# certificate served and the ACME job's state, which the LB's stats page shows.",
     `location = ${s.healthPath} {`,
     "    access_log off;",
     "    default_type text/plain;",
+    ...certificateHeaders(site).map((l) => `    ${l}`),
     "    return 200 'ok\\n';",
     "}",
     "",

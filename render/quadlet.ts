@@ -195,7 +195,7 @@ function daemonService(c: ContainerPlan): string[] {
 const APPLY_SH = `${paths.CURRENT}/apply.sh`;
 
 function jobService(c: ContainerPlan): string[] {
-  // Only when renew.sh left word that a certificate changed; the word stays until apply.sh took it.
+  // Only when renew.sh left word (a certificate changed, a run failed or recovered); the word stays until apply.sh took it.
   const switchCerts = `test ! -e ${ACME_SWITCH_MARKER} || { /bin/bash ${APPLY_SH} --switch-certs && rm -f ${ACME_SWITCH_MARKER}; }`;
   return [
     "[Service]",
@@ -206,7 +206,8 @@ function jobService(c: ContainerPlan): string[] {
     "# A deploy holding apply.sh's lock is not waited for long: the next run, or that deploy, catches up.",
     "Environment=INGRESS_LOCK_TIMEOUT=10",
     "# Whether or not every certificate succeeded: when one changed, apply.sh checks the release with",
-    "# nginx and reloads it (--switch-certs; a certificate nginx refuses is not switched to).",
+    "# nginx and reloads it (--switch-certs; a certificate nginx refuses is not switched to); after a",
+    "# failure or a recovery too, so the LB's health check reports the ACME job's state.",
     `ExecStopPost=-/bin/sh -c ${quoteSystemdArg(switchCerts)}`,
   ];
 }

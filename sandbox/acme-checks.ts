@@ -10,7 +10,8 @@ import * as paths from "../topology/paths";
 import { pollUntil, run } from "../lab/command";
 import type { Netns } from "../lab";
 import { STANDIN_DIR } from "../local/cloud/machine";
-import { re, type IngressCheck } from "./check-helpers";
+import { CERTIFICATE_WARNING_DAYS, HAPROXY_CHECK_TEXT_MAX } from "../contract/certificate-info";
+import { re, rowState, type IngressCheck } from "./check-helpers";
 import { containerLog, INTERNET, type IngressSandbox } from "./ingress-sandbox";
 
 /** An address on the local internet where nothing answers: a name resolved here cannot be validated. */
@@ -62,6 +63,48 @@ async function servedCertificate(s: IngressSandbox, hostname: string): Promise<S
   });
 }
 
+
+/**
+ * The engine's last check of `row`'s server, as the operator reads it on the stats page, once it
+ * says what `want` accepts (the check runs every few seconds; nginx reloads a moment after the job).
+ */
+async function statsSay(s: IngressSandbox, row: RoutingRow, want: { readonly test: (text: string) => boolean; readonly what: string }): Promise<string> {
+  let last = "";
+  return pollUntil(
+    `the stats page's last check of ${row.backend}/${row.server} to say ${want.what}`,
+    async () => {
+      last = rowState(await s.serverStates(), row)?.lastCheck ?? "";
+      return want.test(last) ? last : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 250 },
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; it says ${JSON.stringify(last)}`);
+  });
+}
+
+/**
+ * What a passed check says of a certificate Pebble issued for `row` until `notAfter` (openssl's
+ * "Dec  9 06:46:33 2026 GMT") with ACME state `acme`. HAProxy keeps 127 characters of it, so
+ * the issuer and names, last, may be cut there; the ts proxy keeps it whole.
+ */
+function pebbleCertificateText(row: RoutingRow, notAfter: string, acme: string): { test: (text: string) => boolean; what: string } {
+  const left = Date.parse(notAfter) - Date.now();
+  const days = Math.trunc(left / 86_400_000);
+  const warning = left < CERTIFICATE_WARNING_DAYS * 86_400_000 ? "WARNING" : "ok";
+  const head = (d: number) => `cert ${d}d left (${warning}) until ${new Date(Date.parse(notAfter)).toISOString().slice(0, 10)}; acme ${acme}; `;
+  const tail = new RegExp(`^issuer Pebble Intermediate CA [0-9a-f]+; names ${re(row.hostname)}$`);
+  // The day count may tick over between the two readings.
+  const test = (text: string) =>
+    [head(days), head(days - 1)].some((h) => {
+      if (!text.startsWith(h)) return false;
+      const rest = text.slice(h.length);
+      if (tail.test(rest)) return true;
+      const whole = `issuer Pebble Intermediate CA ${/^issuer Pebble Intermediate CA ([0-9a-f]+)/.exec(rest)?.[1] ?? ""}; names ${row.hostname}`;
+      return text.length === HAPROXY_CHECK_TEXT_MAX && whole.startsWith(rest);
+    });
+  return { test, what: `"${head(days)}issuer Pebble Intermediate CA ...; names ${row.hostname}"` };
+}
+
 function hostsOf(row: RoutingRow): { server: string; attempts: string } {
   return { server: row.server, attempts: `${paths.ACME_STATE_DIR}/${row.hostname}/attempts` };
 }
@@ -81,10 +124,10 @@ async function dueNow(s: IngressSandbox, row: RoutingRow): Promise<void> {
   assert.equal(r.code, 0, r.stderr);
 }
 
-async function attemptsOf(s: IngressSandbox, row: RoutingRow): Promise<{ failures: number; nextInS: number }> {
+async function attemptsOf(s: IngressSandbox, row: RoutingRow): Promise<{ failures: number; next: number; nextInS: number }> {
   const { server, attempts } = hostsOf(row);
   const [failures, next] = (await s.onHost(server, ["cat", attempts])).stdout.trim().split(" ").map(Number);
-  return { failures: failures ?? NaN, nextInS: (next ?? NaN) - Math.floor(Date.now() / 1000) };
+  return { failures: failures ?? NaN, next: next ?? NaN, nextInS: (next ?? NaN) - Math.floor(Date.now() / 1000) };
 }
 
 /** A client that trusts only Pebble's roots, requesting `hostname` through the LB every 50 ms. */
@@ -125,7 +168,10 @@ export const acmeIssuedCheck: IngressCheck = {
       assert.match(r.body, new RegExp(`real client IP is ${INTERNET.client4.replace(/\./g, "\\.")}\\b`), `body: ${r.body}`);
       const cert = await servedCertificate(s, row.hostname);
       assert.match(cert.issuer, /Pebble/i, `${row.hostname}: issuer ${cert.issuer}`);
-      seen.push(`${row.hostname} (${cert.issuer}, until ${cert.notAfter})`);
+      // The engine's stats page names it: names, issuer, expiry, days left (a warning under 14:
+      // the sandbox's CA issues for 7 days), and the ACME job's state.
+      const said = await statsSay(s, row, pebbleCertificateText(row, cert.notAfter, "ok"));
+      seen.push(`${row.hostname}: stats say "${said}"`);
     }
     return seen.join("; ");
   },
@@ -191,6 +237,9 @@ export const acmeFailureCheck = (row: RoutingRow): IngressCheck => ({
       assert.ok(backoff.nextInS > 3000 && backoff.nextInS <= 3600, `a renewal retries in an hour, not at once: ${backoff.nextInS} s`);
       assert.equal((await servedCertificate(s, row.hostname)).fingerprint, before.fingerprint, "the old certificate keeps serving");
       assert.equal((await verifiedGet(s.clients.client, s.lb4, row.hostname, caFile)).status, 200);
+      // The failure is on the stats page, beside the certificate still in use.
+      const nextAt = `${new Date(backoff.next * 1000).toISOString().slice(0, 16)}Z`;
+      await statsSay(s, row, pebbleCertificateText(row, before.notAfter, `failing: 1 run(s), next ${nextAt}`));
       // The timer fires again: no new attempt, no crash loop, the wait is said.
       const again = await runJob(s, row.server);
       assert.equal(again.code, 0, again.log);
@@ -227,7 +276,8 @@ export const acmeFailureCheck = (row: RoutingRow): IngressCheck => ({
     );
     assert.notEqual(after.fingerprint, before.fingerprint);
     assert.equal((await verifiedGet(s.clients.client, s.lb4, row.hostname, await pebbleRoots(s))).status, 200);
-    notes.push("recovered: renewed at the next look");
+    await statsSay(s, row, pebbleCertificateText(row, after.notAfter, "ok"));
+    notes.push("recovered: renewed at the next look, stats say ok");
     return notes.join("; ");
   },
 });

@@ -61,6 +61,19 @@ export function acmeCertPaths(hostname: string): { readonly dir: string; readonl
   return { dir, real: `${dir}/certificates`, certFile: `${hostname}.crt`, keyFile: `${hostname}.key` };
 }
 
+/** Where renew.sh records a site's failed runs and next attempt ("<failures> <next epoch s> <settings>"). */
+export function acmeAttemptsFile(hostname: string): string {
+  return `${ACME_STATE_DIR}/${hostname}/attempts`;
+}
+
+/**
+ * The nginx add_header line apply.sh writes from a site's ACME attempts (its health location
+ * includes it): written by apply.sh, never by the ACME job, which must not reach nginx's config.
+ */
+export function acmeStatusFile(hostname: string): string {
+  return `${TLS_DIR}/acme-status/${hostname}.conf`;
+}
+
 /**
  * What an LB that lets other stacks attach needs to turn their pushed routes (data, at
  * ROUTES_DIR/<stack>/routes.json) into config: the owner's policy, the owner's renderer (built

@@ -142,6 +142,8 @@ export interface SitePlan {
     readonly standin: string;
     readonly certFile: string;
     readonly keyFile: string;
+    /** acme: renew.sh's record of failed runs, which apply.sh turns into the health check's ACME header. */
+    readonly attempts?: string;
   };
 }
 

@@ -206,7 +206,7 @@ function sitePlan(site: SiteConfig): SitePlan {
   if (site.tls.source === "acme") {
     const { link, standin } = paths.hostCertPaths(site.hostname);
     const { real, certFile, keyFile } = paths.acmeCertPaths(site.hostname);
-    const hostCert = { link, real, standin, certFile, keyFile };
+    const hostCert = { link, real, standin, certFile, keyFile, attempts: paths.acmeAttemptsFile(site.hostname) };
     return { site, cert: `${link}/${certFile}`, key: `${link}/${keyFile}`, certDelivery: "acme", hostCert };
   }
   const { cert, key } = paths.tlsPaths(site.port);

@@ -3,6 +3,7 @@
 // Pure: no Pulumi import.
 import { STATS_PASSWORD_ENV } from "../../render/proxy-config";
 import { DEPLOY_USER } from "./deploy-commands";
+import type { HostPlan } from "../../topology";
 
 /**
  * Output names the owning stack exports and attached stacks read. One table for both
@@ -64,4 +65,52 @@ export function statsEnv(user: string, password: string): string {
   if (/[\r\n\0]/.test(password)) throw new Error("the stats password must not contain line breaks or NUL bytes");
   if (password.length === 0) throw new Error("the stats password is empty");
   return `STATS_USER=${user}\n${STATS_PASSWORD_ENV}=${password}\n`;
+}
+
+/** What the stack knows of one site's certificate; the live one is on the LB's stats page. */
+export interface CertificateOutput {
+  readonly server: string;
+  readonly source: string;
+  /** Who signs it, as far as the stack decides that. */
+  readonly issuer: string;
+  /** How it is renewed before it expires. */
+  readonly renewal: string;
+}
+
+const DIRECTORY_NAMES: Readonly<Record<string, string>> = {
+  "https://acme-v02.api.letsencrypt.org/directory": "Let's Encrypt",
+  "https://acme-staging-v02.api.letsencrypt.org/directory": "Let's Encrypt staging (untrusted)",
+};
+
+/**
+ * The `certificates` output, by hostname. Not the live expiry: an ACME certificate is issued and
+ * renewed on its server after `pulumi up` returns, where the stack cannot see it, and a read at
+ * every `up` would put a diff in every preview. Both engines' stats pages show each served
+ * certificate's issuer, names, expiry and days left (contract/certificate-info.ts).
+ */
+export function certificateOutputs(hosts: readonly HostPlan[]): Record<string, CertificateOutput> {
+  const out: Record<string, CertificateOutput> = {};
+  for (const host of hosts) {
+    const acme = host.web?.acme;
+    for (const s of host.web?.sites ?? []) {
+      const tls = s.site.tls;
+      let issuer: string;
+      let renewal: string;
+      if (tls.source === "acme" && acme) {
+        issuer = `${DIRECTORY_NAMES[acme.directoryUrl] ?? acme.directoryUrl} (ACME, ${tls.challenge})`;
+        renewal = `lego on ${host.name} (acme.timer), ${acme.renewBeforeDays} days before expiry; a self-signed stand-in until the first`;
+      } else if (tls.source === "host") {
+        issuer = `whatever issued the files in ${tls.path} (certbot, say)`;
+        renewal = `by that tool on ${host.name}; apply.sh --switch-certs moves nginx to a renewed one`;
+      } else if (tls.source === "provided") {
+        issuer = `the certificate in secret config ${tls.certSecret}`;
+        renewal = "by you: set a new one in the secret config and run pulumi up";
+      } else {
+        issuer = "self-signed (Pulumi's tls provider; browsers will not trust it)";
+        renewal = "valid 2 years; the pulumi up in its last 30 days replaces it";
+      }
+      out[s.site.hostname] = { server: host.name, source: tls.source, issuer, renewal };
+    }
+  }
+  return out;
 }

@@ -6,6 +6,7 @@
  * `rise`, so like HAProxy a single failed first check marks it DOWN, while a
  * server that has been UP needs `fall` failures in a row. Pure.
  */
+import { CertificateInfo } from "../../contract/certificate-info";
 
 /** HAProxy's check status codes, as `show stat` prints them. */
 export type CheckCode = "INI" | "L4OK" | "L4TOUT" | "L4CON" | "L6OK" | "L6TOUT" | "L6RSP" | "L7OK" | "L7STS" | "L7TOUT" | "L7RSP";
@@ -33,6 +34,8 @@ export interface CheckResult {
   /** HTTP status of an L7 check. */
   readonly httpStatus?: number;
   readonly durationMs: number;
+  /** A passed HTTP check: what the server's health response said about its certificate (empty when it said nothing). */
+  readonly certificate?: CertificateInfo;
 }
 
 export interface HealthState {

@@ -8,6 +8,7 @@
  * `Server prod_frontend_443/frontend is DOWN, reason: Layer4 connection problem,
  * info: "Connection refused", check duration: 0ms. 0 active and 0 backup servers left.`
  */
+import { CertificateInfo } from "../../contract/certificate-info";
 import { BackendConfig, HealthCheckConfig, ProxyConfig, ServerConfig } from "../../contract/proxy-config";
 import { Logger } from "../log/logger";
 import { CHECK_DESCRIPTION, CheckResult, HealthState, initialHealth, nextHealth, statusText } from "./check-state";
@@ -26,6 +27,11 @@ export interface ServerHealthView {
   /** HAProxy's stats status, e.g. "UP 1/3" while going down. */
   readonly statusDetail: string;
   readonly last: CheckResult | null;
+  /**
+   * What the last passed check said about the server's certificate; kept while later checks
+   * fail, so a DOWN server still shows the certificate it served last.
+   */
+  readonly certificate: CertificateInfo | null;
   /** ms since the epoch of the last UP/DOWN change (or of the start). */
   readonly lastChange: number;
 }
@@ -38,6 +44,7 @@ interface Tracked {
   check: HealthCheckConfig | undefined;
   state: HealthState;
   last: CheckResult | null;
+  certificate: CertificateInfo | null;
   lastChange: number;
   timer: NodeJS.Timeout | null;
   running: boolean;
@@ -76,7 +83,7 @@ export class HealthMonitor {
         continue;
       }
       const check = backend.healthCheck;
-      const tracked: Tracked = { backend, server, check, state: initialHealth(check?.rise ?? 1), last: null, lastChange: Date.now(), timer: null, running: false, stopped: false };
+      const tracked: Tracked = { backend, server, check, state: initialHealth(check?.rise ?? 1), last: null, certificate: null, lastChange: Date.now(), timer: null, running: false, stopped: false };
       this.servers.set(id, tracked);
       if (check !== undefined) this.schedule(id, tracked, Math.floor(Math.random() * Math.min(FIRST_CHECK_SPREAD_MS, check.intervalMs)));
     }
@@ -96,6 +103,7 @@ export class HealthMonitor {
       status: t.check === undefined ? "no check" : t.state.up ? "UP" : "DOWN",
       statusDetail: t.check === undefined ? "no check" : statusText(t.state, t.check.rise, t.check.fall),
       last: t.last,
+      certificate: t.certificate,
       lastChange: t.lastChange,
     }));
   }
@@ -133,6 +141,7 @@ export class HealthMonitor {
     const before = t.state;
     t.state = nextHealth(before, result.passed, t.check.rise, t.check.fall);
     t.last = result;
+    if (result.passed) t.certificate = result.certificate ?? null;
     if (before.up !== t.state.up) {
       t.lastChange = Date.now();
       this.logChange(t, result);

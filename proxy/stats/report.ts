@@ -3,6 +3,7 @@
  * monitor (in the primary) and the workers' counters added up. Pure; three
  * renderings of one report: JSON, text, HTML.
  */
+import { CertificateInfo } from "../../contract/certificate-info";
 import { CHECK_DESCRIPTION } from "../health/check-state";
 import { ServerHealthView, serverId } from "../health/monitor";
 import { backendKey, frontendKey, serverKey } from "../engine/counters";
@@ -17,6 +18,15 @@ export interface Traffic {
   /** Client to server, and server to client, of finished sessions. */
   readonly bytesIn: number;
   readonly bytesOut: number;
+}
+
+/** CertificateInfo as the JSON page gives it: the expiry as an ISO 8601 UTC time. */
+export interface CertificateReport {
+  readonly description?: string;
+  readonly expiresAt?: string;
+  readonly daysLeft?: number;
+  readonly warning?: boolean;
+  readonly acme?: string;
 }
 
 export interface ServerReport extends Traffic {
@@ -35,6 +45,8 @@ export interface ServerReport extends Traffic {
   readonly checkDurationMs?: number;
   /** Seconds since the last UP/DOWN change. */
   readonly lastChangeS: number;
+  /** What the last passed HTTP check said about the server's certificate. */
+  readonly certificate?: CertificateReport;
 }
 
 export interface BackendReport extends Traffic {
@@ -59,6 +71,17 @@ export interface StatsReport {
   readonly held: number;
   readonly listeners: readonly ListenerReport[];
   readonly backends: readonly BackendReport[];
+}
+
+function certificateReport(c: CertificateInfo): CertificateReport {
+  return {
+    ...(c.description !== undefined ? { description: c.description } : {}),
+    // Whole seconds: no ".000" to suggest a precision the header does not have.
+    ...(c.expiresAt !== undefined ? { expiresAt: new Date(c.expiresAt * 1000).toISOString().replace(/\.000Z$/, "Z") } : {}),
+    ...(c.daysLeft !== undefined ? { daysLeft: c.daysLeft } : {}),
+    ...(c.warning !== undefined ? { warning: c.warning } : {}),
+    ...(c.acme !== undefined ? { acme: c.acme } : {}),
+  };
 }
 
 export function buildReport(config: ProxyConfig, health: readonly ServerHealthView[], stats: WorkerStats, workers: number, uptimeS: number, now: number = Date.now()): StatsReport {
@@ -87,6 +110,7 @@ export function buildReport(config: ProxyConfig, health: readonly ServerHealthVi
         ...(last !== null ? { checkDurationMs: last.durationMs } : {}),
         lastChangeS: Math.round((now - (h?.lastChange ?? now)) / 1000),
         ...traffic(serverKey(b.name, s.name)),
+        ...(checked && h?.certificate ? { certificate: certificateReport(h.certificate) } : {}),
       };
     });
     return { name: b.name, status: servers.some((s) => s.status !== "DOWN") ? "UP" : "DOWN", servers, ...traffic(backendKey(b.name)) };
@@ -111,23 +135,36 @@ export function renderText(r: StatsReport): string {
 
 const esc = (text: string | number): string => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** A table cell; one with a class is a value the page flags. */
+type Cell = string | number | { readonly text: string; readonly cls: string };
+
+/** The certificate column: the server's own words, so a warning leads and is flagged, not buried in the text. */
+function certificateCell(c: CertificateReport | undefined): Cell {
+  if (c === undefined) return "";
+  const text = `${c.daysLeft ?? "-"}d left until ${c.expiresAt?.slice(0, 10) ?? "-"}; acme ${c.acme ?? "-"}; ${c.description ?? "-"}`;
+  return c.warning === true ? { text: `WARNING: ${text}`, cls: "WARNING" } : text;
+}
+
 export function renderHtml(r: StatsReport): string {
-  const row = (cells: (string | number)[], cls = "") => `<tr${cls ? ` class="${cls}"` : ""}>${cells.map((c) => `<td>${esc(c)}</td>`).join("")}</tr>`;
+  const td = (c: Cell) => (typeof c === "object" ? `<td class="${esc(c.cls)}">${esc(c.text)}</td>` : `<td>${esc(c)}</td>`);
+  const row = (cells: Cell[], cls = "") => `<tr${cls ? ` class="${cls}"` : ""}>${cells.map(td).join("")}</tr>`;
   const head = (cells: string[]) => `<tr>${cells.map((c) => `<th>${esc(c)}</th>`).join("")}</tr>`;
   const parts = [
     `<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="10"><title>proxy stats</title>`,
-    `<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #999;padding:2px 6px}.DOWN{background:#f88}.UP{background:#8f8}</style></head><body>`,
+    `<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #999;padding:2px 6px}.DOWN{background:#f88}.UP{background:#8f8}.WARNING{background:#fc6;font-weight:bold}</style></head><body>`,
     `<p>${esc(r.generatedAt)}, up ${esc(r.uptimeS)} s, ${esc(r.workers)} worker(s). JSON: <a href="?json">?json</a>, text: <a href="?text">?text</a></p>`,
     `<table>${head(["listener", "mode", "current", "sessions", "bytes in", "bytes out", "rate limited", "refused at maxconn"])}`,
     ...r.listeners.map((l) => row([l.name, l.mode, l.current, l.sessions, l.bytesIn, l.bytesOut, l.rateLimited, l.maxconnRefused])),
     `</table>`,
   ];
   for (const b of r.backends) {
-    parts.push(`<table>${head([b.name, "status", "check", "code", "duration ms", "info", "last change s", "current", "sessions", "bytes in", "bytes out"])}`);
+    parts.push(`<table>${head([b.name, "status", "check", "code", "duration ms", "info", "certificate", "last change s", "current", "sessions", "bytes in", "bytes out"])}`);
     for (const s of b.servers) {
-      parts.push(row([`${s.name} ${s.address}:${s.port}`, s.statusDetail, s.checkStatus, s.checkCode ?? "", s.checkDurationMs ?? "", s.checkInfo, s.lastChangeS, s.current, s.sessions, s.bytesIn, s.bytesOut], s.status));
+      parts.push(
+        row([`${s.name} ${s.address}:${s.port}`, s.statusDetail, s.checkStatus, s.checkCode ?? "", s.checkDurationMs ?? "", s.checkInfo, certificateCell(s.certificate), s.lastChangeS, s.current, s.sessions, s.bytesIn, s.bytesOut], s.status),
+      );
     }
-    parts.push(row(["backend", b.status, "", "", "", "", "", b.current, b.sessions, b.bytesIn, b.bytesOut], b.status), `</table>`);
+    parts.push(row(["backend", b.status, "", "", "", "", "", "", b.current, b.sessions, b.bytesIn, b.bytesOut], b.status), `</table>`);
   }
   parts.push(`</body></html>`);
   return parts.join("\n") + "\n";

@@ -45,8 +45,8 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   const srv = join(work, "srv-ingress");
   const le = join(work, "letsencrypt");
   const state = join(work, "systemd");
-  for (const d of [srv, le, join(state, "units"), join(work, "quadlet"), join(work, "acme"), join(work, "tmp")]) mkdirSync(d, { recursive: true });
-  ensureMountPoints(["/srv/ingress", "/etc/letsencrypt", "/var/www/acme"]);
+  for (const d of [srv, le, join(state, "units"), join(work, "quadlet"), join(work, "acme"), join(work, "acme-state"), join(work, "tmp")]) mkdirSync(d, { recursive: true });
+  ensureMountPoints(["/srv/ingress", "/etc/letsencrypt", "/var/www/acme", "/var/lib/ingress-acme"]);
   assert.equal(spawnSync("ip", ["netns", "add", ns]).status, 0);
   t.after(() => {
     spawnSync("bash", ["-c", `kill -TERM $(cat ${state}/nginx.pid 2>/dev/null) 2>/dev/null; for i in $(seq 50); do kill -0 $(cat ${state}/nginx.pid) 2>/dev/null || break; sleep 0.1; done`]);
@@ -58,7 +58,7 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
 
   // Everything runs as it would on the host: /srv/ingress and /etc/letsencrypt are the host's.
   const inHost = (script: string, input?: string) => {
-    const wrapped = `mount --bind ${srv} /srv/ingress && mount --bind ${le} /etc/letsencrypt && mount --bind ${work}/acme /var/www/acme && mount --bind ${work}/tmp /tmp && ${script}`;
+    const wrapped = `mount --bind ${srv} /srv/ingress && mount --bind ${le} /etc/letsencrypt && mount --bind ${work}/acme /var/www/acme && mount --bind ${work}/acme-state /var/lib/ingress-acme && mount --bind ${work}/tmp /tmp && ${script}`;
     const r = spawnSync("ip", ["netns", "exec", ns, "unshare", "-m", "--propagation", "private", "bash", "-c", wrapped], {
       encoding: "utf8",
       env: {
@@ -120,6 +120,21 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   };
   for (const h of SITES) await waitForIssuer(h, `stand-in ${h}`);
 
+  // The health check's headers (what both LB engines show on their stats page) name the
+  // certificate being served: written beside it by apply.sh, read by nginx at the same reload.
+  const health = (h: (typeof SITES)[number]) => {
+    const r = spawnSync("ip", ["netns", "exec", ns, "curl", "-sk", "-D", "-", "-o", "/dev/null", "--haproxy-protocol", "--max-time", "5", "--resolve", `${h}:${PORT_OF[h]}:127.0.0.1`, `https://${h}:${PORT_OF[h]}/healthz`], { encoding: "utf8" });
+    const value = (name: string) => new RegExp(`^${name}: (.*)\r$`, "mi").exec(r.stdout)?.[1];
+    return { certificate: value("x-ingress-certificate"), expires: value("x-ingress-certificate-expires"), acme: value("x-ingress-acme") };
+  };
+  for (const h of SITES) {
+    const got = health(h);
+    const left = Number(got.expires) - Date.now() / 1000;
+    assert.ok(left > 86_400 && left <= 2 * 86_400, `${h}: the stand-in (2 days) expires in ${left} s`);
+    assert.equal(got.certificate, `issuer stand-in ${h} (self-signed); names ${h}`);
+    assert.equal(got.acme, "not used (tls.source host)");
+  }
+
   // Nothing appeared yet: the hook changes nothing and reloads nothing.
   const calls = () => readFileSync(join(state, "calls.log"), "utf8").trimEnd().split("\n");
   const before = calls().length;
@@ -142,6 +157,7 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   assert.deepEqual(calls().slice(before), ["reload nginx.service"], "a reload, not a restart or a redeploy");
   await waitForIssuer("demo.fiscalismia.com", "certbot demo");
   assert.equal(issuer("backend.demo.fiscalismia.com"), "stand-in backend.demo.fiscalismia.com", "the other site keeps its stand-in");
+  assert.equal(health("demo.fiscalismia.com").certificate, "issuer certbot demo (self-signed); names demo.fiscalismia.com");
 
   // certbot renews it: new files in archive/, the same live/ directory. The hook makes a new
   // checked copy, moves the link to it and reloads nginx, or nginx would serve the old one.
@@ -225,4 +241,31 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   }
   await waitForIssuer("demo.fiscalismia.com", "certbot demo renewed");
   await waitForIssuer("backend.demo.fiscalismia.com", "certbot backend");
+  for (const h of SITES) assert.equal(health(h).acme, "no run yet", h);
+
+  // The acme job fails for one site and leaves word (its ExecStopPost runs --switch-certs):
+  // the failure reaches the health check, and so does the recovery. Only the two numbers of
+  // the job's record are taken; the rest of its line never reaches nginx's config.
+  const attempts = join(work, "acme-state", "demo.fiscalismia.com", "attempts");
+  mkdirSync(join(work, "acme-state", "demo.fiscalismia.com"), { recursive: true });
+  const next = Math.floor(Date.now() / 1000) + 3600;
+  writeFileSync(attempts, `2 ${next} https://ca.example/dir,"x";}evil\n`);
+  const j = calls().length;
+  const failing = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
+  assert.equal(failing.status, 0, failing.out);
+  assert.deepEqual(calls().slice(j), ["reload nginx.service"], "the new ACME state is loaded by a reload");
+  const waitForAcme = async (want: string) => {
+    const deadline = Date.now() + 15_000;
+    let got: string | undefined;
+    while (Date.now() < deadline && (got = health("demo.fiscalismia.com").acme) !== want) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(got, want);
+  };
+  await waitForAcme(`failing: 2 run(s), next ${new Date(next * 1000).toISOString().slice(0, 16)}Z`);
+  assert.equal(health("backend.demo.fiscalismia.com").acme, "no run yet");
+  writeFileSync(attempts, "0 1 settings\n");
+  assert.equal(inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs").status, 0);
+  await waitForAcme("ok");
+  const idleAgain = calls().length;
+  assert.match(inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs").out, /unchanged: every certificate link/);
+  assert.equal(calls().length, idleAgain, "the same state again: no reload");
 });

@@ -280,7 +280,7 @@ test("the deploy key: ed25519, its private half secret wherever it goes", () => 
   assert.equal(loaded.exports["deployPrivateKey"], undefined);
 });
 
-test("outputs: LB addresses, DNS records for every hostname, stats URL, SSH per host, and what attached stacks read", () => {
+test("outputs: LB addresses, DNS records for every hostname, stats URL, SSH per host, each name's certificate, and what attached stacks read", () => {
   const lb = one(loaded, T.server, "server-loadbalancer");
   const v4 = String(lb.state["ipv4Address"]);
   const v6 = String(lb.state["ipv6Address"]);
@@ -301,6 +301,15 @@ test("outputs: LB addresses, DNS records for every hostname, stats URL, SSH per 
     e["sshCommands"],
     Object.fromEntries(HOSTS.map((h) => [h, `ssh -i ./deploy-key root@${String(one(loaded, T.server, `server-${h}`).state["ipv4Address"])}`])),
   );
+  // Each name's certificate: from Let's Encrypt by lego on its own server, how it renews.
+  const certificates = e["certificates"] as Record<string, { server: string; source: string; issuer: string; renewal: string }>;
+  assert.deepEqual(Object.keys(certificates).sort(), ["backend.fiscalismia.com", "fiscalismia.com", "monitoring.fiscalismia.com"]);
+  assert.deepEqual(certificates["fiscalismia.com"], {
+    server: "frontend",
+    source: "acme",
+    issuer: "Let's Encrypt (ACME, http-01)",
+    renewal: "lego on frontend (acme.timer), 30 days before expiry; a self-signed stand-in until the first",
+  });
   // Attached stacks learn nothing of the LB's settings: they send data, the LB renders it.
   assert.equal(e["lbRouteSettings"], undefined);
   for (const name of Object.values(OWNER_OUTPUTS)) assert.ok(e[name] !== undefined, `owner output ${name} is exported`);

@@ -4,6 +4,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { ACME_HEADER, CERTIFICATE_EXPIRES_HEADER, CERTIFICATE_HEADER, checkInfoText, parseHealthHeaders } from "../../contract/certificate-info";
 import { HealthCheckConfig, ProxyConfig } from "../../contract/proxy-config";
 import { validateProxyConfig } from "../../proxy/config/validate";
 import { CheckResult, initialHealth, nextHealth, statusText } from "../../proxy/health/check-state";
@@ -49,6 +50,8 @@ describe("checks against a real nginx `ssl proxy_protocol` with a health path (l
   let dir: string;
   let nginx: ManagedProcess;
   let port: number;
+  // 60 days and an hour out: the whole-day count cannot change between nginx's answer and the assertion.
+  const expires = Math.floor(Date.now() / 1000) + 60 * 86400 + 3600;
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), "pxt-health-"));
@@ -67,6 +70,12 @@ http {
     ssl_certificate ${cert}; ssl_certificate_key ${key};
     location = /healthz { return 200 "ok\\n"; }
     location = /broken { return 503 "no\\n"; }
+    location = /certified {
+      add_header ${CERTIFICATE_HEADER} "issuer test; names site.example" always;
+      add_header ${CERTIFICATE_EXPIRES_HEADER} ${expires} always;
+      add_header ${ACME_HEADER} "no run yet" always;
+      return 200 "ok\\n";
+    }
   }
 }
 `,
@@ -92,6 +101,17 @@ http {
     assert.equal(r.code, "L7OK", JSON.stringify(r));
     assert.equal(r.httpStatus, 200);
     await waitFor(() => readFileSync(path.join(dir, "access.log"), "utf8").includes("GET /healthz HTTP/1.0 host=site.example sni=site.example"), 2000, "access log line");
+  });
+
+  it("the certificate headers nginx adds to the health location become the check's info", async () => {
+    const r = await runCheck({ name: "s", address: "127.0.0.1", port }, check({ sni: "site.example", http: { path: "/certified", expectStatus: 200 } }));
+    assert.equal(r.code, "L7OK", JSON.stringify(r));
+    const lines = [`${CERTIFICATE_HEADER}: issuer test; names site.example`, `${CERTIFICATE_EXPIRES_HEADER}: ${expires}`, `${ACME_HEADER}: no run yet`];
+    assert.equal(r.info, checkInfoText(parseHealthHeaders(lines, Date.now())));
+    assert.equal(r.info, `cert 60d left (ok) until ${new Date(expires * 1000).toISOString().slice(0, 10)}; acme no run yet; issuer test; names site.example`);
+    // The plain health path of an older web server: no headers, dashes.
+    const plain = await runCheck({ name: "s", address: "127.0.0.1", port }, check({ sni: "site.example", http: { path: "/healthz", expectStatus: 200 } }));
+    assert.equal(plain.info, "cert -d left (-) until -; acme -; -");
   });
 
   it("a wrong status is L7STS with the code and reason", async () => {

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { readStackConfig, stackFile } from "../../scripts/stack-files";
@@ -79,13 +79,14 @@ test("an ACME web server runs lego as a oneshot job with a timer; nginx reads it
       standin: `/srv/ingress/secrets/tls/standin/${h}`,
       certFile: `${h}.crt`,
       keyFile: `${h}.key`,
+      attempts: `/var/lib/ingress-acme/${h}/attempts`,
     });
     assert.equal(s.cert, `/srv/ingress/secrets/tls/live/${h}/${h}.crt`);
     assert.ok(host.secretFiles.some((f) => f.path === `/srv/ingress/secrets/tls/standin/${h}/${h}.key` && f.from.kind === "tls-key"));
   }
   // nginx reads apply.sh's checked copies under /srv/ingress, never lego's own files (nor its account keys).
   assert.deepEqual(host.containers.find((c) => c.name === "nginx")!.mounts.map((m) => m.host), ["/srv/ingress", "/var/www/acme"]);
-  assert.match(renderHostCerts(host), /^\/srv\/ingress\/secrets\/tls\/live\/demo\.fiscalismia\.com \/var\/lib\/ingress-acme\/demo\.fiscalismia\.com\/certificates \/srv\/ingress\/secrets\/tls\/standin\/demo\.fiscalismia\.com demo\.fiscalismia\.com\.crt demo\.fiscalismia\.com\.key$/m);
+  assert.match(renderHostCerts(host), /^\/srv\/ingress\/secrets\/tls\/live\/demo\.fiscalismia\.com \/var\/lib\/ingress-acme\/demo\.fiscalismia\.com\/certificates \/srv\/ingress\/secrets\/tls\/standin\/demo\.fiscalismia\.com demo\.fiscalismia\.com\.crt demo\.fiscalismia\.com\.key \/var\/lib\/ingress-acme\/demo\.fiscalismia\.com\/attempts$/m);
 
   const files = renderStack(planStack(validateStackConfig("demo", demoRaw({ email: "ops@example.com" })))).find((r) => r.host === host.name)!.files;
   const byPath = new Map(files.map((f) => [f.path, f]));
@@ -178,12 +179,18 @@ test("renew.sh, run with Debian's lego against an ACME server that refuses: logg
       assert.ok(next! > now + ACME_BACKOFF.first.start - 120 && next! <= now + ACME_BACKOFF.first.start, `a first certificate retries in 15 min: ${next! - now} s`);
     }
     assert.match(first.stdout, /acme: 2 of 2 certificate\(s\) failed this run/);
+    // A failure leaves word for ExecStopPost (apply.sh puts it in the health check's ACME header),
+    // which takes the word away; a run that only waits leaves none.
+    const marker = join(work, "state", ".switch-certs");
+    assert.ok(existsSync(marker), "a failed run leaves the marker");
+    rmSync(marker);
 
     // The timer fires again within the hour: nothing is asked of the CA, the wait is said.
     const second = runOnce();
     assert.equal(second.status, 0, second.stdout + second.stderr);
     assert.match(second.stdout, /acme: demo\.fiscalismia\.com: backing off after 1 failed run\(s\); next attempt at /);
     assert.doesNotMatch(second.stdout + second.stderr, /first certificate|lego|\[ERROR\]/i);
+    assert.ok(!existsSync(marker), "a run that asked nothing leaves no marker");
 
     // Its time has come: run 2 tries once, fails too and waits twice as long. A damaged record counts as none.
     // The record names the settings it failed with; the same settings keep counting.
