@@ -50,13 +50,16 @@ export function parseHealthHeaders(headerLines: readonly string[], nowMs: number
   const description = value(CERTIFICATE_HEADER);
   const expires = value(CERTIFICATE_EXPIRES_HEADER);
   const acme = value(ACME_HEADER);
-  let timing: Pick<CertificateInfo, "expiresAt" | "daysLeft" | "warning"> = {};
-  if (expires !== undefined && /^\d{1,12}$/.test(expires)) {
-    const expiresAt = Number(expires);
-    const left = expiresAt - Math.floor(nowMs / 1000);
-    timing = { expiresAt, daysLeft: Math.trunc(left / 86400), warning: left < CERTIFICATE_WARNING_DAYS * 86400 };
-  }
+  // apply.sh writes digits only. A value that is not (a web server of another make) shows "-"
+  // here, while HAProxy casts its leading digits: the two pages may differ for it.
+  const timing = expires !== undefined && /^\d{1,12}$/.test(expires) ? certificateTiming(Number(expires), nowMs) : {};
   return { ...(description !== undefined ? { description } : {}), ...timing, ...(acme !== undefined ? { acme } : {}) };
+}
+
+/** Days left (truncated toward zero, as HAProxy's div) and the warning, for a notAfter at `nowMs`. */
+export function certificateTiming(expiresAt: number, nowMs: number): { readonly expiresAt: number; readonly daysLeft: number; readonly warning: boolean } {
+  const left = expiresAt - Math.floor(nowMs / 1000);
+  return { expiresAt, daysLeft: Math.trunc(left / 86400), warning: left < CERTIFICATE_WARNING_DAYS * 86400 };
 }
 
 /**

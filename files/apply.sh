@@ -380,7 +380,7 @@ public_key_of() {
 # Text from a certificate is reduced to characters that mean nothing to nginx (no quote, $, ;,
 # brace or backslash) before it enters nginx's config.
 readonly CERT_INFO=ingress-info.conf
-INFO_CHANGED=0
+readonly ACME_STATUS_DIR="$ROOT/secrets/tls/acme-status"
 
 harmless() { printf '%s' "$1" | tr -cd 'A-Za-z0-9 .,:*@_()=/+-' | cut -c1-300; }
 
@@ -409,28 +409,31 @@ cert_info_text() {
   printf 'add_header x-ingress-certificate-expires "%s" always;\n' "$expires"
 }
 
-# Writes $1/$CERT_INFO for certificate $1/$2 when it says something new; INFO_CHANGED=1 then.
+# Writes $1/$CERT_INFO for certificate $1/$2 when it says something new. Whether nginx has
+# read it is cert_fingerprints' business (a run that fails after this write reloads next time).
 write_cert_info() {
   local dir=$1 cert=$2 text
   text=$(cert_info_text "$dir/$cert")
   if [[ -z $text ]]; then
-    [[ ! -e $dir/$CERT_INFO ]] || { rm -f -- "$dir/$CERT_INFO"; INFO_CHANGED=1; }
+    rm -f -- "$dir/$CERT_INFO"
     return 0
   fi
   [[ $text != "$(cat -- "$dir/$CERT_INFO" 2>/dev/null)" ]] || return 0
   printf '%s\n' "$text" >"$dir/.$CERT_INFO.tmp" && chmod 0644 "$dir/.$CERT_INFO.tmp" && mv -f "$dir/.$CERT_INFO.tmp" "$dir/$CERT_INFO"
-  INFO_CHANGED=1
 }
 
 # The ACME job's state for site $1 from its attempts file $2 ("<failed runs> <next epoch s>
 # <settings>", renew.sh's), as the add_header line its health location includes. Only numbers
 # are taken from the file: the job writes it, and must not reach nginx's config.
 write_acme_status() {
-  local name=$1 attempts=$2 file=$ROOT/secrets/tls/acme-status/$1.conf failures="" next="" text
-  if [[ ! -e $attempts ]]; then
+  local name=$1 attempts=$2 file=$ACME_STATUS_DIR/$1.conf failures="" next="" text
+  if [[ ! -e $attempts && ! -L $attempts ]]; then
     text="no run yet"
+  elif [[ -L $attempts || ! -f $attempts || -L ${attempts%/*} ]]; then
+    # The job writes this directory: a FIFO, a device or a link would hang or mislead a read as root.
+    text="unreadable attempts record ($attempts is not a plain file)"
   else
-    read -r failures next _ <"$attempts" 2>/dev/null || true
+    IFS=' ' read -r failures next _ 2>/dev/null < <(head -c 256 -- "$attempts" 2>/dev/null) || true
     if [[ ! $failures =~ ^(0|[1-9][0-9]{0,5})$ || ! $next =~ ^[1-9][0-9]{0,11}$ ]]; then
       text="unreadable attempts record ($attempts)"
     elif ((failures == 0)); then
@@ -443,19 +446,25 @@ write_acme_status() {
   [[ $text != "$(cat -- "$file" 2>/dev/null)" ]] || return 0
   mkdir -p "${file%/*}"
   printf '%s\n' "$text" >"$file.tmp" && mv -f "$file.tmp" "$file"
-  INFO_CHANGED=1
+}
+
+# The certificates the release's nginx opens under $ROOT/secrets, one path a line.
+nginx_cert_paths() {
+  [[ -d $1/nginx ]] || return 0
+  grep -rhoE '^[[:space:]]*ssl_certificate[[:space:]]+[^;[:space:]]+;' "$1/nginx" | sed -E 's/^[[:space:]]*ssl_certificate[[:space:]]+//; s/;$//' | sort -u |
+    while IFS= read -r path; do
+      [[ $path == "$ROOT/secrets/"* && $path != *..* && -f $path ]] && printf '%s\n' "$path"
+    done
+  return 0
 }
 
 # Every certificate the release's nginx opens under $ROOT/secrets (through a link: its target)
 # gets its $CERT_INFO, and every ACME site its status. Run before nginx is checked and (re)loaded.
 refresh_cert_info() {
   local rel=$1 path line
-  if [[ -d $rel/nginx ]]; then
-    while IFS= read -r path; do
-      [[ $path == "$ROOT/secrets/"* && $path != *..* && -f $path ]] || continue
-      write_cert_info "${path%/*}" "${path##*/}"
-    done < <(grep -rhoE '^[[:space:]]*ssl_certificate[[:space:]]+[^;[:space:]]+;' "$rel/nginx" | sed -E 's/^[[:space:]]*ssl_certificate[[:space:]]+//; s/;$//' | sort -u)
-  fi
+  while IFS= read -r path; do
+    write_cert_info "${path%/*}" "${path##*/}"
+  done < <(nginx_cert_paths "$rel")
   [[ -f $rel/tls/host-certs ]] || return 0
   while IFS= read -r line || [[ -n $line ]]; do
     host_cert_line "$line" || continue
@@ -563,13 +572,26 @@ restore_cert_links() {
 # What nginx last loaded: "<link> <sha256 of the cert file> <sha256 of the key file>" per
 # host-kept certificate, written whenever nginx starts or reloads with them. A renewal
 # replaces the files behind a link that does not move; this is how it is noticed.
+#
+# Also every certificate nginx opens under $ROOT/secrets with the $CERT_INFO beside it, and every
+# ACME status: a certificate the deploy's secrets step replaced, or a health header nginx has not
+# read yet (a run that failed after writing it), differs from the record and brings a reload.
+sha_of() { sha256sum -- "$1" 2>/dev/null | cut -d' ' -f1; }
 cert_fingerprints() {
-  local list=$1/tls/host-certs line
-  [[ -f $list ]] || return 0
-  while IFS= read -r line || [[ -n $line ]]; do
-    host_cert_line "$line" || continue
-    printf '%s %s %s\n' "$HC_LINK" "$(sha256sum -- "$HC_LINK/$HC_CERT" 2>/dev/null | cut -d' ' -f1)" "$(sha256sum -- "$HC_LINK/$HC_KEY" 2>/dev/null | cut -d' ' -f1)"
-  done <"$list"
+  local list=$1/tls/host-certs line path f
+  if [[ -f $list ]]; then
+    while IFS= read -r line || [[ -n $line ]]; do
+      host_cert_line "$line" || continue
+      printf '%s %s %s\n' "$HC_LINK" "$(sha_of "$HC_LINK/$HC_CERT")" "$(sha_of "$HC_LINK/$HC_KEY")"
+    done <"$list"
+  fi
+  while IFS= read -r path; do
+    printf '%s %s %s\n' "$path" "$(sha_of "$path")" "$(sha_of "${path%/*}/$CERT_INFO")"
+  done < <(nginx_cert_paths "$1")
+  for f in "$ACME_STATUS_DIR"/*.conf; do
+    [[ ! -f $f ]] || printf '%s %s\n' "$f" "$(sha_of "$f")"
+  done
+  return 0
 }
 
 # Records fingerprints taken before nginx was told to (re)load: a certificate renewed while it
@@ -583,7 +605,7 @@ record_loaded_certs() {
 # or a certificate changed since nginx loaded it; checks the release with nginx first.
 refresh_certs() {
   local rel=$1 why fp
-  [[ -f $ROOT/releases/$rel/tls/host-certs ]] || return 0
+  [[ -f $ROOT/releases/$rel/tls/host-certs || -d $ROOT/releases/$rel/nginx ]] || return 0
   PHASE=certs
   link_host_certs "$ROOT/releases/$rel"
   refresh_cert_info "$ROOT/releases/$rel"
@@ -591,10 +613,8 @@ refresh_certs() {
   if ((${#CERT_UNDO[@]} > 0)); then
     why="the switched certificates"
   elif [[ $fp != "$(cat "$CERTS_LOADED" 2>/dev/null)" ]]; then
-    why="the renewed certificates"
-    say "a certificate changed since nginx loaded it (renewed in place, or never loaded)"
-  elif ((INFO_CHANGED)); then
-    why="new certificate or ACME state in its health headers"
+    why="the changed certificates or health headers"
+    say "a certificate or its health header changed since nginx loaded it (renewed in place, an ACME run, or never loaded)"
   else
     PHASE=committed
     say "unchanged: every certificate link already points where it should, and nginx has loaded them"
@@ -1182,10 +1202,8 @@ build_and_apply() {
   apply_nftables
   check_firewall
   apply_units
-  if ! is_in nginx "${UNITS_TOUCHED[@]}" && {
-    { [[ -f $ROOT/releases/$id/tls/host-certs ]] && { ((${#CERT_UNDO[@]} > 0)) || [[ $fp != "$(cat "$CERTS_LOADED" 2>/dev/null)" ]]; }; } ||
-      ((INFO_CHANGED));
-  }; then
+  if [[ -n $fp ]] && ! is_in nginx "${UNITS_TOUCHED[@]}" &&
+    { ((${#CERT_UNDO[@]} > 0)) || [[ $fp != "$(cat "$CERTS_LOADED" 2>/dev/null)" ]]; }; then
     # nginx's own files did not change, but its certificates (or what its health check says
     # about them) did: a reload, or it serves the old ones.
     UNITS_TOUCHED+=(nginx)

@@ -76,7 +76,8 @@ async function statsSay(s: IngressSandbox, row: RoutingRow, want: { readonly tes
       last = rowState(await s.serverStates(), row)?.lastCheck ?? "";
       return want.test(last) ? last : undefined;
     },
-    { timeoutMs: 30_000, intervalMs: 250 },
+    // The job's ExecStopPost checks the release (podman) and reloads nginx; the next check reads it.
+    { timeoutMs: 60_000, intervalMs: 250 },
   ).catch((e: Error) => {
     throw new Error(`${e.message}; it says ${JSON.stringify(last)}`);
   });

@@ -93,7 +93,8 @@ export function applyCommand(action: ApplyAction): string {
 
 /**
  * After secret files changed on a running host: a container that reads an env file
- * (stats.env) must restart to see it; nginx re-reads key files on reload. `try-` leaves a
+ * (stats.env) must restart to see it; nginx re-reads key files on reload, which apply.sh
+ * --switch-certs does when a certificate changed. `try-` leaves a
  * unit that is not running alone, so this is harmless before the first deploy. A unit whose
  * Quadlet file is not installed yet is skipped: systemd answers "Unit proxy.service not
  * found." and fails the step, which is what an engine switch did (the secrets step runs
@@ -101,9 +102,16 @@ export function applyCommand(action: ApplyAction): string {
  */
 export function secretsChangedCommand(host: Pick<HostPlan, "containers">): string {
   // A job (the ACME client) reads its env file at each run: restarting it would only cut one short.
-  const steps = host.containers.filter((c) => c.job === undefined).map(
-    (c) => `{ test ! -e ${QUADLET_DIR}/${c.name}.container || ${AS_ROOT}systemctl ${c.envFile === undefined ? "try-reload-or-restart" : "try-restart"} ${c.name}.service; }`,
-  );
+  const steps = host.containers.filter((c) => c.job === undefined).map((c) => {
+    const unit = `${QUADLET_DIR}/${c.name}.container`;
+    if (c.name === "nginx") {
+      // New certificates: the live release's apply.sh writes what the health check says about
+      // them and reloads nginx after checking the release with them (docs/apply.md); before the
+      // first release there is none, and nothing of nginx's to reload either.
+      return `{ test ! -e ${unit} || if test -e ${INSTALLED_APPLY}; then ${AS_ROOT}/bin/bash ${INSTALLED_APPLY} --switch-certs; else ${AS_ROOT}systemctl try-reload-or-restart nginx.service; fi; }`;
+    }
+    return `{ test ! -e ${unit} || ${AS_ROOT}systemctl ${c.envFile === undefined ? "try-reload-or-restart" : "try-restart"} ${c.name}.service; }`;
+  });
   return steps.join(" && ");
 }
 

@@ -96,7 +96,8 @@ export function certificateOutputs(hosts: readonly HostPlan[]): Record<string, C
       const tls = s.site.tls;
       let issuer: string;
       let renewal: string;
-      if (tls.source === "acme" && acme) {
+      if (tls.source === "acme") {
+        if (!acme) throw new Error(`site ${s.site.hostname} takes its certificate from ACME but host ${host.name} has no acme plan`);
         issuer = `${DIRECTORY_NAMES[acme.directoryUrl] ?? acme.directoryUrl} (ACME, ${tls.challenge})`;
         renewal = `lego on ${host.name} (acme.timer), ${acme.renewBeforeDays} days before expiry; a self-signed stand-in until the first`;
       } else if (tls.source === "host") {

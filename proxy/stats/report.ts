@@ -3,7 +3,7 @@
  * monitor (in the primary) and the workers' counters added up. Pure; three
  * renderings of one report: JSON, text, HTML.
  */
-import { CertificateInfo } from "../../contract/certificate-info";
+import { certificateTiming, type CertificateInfo } from "../../contract/certificate-info";
 import { CHECK_DESCRIPTION } from "../health/check-state";
 import { ServerHealthView, serverId } from "../health/monitor";
 import { backendKey, frontendKey, serverKey } from "../engine/counters";
@@ -73,13 +73,13 @@ export interface StatsReport {
   readonly backends: readonly BackendReport[];
 }
 
-function certificateReport(c: CertificateInfo): CertificateReport {
+/** Days left as of the report, not the last passed check: a server DOWN for days keeps counting down. */
+function certificateReport(c: CertificateInfo, now: number): CertificateReport {
+  const timing = c.expiresAt !== undefined ? certificateTiming(c.expiresAt, now) : undefined;
   return {
     ...(c.description !== undefined ? { description: c.description } : {}),
     // Whole seconds: no ".000" to suggest a precision the header does not have.
-    ...(c.expiresAt !== undefined ? { expiresAt: new Date(c.expiresAt * 1000).toISOString().replace(/\.000Z$/, "Z") } : {}),
-    ...(c.daysLeft !== undefined ? { daysLeft: c.daysLeft } : {}),
-    ...(c.warning !== undefined ? { warning: c.warning } : {}),
+    ...(timing ? { expiresAt: new Date(timing.expiresAt * 1000).toISOString().replace(/\.000Z$/, "Z"), daysLeft: timing.daysLeft, warning: timing.warning } : {}),
     ...(c.acme !== undefined ? { acme: c.acme } : {}),
   };
 }
@@ -110,7 +110,7 @@ export function buildReport(config: ProxyConfig, health: readonly ServerHealthVi
         ...(last !== null ? { checkDurationMs: last.durationMs } : {}),
         lastChangeS: Math.round((now - (h?.lastChange ?? now)) / 1000),
         ...traffic(serverKey(b.name, s.name)),
-        ...(checked && h?.certificate ? { certificate: certificateReport(h.certificate) } : {}),
+        ...(checked && h?.certificate ? { certificate: certificateReport(h.certificate, now) } : {}),
       };
     });
     return { name: b.name, status: servers.some((s) => s.status !== "DOWN") ? "UP" : "DOWN", servers, ...traffic(backendKey(b.name)) };

@@ -5,17 +5,17 @@
 // moves that site to it with a reload, no redeploy. Real nginx, real apply.sh, in a network
 // namespace and a private mount namespace whose /srv/ingress and /etc/letsencrypt are this
 // test's directories; systemd, which does not run here, is the one stand-in.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadTopology, REPO_ROOT } from "../../scripts/stack-files";
 import { planStack } from "../../topology";
-import { demoWithCertbotPlan } from "../render/validators/plans";
+import { demoWithCertbotPlan, examplePlan } from "../render/validators/plans";
 import { writeHostBundle } from "../../components/program/bundle-dir";
 import { renderHostBundles } from "../../components/deploy/host-bundles";
-import { secretPayload, writeSecretsCommand } from "../../components/deploy/deploy-commands";
+import { secretPayload, secretsChangedCommand, writeSecretsCommand } from "../../components/deploy/deploy-commands";
 import { ensureMountPoints, releaseMountPoints } from "./support/mount-points";
 import { systemctlStandin, unitConf } from "./support/systemctl-standin";
 
@@ -37,16 +37,28 @@ function certificate(dir: string, cn: string, hostname: string, weak = false): {
   return { cert: readFileSync(join(dir, "cert.pem"), "utf8"), key: readFileSync(join(dir, "key.pem"), "utf8") };
 }
 
-test("a fresh server deploys on self-signed stand-ins and switches to certbot's certificate by reload", { skip: !isRoot && "needs root for namespaces" }, async (t) => {
-  const ns = `ingsb-${process.pid.toString(36)}-c3rt-hostcerts`;
+/** The health location's x-ingress-* headers, as the LB's check reads them (PROXY header, TLS with SNI). */
+function healthHeaders(ns: string, hostname: string, port: number) {
+  const r = spawnSync("ip", ["netns", "exec", ns, "curl", "-sk", "-D", "-", "-o", "/dev/null", "--haproxy-protocol", "--max-time", "5", "--resolve", `${hostname}:${port}:127.0.0.1`, `https://${hostname}:${port}/healthz`], { encoding: "utf8" });
+  const value = (name: string) => new RegExp(`^${name}: (.*)\r$`, "mi").exec(r.stdout)?.[1];
+  return { certificate: value("x-ingress-certificate"), expires: value("x-ingress-certificate-expires"), acme: value("x-ingress-acme") };
+}
+
+/**
+ * A web server of this test's own: a network namespace, and a private mount namespace per
+ * command whose /srv/ingress, /etc/letsencrypt, /var/www/acme, /var/lib/ingress-acme and
+ * /etc/containers/systemd are this test's directories, with nginx run by the systemctl stand-in.
+ */
+function webServer(t: TestContext, tag: string) {
+  const ns = `ingsb-${process.pid.toString(36)}-c3rt-${tag}`;
   // Not under /tmp: the host's processes get a private /tmp (nginx keeps its pid file there),
   // which would hide a work dir below it.
-  const work = mkdtempSync(join("/var/tmp", "host-certs-"));
+  const work = mkdtempSync(join("/var/tmp", `host-certs-${tag}-`));
   const srv = join(work, "srv-ingress");
   const le = join(work, "letsencrypt");
   const state = join(work, "systemd");
   for (const d of [srv, le, join(state, "units"), join(work, "quadlet"), join(work, "acme"), join(work, "acme-state"), join(work, "tmp")]) mkdirSync(d, { recursive: true });
-  ensureMountPoints(["/srv/ingress", "/etc/letsencrypt", "/var/www/acme", "/var/lib/ingress-acme"]);
+  ensureMountPoints(["/srv/ingress", "/etc/letsencrypt", "/var/www/acme", "/var/lib/ingress-acme", "/etc/containers/systemd"]);
   assert.equal(spawnSync("ip", ["netns", "add", ns]).status, 0);
   t.after(() => {
     spawnSync("bash", ["-c", `kill -TERM $(cat ${state}/nginx.pid 2>/dev/null) 2>/dev/null; for i in $(seq 50); do kill -0 $(cat ${state}/nginx.pid) 2>/dev/null || break; sleep 0.1; done`]);
@@ -58,7 +70,7 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
 
   // Everything runs as it would on the host: /srv/ingress and /etc/letsencrypt are the host's.
   const inHost = (script: string, input?: string) => {
-    const wrapped = `mount --bind ${srv} /srv/ingress && mount --bind ${le} /etc/letsencrypt && mount --bind ${work}/acme /var/www/acme && mount --bind ${work}/acme-state /var/lib/ingress-acme && mount --bind ${work}/tmp /tmp && ${script}`;
+    const wrapped = `mount --bind ${srv} /srv/ingress && mount --bind ${le} /etc/letsencrypt && mount --bind ${work}/acme /var/www/acme && mount --bind ${work}/acme-state /var/lib/ingress-acme && mount --bind ${work}/quadlet /etc/containers/systemd && mount --bind ${work}/tmp /tmp && ${script}`;
     const r = spawnSync("ip", ["netns", "exec", ns, "unshare", "-m", "--propagation", "private", "bash", "-c", wrapped], {
       encoding: "utf8",
       env: {
@@ -79,6 +91,12 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   writeFileSync(join(state, "systemctl"), systemctlStandin(state), { mode: 0o755 });
   writeFileSync(join(state, "units", "nginx.conf"), unitConf({ name: "nginx", signal: "HUP", start: ["/usr/sbin/nginx", "-c", "/srv/ingress/current/nginx/nginx.conf", "-g", "daemon off;"] }));
 
+  const calls = () => readFileSync(join(state, "calls.log"), "utf8").trimEnd().split("\n");
+  return { ns, work, srv, le, inHost, calls };
+}
+
+test("a fresh server deploys on self-signed stand-ins and switches to certbot's certificate by reload", { skip: !isRoot && "needs root for namespaces" }, async (t) => {
+  const { ns, work, srv, le, inHost, calls } = webServer(t, "hostcerts");
   // What the deploy's -secrets step writes: the stand-ins (Pulumi's tls provider makes them; openssl here).
   const host = demo.hosts.find((h) => h.name === "demo")!;
   const files = SITES.flatMap((h) => {
@@ -122,11 +140,7 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
 
   // The health check's headers (what both LB engines show on their stats page) name the
   // certificate being served: written beside it by apply.sh, read by nginx at the same reload.
-  const health = (h: (typeof SITES)[number]) => {
-    const r = spawnSync("ip", ["netns", "exec", ns, "curl", "-sk", "-D", "-", "-o", "/dev/null", "--haproxy-protocol", "--max-time", "5", "--resolve", `${h}:${PORT_OF[h]}:127.0.0.1`, `https://${h}:${PORT_OF[h]}/healthz`], { encoding: "utf8" });
-    const value = (name: string) => new RegExp(`^${name}: (.*)\r$`, "mi").exec(r.stdout)?.[1];
-    return { certificate: value("x-ingress-certificate"), expires: value("x-ingress-certificate-expires"), acme: value("x-ingress-acme") };
-  };
+  const health = (h: (typeof SITES)[number]) => healthHeaders(ns, h, PORT_OF[h]);
   for (const h of SITES) {
     const got = health(h);
     const left = Number(got.expires) - Date.now() / 1000;
@@ -136,7 +150,6 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   }
 
   // Nothing appeared yet: the hook changes nothing and reloads nothing.
-  const calls = () => readFileSync(join(state, "calls.log"), "utf8").trimEnd().split("\n");
   const before = calls().length;
   const idle = inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs");
   assert.equal(idle.status, 0, idle.out);
@@ -268,4 +281,64 @@ test("a fresh server deploys on self-signed stand-ins and switches to certbot's 
   const idleAgain = calls().length;
   assert.match(inHost("/bin/bash /srv/ingress/current/apply.sh --switch-certs").out, /unchanged: every certificate link/);
   assert.equal(calls().length, idleAgain, "the same state again: no reload");
+
+  // The job's directory is the job's: a FIFO or a link where its record should be is reported,
+  // never opened (a read as root would hang on the one, or read whatever the other points at).
+  rmSync(attempts);
+  assert.equal(spawnSync("mkfifo", [attempts]).status, 0);
+  const fifo = inHost("timeout 20 /bin/bash /srv/ingress/current/apply.sh --switch-certs");
+  assert.equal(fifo.status, 0, fifo.out);
+  await waitForAcme("unreadable attempts record (/var/lib/ingress-acme/demo.fiscalismia.com/attempts is not a plain file)");
+  rmSync(attempts);
+  symlinkSync("/dev/zero", attempts);
+  const zero = inHost("timeout 20 /bin/bash /srv/ingress/current/apply.sh --switch-certs");
+  assert.equal(zero.status, 0, zero.out);
+  assert.match(zero.out, /unchanged: every certificate link/, "the same report as for the FIFO");
 });
+
+test("a certificate the deploy's secrets step replaces (tls.source self-signed or provided) reaches the health check", { skip: !isRoot && "needs root for namespaces" }, async (t) => {
+  const { ns, work, srv, inHost, calls } = webServer(t, "rotate");
+  const example = examplePlan();
+  const host = example.hosts.find((h) => h.name === "web")!;
+  const pair = (cn: string, days: number) => {
+    const dir = mkdtempSync(join(work, "pair-"));
+    const r = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", String(days), "-subj", `/CN=${cn}`, "-addext", "subjectAltName=DNS:demo.example.com", "-keyout", join(dir, "k"), "-out", join(dir, "c")], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return { cert: readFileSync(join(dir, "c"), "utf8"), key: readFileSync(join(dir, "k"), "utf8") };
+  };
+  const other = pair("api", 700);
+  const files = (first: { cert: string; key: string }) => [
+    { path: "/srv/ingress/secrets/tls/port-443/fullchain.pem", content: first.cert },
+    { path: "/srv/ingress/secrets/tls/port-443/privkey.pem", content: first.key },
+    { path: "/srv/ingress/secrets/tls/port-8443/fullchain.pem", content: other.cert },
+    { path: "/srv/ingress/secrets/tls/port-8443/privkey.pem", content: other.key },
+  ];
+  const first = pair("first", 20);
+  assert.deepEqual(files(first).map((f) => f.path).sort(), host.secretFiles.map((f) => f.path).sort());
+  assert.equal(inHost(writeSecretsCommand(), secretPayload(files(first))).status, 0);
+  const rendered = renderHostBundles(example, APPLY_SH).find((r) => r.host === "web")!;
+  const bundle = writeHostBundle(join(work, "local"), "web", rendered);
+  cpSync(bundle.localDir, join(srv, "incoming", bundle.hash), { recursive: true });
+  const dir = `/srv/ingress/incoming/${bundle.hash}`;
+  const applied = inHost(`/bin/bash ${dir}/apply.sh --bundle ${dir} --role web`);
+  assert.equal(applied.status, 0, applied.out);
+  const said = async (want: string) => {
+    const deadline = Date.now() + 15_000;
+    let got: string | undefined;
+    while (Date.now() < deadline && (got = healthHeaders(ns, "demo.example.com", 443).certificate) !== want) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(got, want);
+  };
+  await said("issuer first (self-signed); names demo.example.com");
+  assert.equal(healthHeaders(ns, "demo.example.com", 443).acme, "not used (tls.source self-signed)");
+
+  // The tls provider replaces the certificate (in its last 30 days), or a new one is provided:
+  // the secrets step's update writes it and runs secretsChangedCommand, and nothing else runs.
+  const n = calls().length;
+  const update = inHost(`${writeSecretsCommand()} && ${secretsChangedCommand(host)}`, secretPayload(files(pair("second", 700))));
+  assert.equal(update.status, 0, update.out);
+  assert.deepEqual(calls().slice(n), ["reload nginx.service"], update.out);
+  await said("issuer second (self-signed); names demo.example.com");
+  const left = Number(healthHeaders(ns, "demo.example.com", 443).expires) - Date.now() / 1000;
+  assert.ok(left > 699 * 86_400, `the new certificate's expiry: ${left} s`);
+});
+

@@ -372,8 +372,9 @@ describe("tls/host-certs with named certificate and key files", () => {
     for (const [named, message] of [
       ["../demo.example.com.crt demo.example.com.key", /file name "\.\.\/demo\.example\.com\.crt" is not a plain name/],
       [".demo.crt demo.example.com.key", /file name "\.demo\.crt" is not a plain name/],
-      ["demo.example.com.crt", /expected "<link> <real dir> <stand-in dir>" and optionally "<cert file> <key file>"/],
-      ["a.crt a.key extra", /expected "<link> <real dir> <stand-in dir>" and optionally "<cert file> <key file>"/],
+      ["demo.example.com.crt", /expected "<link> <real dir> <stand-in dir>" and optionally "<cert file> <key file> \[<acme attempts file>\]"/],
+      ["a.crt a.key /var/lib/ingress-acme/a/attempts extra", /expected "<link> <real dir> <stand-in dir>" and optionally "<cert file> <key file> \[<acme attempts file>\]"/],
+      ["a.crt a.key attempts", /the acme attempts file "attempts" is not an absolute path/],
     ] as const) {
       const bad = await h.applyBundle(bundle(named, "v2"), "web");
       assert.equal(bad.code, 1, `${named}: ${output(bad)}`);

@@ -38,12 +38,15 @@ test("nothing that is not a hash or a stack name reaches a command line", () => 
   assert.throws(() => pruneIncomingCommand("*"), /not lowercase hex/);
 });
 
-test("changed secrets restart what reads an env file and reload nginx", () => {
+test("changed secrets restart what reads an env file; nginx is moved to new certificates by apply.sh --switch-certs", () => {
   const prod = planStack(loadTopology("prod"));
   const lb = prod.hosts.find((h) => h.role === "ingress")!;
   const web = prod.hosts.find((h) => h.role === "web")!;
   assert.equal(secretsChangedCommand(lb), "{ test ! -e /etc/containers/systemd/haproxy.container || systemctl try-restart haproxy.service; }");
-  assert.equal(secretsChangedCommand(web), "{ test ! -e /etc/containers/systemd/nginx.container || systemctl try-reload-or-restart nginx.service; }");
+  assert.equal(
+    secretsChangedCommand(web),
+    "{ test ! -e /etc/containers/systemd/nginx.container || if test -e /srv/ingress/current/apply.sh; then /bin/bash /srv/ingress/current/apply.sh --switch-certs; else systemctl try-reload-or-restart nginx.service; fi; }",
+  );
 });
 
 function bash(command: string, env: Record<string, string> = {}, input?: string) {

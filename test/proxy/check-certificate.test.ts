@@ -242,10 +242,10 @@ describe("the stats page shows each server's certificate and flags a warning", (
     dir = mkdtempSync(path.join(os.tmpdir(), "pxt-certstats-"));
     const files = await selfSignedCertificate(dir, ["fresh.example", "soon.example"]);
     // One listener, a site per SNI, as nginx's server blocks.
-    const bySni: Record<string, () => string[]> = {
-      "fresh.example": () => certificateHeaders(90, "issuer R11; names fresh.example"),
-      "soon.example": () => certificateHeaders(5, HOSTILE, "failing: <b>timeout</b>"),
-    };
+    // Made once: headers rebuilt per check could straddle a second and differ between two readings.
+    const fresh = certificateHeaders(90, "issuer R11; names fresh.example");
+    const soon = certificateHeaders(5, HOSTILE, "failing: <b>timeout</b>");
+    const bySni: Record<string, () => string[]> = { "fresh.example": () => fresh, "soon.example": () => soon };
     healthServer = await startHealthServer(readFileSync(files.certPath, "utf8"), readFileSync(files.keyPath, "utf8"), (s) => {
       const site = typeof s.servername === "string" ? s.servername : "";
       const headers = bySni[site]?.() ?? [];
