@@ -59,7 +59,11 @@ test("the web server's secret files carry the generated PEMs, only through secre
   ]);
   assert.match(files["/srv/ingress/secrets/tls/port-443/privkey.pem"]!, /mock-deploy-web-tls-key-port-443/);
   assert.match(files["/srv/ingress/secrets/tls/port-8443/fullchain.pem"]!, /mock-deploy-web-tls-cert-port-8443/);
-  assert.equal(secrets.inputs["update"], `${String(secrets.inputs["create"])} && { test ! -e /etc/containers/systemd/nginx.container || systemctl try-reload-or-restart nginx.service; }`);
+  // New certificates go through the live release's apply.sh, which reloads nginx with them and their health headers.
+  assert.equal(
+    secrets.inputs["update"],
+    `${String(secrets.inputs["create"])} && { test ! -e /etc/containers/systemd/nginx.container || if test -e /srv/ingress/current/apply.sh; then /bin/bash /srv/ingress/current/apply.sh --switch-certs; else systemctl try-reload-or-restart nginx.service; fi; }`,
+  );
 });
 
 test("the ts engine's LB runs the built proxy from its release and restarts on a new stats password", async () => {
