@@ -179,6 +179,14 @@ export const statsSchema = z
   })
   .describe("Stats page (HTML, text, JSON); the password is read from an environment variable, never the file");
 
+export const metricsSchema = z
+  .strictObject({
+    binds: z.array(bindSchema).min(1).describe("Where Prometheus scrapes; the renderer writes the LB's private addresses only"),
+    path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "must be an absolute URL path").default("/metrics"),
+    allowedSources: z.array(cidr).optional().describe("Sources outside these get 403 (HAProxy's http-request deny); absent: any"),
+  })
+  .describe("Prometheus metrics in the text exposition format, without auth: keep it on a private address");
+
 export const proxyConfigSchema = z
   .strictObject({
     version: z.literal(1).default(1),
@@ -200,6 +208,7 @@ export const proxyConfigSchema = z
     routes: z.array(routeSchema),
     backends: z.array(backendSchema),
     stats: statsSchema.optional(),
+    metrics: metricsSchema.optional(),
   })
   .superRefine((config, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
@@ -214,7 +223,10 @@ export const proxyConfigSchema = z
     config.backends.forEach((b, bi) =>
       seen(b.servers.map((s) => s.name), (i) => ["backends", bi, "servers", i, "name"], "server name"),
     );
-    const binds = config.listeners.flatMap((l, li) => l.binds.map((b, bi) => ({ key: `${b.address}|${b.port}`, path: ["listeners", li, "binds", bi] })));
+    const binds = [
+      ...config.listeners.flatMap((l, li) => l.binds.map((b, bi) => ({ key: `${b.address}|${b.port}`, path: ["listeners", li, "binds", bi] }))),
+      ...(config.metrics?.binds ?? []).map((b, bi) => ({ key: `${b.address}|${b.port}`, path: ["metrics", "binds", bi] })),
+    ];
     const bindKeys = new Set<string>();
     for (const b of binds) (bindKeys.has(b.key) ? issue(b.path, "address and port already bound by another entry") : bindKeys.add(b.key));
     const hostsByListener = new Map<string, Set<string>>();
@@ -283,3 +295,4 @@ export type HttpRedirectListenerConfig = Extract<ListenerConfig, { mode: "http-r
 export type HealthCheckConfig = NonNullable<BackendConfig["healthCheck"]>;
 export type RateLimitConfig = NonNullable<ListenerConfig["rateLimit"]>;
 export type StatsConfig = NonNullable<ProxyConfig["stats"]>;
+export type MetricsConfig = NonNullable<ProxyConfig["metrics"]>;

@@ -42,6 +42,10 @@ readonly UNIT_RE='^[a-z0-9][a-z0-9_-]*$'
 
 LOG="$ROOT/apply.log"
 CERTS_LOADED="$ROOT/.certs-loaded"
+# <unit> here holds the id of the release that unit's daemon last loaded at apply.sh's word
+# (mark_loaded): the doctor compares it with `current` (docs/apply.md, "Which release each
+# daemon loaded").
+LOADED_DIR="$ROOT/.loaded"
 
 # Values of the host's secret env files (stats.env): nothing this script prints or logs may
 # carry one. Validators never see them (they get placeholders, see placeholder_env), so this
@@ -144,19 +148,21 @@ restore_routes() {
 }
 
 rollback() {
-  local ok=1 u
+  local ok=1 u live
   say "rolling back to ${PREV:-no release}"
   if [[ -n $PREV ]]; then
     swap_to "$PREV" || ok=0
   else
     rm -f "$ROOT/current" || ok=0
   fi
+  # What the reloads below load: PREV, or NEW still if the swap back failed.
+  live=$(current_id)
   if ((${#UNITS_CHANGED[@]} + ${#UNITS_REMOVED[@]} > 0)); then
     for u in "${UNITS_CHANGED[@]}"; do
       if [[ -f $WORK/units-backup/$u.container ]]; then
         install_unit_file "$WORK/units-backup/$u.container" "$u" || ok=0
       else
-        ctl stop "$u.service" || ok=0
+        if ctl stop "$u.service"; then unmark_loaded "$u"; else ok=0; fi
         rm -f "$QUADLET_DIR/$u.container" || ok=0
       fi
     done
@@ -184,10 +190,11 @@ rollback() {
     if [[ -n $PREV ]] && is_job "$ROOT/releases/$PREV" "$u"; then continue; fi
     if [[ -f $QUADLET_DIR/$u.container ]]; then
       if is_in "$u" "${UNITS_CHANGED[@]}" "${UNITS_REMOVED[@]}"; then
-        ctl restart "$u.service" || ok=0
+        ctl restart "$u.service" || { ok=0; continue; }
       else
-        ctl reload-or-restart "$u.service" || ok=0
+        ctl reload-or-restart "$u.service" || { ok=0; continue; }
       fi
+      [[ -z $live ]] || mark_loaded "$u" "$live"
     fi
   done
   rm -rf "${ROOT:?}/releases/$NEW"
@@ -256,6 +263,21 @@ current_id() {
   t=${t%/}
   [[ -d $ROOT/releases/${t##*/} ]] && printf '%s' "${t##*/}"
   return 0
+}
+
+# Written only once systemctl said the restart or reload worked, and with the release `current`
+# named at that moment: a daemon reads its config through `current`, so that is what it loaded.
+# A failed write costs the record, never the deploy.
+mark_loaded() {
+  local unit=$1 id=$2
+  if ! { mkdir -p "$LOADED_DIR" && printf '%s\n' "$id" >"$LOADED_DIR/.$unit.tmp" && mv -f "$LOADED_DIR/.$unit.tmp" "$LOADED_DIR/$unit"; } 2>/dev/null; then
+    warn "could not record in $LOADED_DIR/$unit that $unit.service loaded release $id"
+  fi
+}
+
+# A stopped daemon runs no release.
+unmark_loaded() {
+  rm -f "$LOADED_DIR/$1" 2>/dev/null || warn "could not remove $LOADED_DIR/$1 ($1.service was stopped)"
 }
 
 release_field() { sed -n "s/^$2=//p" "$ROOT/releases/$1/.release" 2>/dev/null | head -n1; }
@@ -624,6 +646,7 @@ refresh_certs() {
   validate_release
   NEW=""
   ctl reload nginx.service || fail "systemctl reload nginx.service failed"
+  mark_loaded nginx "$rel"
   record_loaded_certs "$fp" || warn "could not record which certificates nginx loaded"
   PHASE=committed
   say "nginx reloaded with $why"
@@ -973,6 +996,7 @@ apply_units() {
   for u in "${UNITS_REMOVED[@]}"; do
     say "stopping $u.service (unit dropped from the bundle)"
     ctl stop "$u.service" || fail "systemctl stop $u.service failed"
+    unmark_loaded "$u"
     rm -f "$QUADLET_DIR/$u.container"
   done
   for u in "${UNITS_CHANGED[@]}"; do
@@ -998,11 +1022,13 @@ apply_units() {
     UNITS_TOUCHED+=("$u")
     say "restarting $u.service (unit changed)"
     ctl restart "$u.service" || fail "systemctl restart $u.service failed"
+    mark_loaded "$u" "$NEW"
   done
   for u in "${reload[@]}"; do
     UNITS_TOUCHED+=("$u")
     say "reloading $u.service"
     ctl reload-or-restart "$u.service" || fail "systemctl reload-or-restart $u.service failed"
+    mark_loaded "$u" "$NEW"
   done
 }
 
@@ -1173,7 +1199,11 @@ build_and_apply() {
   fi
   tree_manifest "$STAGE" >"$WORK/new.manifest"
   hash=$(sha256sum <"$WORK/new.manifest" | cut -d' ' -f1)
-  if [[ -n $PREV && $(release_field "$PREV" hash) == "$hash" ]] && units_installed "$PREV"; then
+  if [[ -n $PREV && $(release_field "$PREV" hash) == "$hash" ]] && ! release_intact "$PREV"; then
+    # A file of the live release was changed on the host (a hand edit): the same bundle builds
+    # the release again from what was deployed, so re-running it repairs the edit.
+    say "release $PREV was changed on this host since it was built: building it again from the bundle"
+  elif [[ -n $PREV && $(release_field "$PREV" hash) == "$hash" ]] && units_installed "$PREV"; then
     say "unchanged: release $PREV is live with the same content"
     # A certificate that appeared or was renewed since (a failed or missed hook) is still picked up.
     refresh_certs "$PREV"
@@ -1209,16 +1239,37 @@ build_and_apply() {
     UNITS_TOUCHED+=(nginx)
     say "reloading nginx.service (certificates changed)"
     ctl reload nginx.service || fail "systemctl reload nginx.service failed"
+    mark_loaded nginx "$NEW"
   fi
   probe
   if is_in nginx "${UNITS_TOUCHED[@]}"; then record_loaded_certs "$fp" || warn "could not record which certificates nginx loaded"; fi
   PHASE=committed
+  carry_loaded_marks
   [[ -z $ROUTES_BACKUP ]] || rm -rf "$ROUTES_BACKUP"
   # Before the prune, which may take the previous release (and its list of timers) away.
   apply_timers
   start_jobs
   prune_releases
   say "release $id is live"
+}
+
+# A daemon this run left alone has the same unit file and the same <dir>/ in NEW as in PREV
+# (apply_units restarts or reloads it otherwise), so if it had loaded PREV it now runs NEW's
+# config. One that had not loaded PREV (a cut-off run, a failed rollback) keeps its record,
+# and the doctor keeps reporting it.
+carry_loaded_marks() {
+  local name loaded
+  [[ -n $PREV ]] || return 0
+  while IFS=$'\t' read -r name _; do
+    is_in "$name" "${UNITS_TOUCHED[@]}" && continue
+    loaded=$(head -n1 "$LOADED_DIR/$name" 2>/dev/null || true)
+    [[ $loaded != "$PREV" ]] || mark_loaded "$name" "$NEW"
+  done < <(plan_records "$ROOT/releases/$NEW" unit)
+}
+
+# True when the release's files are still what it was built from (its recorded hash).
+release_intact() {
+  [[ $(tree_manifest "$ROOT/releases/$1" | sha256sum | cut -d' ' -f1) == "$(release_field "$1" hash)" ]]
 }
 
 # True when every unit and timer of the release is installed exactly as the release has it.

@@ -9,6 +9,7 @@ export * from "./haproxy-stats";
 export * from "./netns";
 export * from "./network";
 export * from "./process";
+export * from "./prometheus-text";
 export { isLive, processState } from "./procfs";
 export * from "./sandbox";
 export * from "./ssh";

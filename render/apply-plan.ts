@@ -67,9 +67,9 @@ export function renderApplyPlan(host: HostPlan): string {
     lines.push(record(c.job ? "job" : "unit", c.name, config.slice(0, config.indexOf("/"))), record("check", c.name, config, ...checkArgv(host, c)));
   }
   for (const c of host.containers) if (c.job) lines.push(record("timer", c.job.timer));
-  // Every listener binds the wildcard address, which answers on loopback. A web server
-  // without sites listens nowhere yet: nothing to probe.
-  for (const l of host.listens.filter((x) => x.by !== "sshd")) lines.push(record("probe", "127.0.0.1", l.port, l.by, l.purpose));
+  // A listener on the wildcard address answers on loopback; one bound to a private address (the
+  // metrics endpoint) only there. A web server without sites listens nowhere yet: nothing to probe.
+  for (const l of host.listens.filter((x) => x.by !== "sshd")) lines.push(record("probe", l.address ?? "127.0.0.1", l.port, l.by, l.purpose));
   for (const f of host.files.filter((x) => x.kind === "nftables")) lines.push(record("nft", relative(f.path), NFT_TABLE));
   const volumes = [...new Set(host.containers.flatMap((c) => c.mounts.map((m) => m.host)))].sort();
   for (const v of volumes) lines.push(record("volume", v));

@@ -5,7 +5,7 @@
 import { formatDuration } from "../topology/duration";
 import * as paths from "../topology/paths";
 import { haproxyCheckInfoRules } from "../contract/certificate-info";
-import { ingressOf, STATS_LOOPBACK_SOURCES, type HostPlan, type IngressPlan, type LbBackend, type RouteFragment, type RouteSettings } from "../topology";
+import { ingressOf, metricsAllowedSources, STATS_LOOPBACK_SOURCES, type HostPlan, type IngressPlan, type LbBackend, type MetricsPlan, type RouteFragment, type RouteSettings } from "../topology";
 
 /** The original setup's log line, kept so operators' greps and dashboards still work. */
 export const HAPROXY_LOG_FORMAT = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
@@ -134,7 +134,27 @@ export function renderHaproxyConfig(host: HostPlan): string {
 
   const parts = [header, global, defaults, http, https];
   if (ingress.stats.enabled) parts.push(renderStats(ingress.stats));
+  if (ingress.metrics) parts.push(renderMetrics(ingress.metrics));
   return parts.join("\n");
+}
+
+function renderMetrics(metrics: MetricsPlan): string {
+  return section("frontend metrics", [
+    "mode http",
+    "# The LB's private address(es) only, never the public one. transparent lets the socket bind",
+    "# before the address is up (a boot whose private network is slow to get it): without it HAProxy",
+    "# would refuse to start, and take 80 and 443 down with it.",
+    ...metrics.addresses.map((a) => `bind ${a}:${metrics.port} transparent`),
+    "# A scrape every few seconds would be a log line each: only refused or failed requests are logged.",
+    "option dontlog-normal",
+    "# nftables already lets only the scrapers in; refuse anyone else here too, in case it is ever",
+    "# misconfigured. The LB's own addresses: a curl on the LB itself.",
+    `acl metrics_allowed src ${metricsAllowedSources(metrics).join(" ")}`,
+    "http-request deny if !metrics_allowed",
+    "# HAProxy's built-in exporter (USE_PROMEX: the official image and Debian's package have it).",
+    `http-request use-service prometheus-exporter if { path ${metrics.path} }`,
+    "http-request return status 404",
+  ]);
 }
 
 function renderStats(stats: IngressPlan["stats"]): string {

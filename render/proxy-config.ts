@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { proxyConfigSchema, proxyRoutesFileSchema } from "../contract/proxy-config";
 import type { ProxyConfigInput, ProxyRoutesFile, ProxyRoutesFileInput } from "../contract/proxy-config";
-import { ingressOf, STATS_LOOPBACK_SOURCES, type HostPlan, type RouteFragment, type RouteSettings } from "../topology";
+import { ingressOf, metricsAllowedSources, STATS_LOOPBACK_SOURCES, type HostPlan, type RouteFragment, type RouteSettings } from "../topology";
 
 /** proxy/routes.d/<stack>.json: `{kind: "proxy-routes", stack, routes, backends}`, as the proxy validates it. */
 export type { ProxyRoutesFile };
@@ -44,7 +44,7 @@ function dualStack(port: number): { address: string; port: number }[] {
 /** The proxy.json document before defaults, from the ingress host's plan. */
 export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
   const ingress = ingressOf(host, "ts");
-  const { ports, rateLimit, timeouts, stats } = ingress;
+  const { ports, rateLimit, timeouts, stats, metrics } = ingress;
   // The same per-source limit on both listeners (HAProxy's track-sc0 on both frontends).
   const perSource = {
     maxConnectionsPerWindow: rateLimit.threshold,
@@ -87,6 +87,17 @@ export function proxyConfigOf(host: HostPlan): ProxyConfigInput {
     // Every stack's routes, this one's included, come from routes.d/: one mechanism for all.
     routes: [],
     backends: [],
+    ...(metrics
+      ? {
+          metrics: {
+            // The LB's private addresses only, never the public one (HAProxy's frontend metrics).
+            binds: metrics.addresses.map((address) => ({ address, port: metrics.port })),
+            path: metrics.path,
+            // HAProxy's `acl metrics_allowed src ...`: a second fence behind nftables.
+            allowedSources: metricsAllowedSources(metrics),
+          },
+        }
+      : {}),
   };
   if (stats.enabled) {
     return {

@@ -8,6 +8,7 @@ import { pollUntil } from "../lab/command";
 import { curl, curlThroughLb, isUp, re, uniqueServers, waitRows, type CheckResult, type IngressCheck } from "./check-helpers";
 import { dnatCheck, failoverCheck, rateLimitCheck } from "./fault-checks";
 import { acmeFailureCheck, acmeIssuedCheck, acmeRenewalCheck } from "./acme-checks";
+import { metricsCheck } from "./metrics-checks";
 import { INTERNET, type IngressSandbox } from "./ingress-sandbox";
 import type { IngressSandboxPlan } from "./ingress-plan";
 import { probeTcp } from "../lab/tcp-probe";
@@ -209,6 +210,7 @@ export function ingressChecks(plan: IngressSandboxPlan): IngressCheck[] {
   checks.push(failoverCheck(victim));
   if (rows.some((r) => r.server === "demo")) checks.push(dnatCheck("demo"));
   checks.push(rateLimitCheck(first.hostname));
+  if (plan.lb.ingress?.metrics) checks.push(metricsCheck);
   return checks;
 }
 

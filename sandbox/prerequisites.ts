@@ -1,7 +1,9 @@
 // What the ingress sandbox needs from the machine, checked up front so a missing piece is
 // named at once instead of surfacing as a daemon that never listens.
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { PROMETHEUS_PARSER_PYTHON } from "../lab/prometheus-text";
 
 /** Binaries the ingress sandbox runs, and the Debian package that has each. */
 export const REQUIRED_BINARIES: Readonly<Record<string, string>> = {
@@ -40,6 +42,10 @@ export function missingPrerequisites(): string[] {
   if (missing.length > 0) {
     const packages = [...new Set(missing.map((b) => REQUIRED_BINARIES[b]))].join(" ");
     problems.push(`binaries ${missing.join(", ")} (apt-get install -y ${packages})`);
+  }
+  // The metrics check reads a scrape with Prometheus' own parser.
+  if (spawnSync(PROMETHEUS_PARSER_PYTHON, ["-c", "import prometheus_client"], { stdio: "ignore" }).status !== 0) {
+    problems.push(`Prometheus' Python client for ${PROMETHEUS_PARSER_PYTHON} (apt-get install -y python3-prometheus-client)`);
   }
   return problems;
 }

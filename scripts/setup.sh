@@ -4,8 +4,9 @@
 #   - npm dependencies (npm ci)
 #   - with --test (the default): the real binaries the tests run (haproxy, nginx + stream,
 #     sshd, nftables, curl, socat, openssl, iproute2, util-linux's nsenter/unshare/setpriv for
-#     the local cloud, shellcheck for files/apply.sh, pebble and lego for the ACME sandbox), and
-#     Quadlet's generator into .tools/quadlet/. Needs root for apt.
+#     the local cloud, shellcheck for files/apply.sh, pebble and lego for the ACME sandbox,
+#     Prometheus' Python client for Debian's python3, whose parser reads the metrics tests'
+#     scrapes), and Quadlet's generator into .tools/quadlet/. Needs root for apt.
 # Prints the PATH line to use Node 24 in your shell.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,8 @@ if [ "$mode" = "--test" ]; then
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$bin")
   done
   [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=("nginx-stream")
+  # Debian's python3, not whichever python3 comes first on PATH (a pyenv one lacks the package).
+  /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=("python3-prometheus-client")
   if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       echo "setup: missing ${need[*]}; run as root so apt-get can install them" >&2
@@ -65,7 +68,7 @@ if [ "$mode" = "--test" ]; then
     apt-get install -y -qq --no-install-recommends \
       haproxy nginx-light libnginx-mod-stream openssh-server openssh-client \
       nftables curl socat openssl iproute2 iputils-ping procps util-linux ca-certificates shellcheck \
-      pebble lego >/dev/null
+      pebble lego python3-prometheus-client >/dev/null
     [ -z "$own_policy" ] || { rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
   fi
   install_quadlet

@@ -1,6 +1,7 @@
 export * from "./errors";
 export * from "../contract/hostname";
 export * from "./ingress-of";
+export * from "./metrics-scrapers";
 export * from "./plan";
 export * from "./plan-types";
 export * from "./schema";

@@ -75,7 +75,7 @@ export interface FirewallRule {
   readonly port: number;
   /** CIDRs allowed in; ["0.0.0.0/0", "::/0"] for the public. */
   readonly sources: readonly string[];
-  readonly purpose: "http" | "https" | "stats" | "site" | "acme" | "ssh";
+  readonly purpose: "http" | "https" | "stats" | "metrics" | "site" | "acme" | "ssh";
   /** Private rules are enforced only by nftables: Hetzner's cloud firewall does not filter private networks. */
   readonly scope: "public" | "private";
 }
@@ -90,6 +90,8 @@ export interface ListenPlan {
   readonly port: number;
   readonly purpose: FirewallRule["purpose"];
   readonly by: ContainerName | "sshd";
+  /** Bound to this address only (the metrics endpoint, on a private address); absent: every address. */
+  readonly address?: string;
 }
 
 export interface BackendServer {
@@ -180,6 +182,17 @@ export interface WebPlan {
   readonly acme?: AcmePlan;
 }
 
+/** The LB's Prometheus endpoint: on its private addresses only, for the scrapers only. */
+export interface MetricsPlan {
+  readonly port: number;
+  /** Where Prometheus looks by default. */
+  readonly path: "/metrics";
+  /** The LB's own private addresses, one per network of its stack: the endpoint binds these, never the public one. */
+  readonly addresses: readonly string[];
+  /** CIDRs allowed to scrape (servers named in the config resolved to their private addresses). */
+  readonly scrapers: readonly string[];
+}
+
 export interface IngressPlan {
   readonly engine: Engine;
   readonly ports: OwnIngress["ports"];
@@ -195,6 +208,8 @@ export interface IngressPlan {
   /** The node image the LB renders attached stacks' routes in (their data never runs as config). */
   readonly nodeImage: string;
   readonly stats: OwnIngress["stats"];
+  /** Present when `ingress.metrics.enabled`. */
+  readonly metrics?: MetricsPlan;
   readonly rateLimit: OwnIngress["rateLimit"];
   readonly timeouts: OwnIngress["timeouts"];
   readonly healthCheck: OwnIngress["healthCheck"];

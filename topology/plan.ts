@@ -3,6 +3,7 @@
 import { KNOWN_IMAGES } from "./images";
 import * as paths from "./paths";
 import { ACME_DIRECTORIES } from "./schema";
+import { scraperCidrs } from "./metrics-scrapers";
 import type {
   AcmeCertificatePlan,
   AcmePlan,
@@ -13,6 +14,7 @@ import type {
   HostPlan,
   LbBackend,
   ListenPlan,
+  MetricsPlan,
   Route,
   RouteFragment,
   SecretFilePlan,
@@ -106,14 +108,25 @@ const HTTP_SHARE_OF_MAXCONN = 8;
 
 const ROOT_MOUNT = { host: paths.INGRESS_ROOT, container: paths.INGRESS_ROOT };
 
+/** The metrics endpoint of an LB whose stack enables it. */
+function metricsPlan(topo: Topology, ingress: OwnIngress): MetricsPlan | undefined {
+  const { metrics, server } = ingress;
+  if (!metrics.enabled) return undefined;
+  const lbNetworks = Object.keys(server.networks);
+  return { port: metrics.port, path: "/metrics", addresses: Object.values(server.networks), scrapers: scraperCidrs(metrics.scrapers, topo.servers, lbNetworks) };
+}
+
 function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFragment): HostPlan {
   const server = ingress.server;
   const { ports, stats } = ingress;
+  const metrics = metricsPlan(topo, ingress);
   const firewall: FirewallRule[] = [
     { port: ports.http, sources: ANYWHERE, purpose: "http", scope: "public" },
     { port: ports.https, sources: ANYWHERE, purpose: "https", scope: "public" },
   ];
   if (stats.enabled) firewall.push({ port: stats.port, sources: stats.allowedCidrs, purpose: "stats", scope: "public" });
+  // Private: the cloud firewall never opens it, and the scrapers reach it over the private network only.
+  if (metrics) firewall.push({ port: metrics.port, sources: metrics.scrapers, purpose: "metrics", scope: "private" });
   firewall.push(sshRule(topo));
 
   const secretFiles: SecretFilePlan[] = [];
@@ -170,6 +183,7 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
     { port: ports.https, purpose: "https", by: container.name },
   ];
   if (stats.enabled) listens.push({ port: stats.port, purpose: "stats", by: container.name });
+  if (metrics) for (const address of metrics.addresses) listens.push({ port: metrics.port, purpose: "metrics", by: container.name, address });
   listens.push({ port: SSH_PORT, purpose: "ssh", by: "sshd" });
 
   return {
@@ -188,6 +202,7 @@ function planIngressHost(topo: Topology, ingress: OwnIngress, fragment: RouteFra
       attachedStacks: ingress.attachedStacks.map((a) => ({ ...a, zones: [...a.zones] })),
       nodeImage: topo.containerImages.node,
       stats,
+      ...(metrics ? { metrics } : {}),
       rateLimit: ingress.rateLimit,
       timeouts: ingress.timeouts,
       healthCheck: ingress.healthCheck,

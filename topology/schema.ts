@@ -106,6 +106,20 @@ const statsSchema = z
   })
   .strict();
 
+/**
+ * Prometheus metrics on the LB's private address(es) only. A scraper is a server of this stack
+ * by name (its private address in a network it shares with the LB) or a CIDR inside one of the
+ * LB's networks: the endpoint is never on the public address, so nothing else could reach it.
+ */
+const metricsSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** 8405: HAProxy's documentation's port for its Prometheus exporter, next to stats' 8404. */
+    port: port.default(8405),
+    scrapers: z.array(z.string()).default([]),
+  })
+  .strict();
+
 const rateLimitSchema = z
   .object({
     window: durationMs.default(3000),
@@ -171,6 +185,7 @@ const ownIngressSchema = z
     /** Concurrent connections the LB holds in all; port 80 may take an eighth of them at most. */
     maxconn: z.number().int().min(8).max(1_000_000).default(4096),
     stats: statsSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
     rateLimit: rateLimitSchema.prefault({}),
     timeouts: timeoutsSchema.prefault({}),
     healthCheck: healthCheckSchema.prefault({}),

@@ -5,9 +5,10 @@ import { normaliseHostname } from "../contract/hostname";
 import { KNOWN_IMAGES, quadletImages } from "./images";
 import { removedServerTypeMessage } from "./server-types";
 import { Cidr, Ipv4Cidr, cidrContainsIpv4, cidrSize, cidrsOverlap, intToIpv4, ipv4ToInt, isWholeInternet, parseCidr, wideCoverage } from "./ip";
-import { AttachedStackConfig, ENGINES, ServerConfig, StackConfig, stackConfigSchema } from "./schema";
+import { AttachedStackConfig, ENGINES, OwnIngressConfig, ServerConfig, StackConfig, stackConfigSchema } from "./schema";
 import type { Engine, Topology } from "./types";
 import { ACME_CHALLENGE_PORT } from "./plan";
+import { isScraperAddress, scraperCidrText } from "./metrics-scrapers";
 
 /** Hetzner: a spread placement group (each stack has one) holds at most this many servers. */
 export const SPREAD_GROUP_LIMIT = 10;
@@ -110,6 +111,7 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
     if (stats.enabled && (stats.port === ports.http || stats.port === ports.https)) {
       report("ingress.stats.port", `stats port ${stats.port} collides with a public port; choose another (8404 is HAProxy's usual)`);
     }
+    checkMetrics(cfg, cfg.ingress, networks, report);
     if (cfg.ingress.healthCheck.timeout > cfg.ingress.healthCheck.interval) {
       report("ingress.healthCheck.timeout", "the check timeout is longer than the check interval; make it shorter");
     }
@@ -138,6 +140,45 @@ function checkTopology(stack: string, cfg: StackConfig, report: Report): Topolog
     containerImages: cfg.containerImages,
     ...(cfg.acme ? { acme: cfg.acme } : {}),
   };
+}
+
+/**
+ * Metrics are served on the LB's private addresses only, so every scraper has to be inside one
+ * of its networks: a server of this stack that shares one, or a CIDR inside one. Anything else
+ * could never connect, and saying so here beats a scrape that silently times out.
+ */
+function checkMetrics(cfg: StackConfig, ingress: OwnIngressConfig, networks: Map<string, ParsedNetwork>, report: Report): void {
+  const { metrics, ports, stats } = ingress;
+  const lbNetworks = Object.keys(ingress.server.networks).flatMap((n) => networks.get(n) ?? []);
+  const where = lbNetworks.map((n) => `${n.name} (${n.range.text})`).join(", ") || "(none)";
+  if (metrics.enabled && metrics.scrapers.length === 0) {
+    report("ingress.metrics.scrapers", `metrics are enabled but nothing may scrape them; name the server that runs Prometheus (e.g. monitoring) or a CIDR inside the LB's network(s): ${where}`);
+  }
+  const servers = new Map(cfg.servers.map((s) => [s.name, s]));
+  metrics.scrapers.forEach((entry, i) => {
+    const path = `ingress.metrics.scrapers[${i}]`;
+    if (!isScraperAddress(entry)) {
+      const server = servers.get(entry);
+      if (entry === ingress.server.name) report(path, `"${entry}" is the load balancer, which always reaches its own metrics; name the server that scrapes them`);
+      else if (!server) report(path, `unknown server "${entry}"; name a server of this stack (${cfg.servers.map((s) => s.name).join(", ") || "none declared"}) or write a CIDR inside the LB's network(s): ${where}`);
+      else if (!lbNetworks.some((n) => server.networks[n.name] !== undefined)) {
+        report(path, `server "${entry}" shares no network with the load balancer (${where}), and metrics are served on the LB's private address only; put it in one of them or name another scraper`);
+      }
+      return;
+    }
+    const cidr = checkCidr(scraperCidrText(entry), path, report);
+    if (!cidr) return;
+    if (cidr.family !== 4 || !lbNetworks.some((n) => n.range.prefix <= cidr.prefix && cidrContainsIpv4(n.range, cidr.base))) {
+      report(path, `${entry} is outside the LB's private network(s) ${where}, and metrics are served on the LB's private address only, so it could never scrape them; write an address or CIDR inside one of them, or a server's name`);
+    }
+  });
+  if (!metrics.enabled) return;
+  const clash =
+    metrics.port === ports.http || metrics.port === ports.https ? "a public port"
+    : stats.enabled && metrics.port === stats.port ? "the stats page's port"
+    : metrics.port === 22 ? "SSH's port"
+    : undefined;
+  if (clash) report("ingress.metrics.port", `metrics port ${metrics.port} is ${clash}; choose another (8405 is the usual)`);
 }
 
 /** Sites with `tls.source: acme` need the account settings, and dns-01 needs the DNS token. */

@@ -17,6 +17,7 @@ const DESCRIPTIONS: Readonly<Record<FirewallRule["purpose"], string>> = {
   http: "HTTP to the LB (redirects to HTTPS)",
   https: "HTTPS to the LB (TLS passthrough)",
   stats: "LB stats page",
+  metrics: "LB Prometheus metrics (private network only)",
   site: "site listener",
   acme: "ACME http-01 responder",
   ssh: "SSH for admins and deploys",

@@ -12,6 +12,8 @@ import { Engine } from "../engine/engine";
 import { sumWorkerStats, WorkerStats } from "../engine/worker-stats";
 import { HealthMonitor } from "../health/monitor";
 import { Logger } from "../log/logger";
+import { MetricsServer } from "../metrics/metrics-server";
+import { ProxyMetrics } from "../metrics/proxy-metrics";
 import { RateBuffers, rateBuffersFor } from "../ratelimit/rate-buffers";
 import { buildReport, StatsReport } from "../stats/report";
 import { StatsServer } from "../stats/stats-server";
@@ -50,6 +52,10 @@ export class Primary {
   /** Health checks run here, once for the host; workers get the verdict. */
   private readonly health: HealthMonitor;
   private readonly stats: StatsServer;
+  private readonly metrics: MetricsServer;
+  /** Made at the first scrape: a proxy nobody scrapes keeps no metrics. */
+  private prometheus: ProxyMetrics | null = null;
+  private readonly reloadCounts = { accepted: 0, refused: 0 };
   private readonly collector = new StatsCollector();
   private rateBuffers: RateBuffers = new Map();
   private readonly startedAt = Date.now();
@@ -69,6 +75,10 @@ export class Primary {
       for (const worker of this.workers.values()) worker.post({ type: "health", down });
     });
     this.stats = new StatsServer(() => this.report(), logger);
+    this.metrics = new MetricsServer(async () => {
+      this.prometheus ??= new ProxyMetrics();
+      return { text: await this.prometheus.exposition(() => this.report(), { ...this.reloadCounts }), contentType: this.prometheus.contentType };
+    }, logger);
   }
 
   /**
@@ -115,6 +125,7 @@ export class Primary {
       await Promise.all(Array.from({ length: this.count }, (_, index) => this.spawn(index)));
     }
     await this.stats.apply(this.config.stats);
+    await this.metrics.apply(this.config.metrics);
     if (this.sources.statsSocket) await this.stats.listenUnix(this.sources.statsSocket);
     // Handlers before "ready": a supervisor may signal the moment it sees it, and an
     // unhandled SIGHUP or SIGTERM would end the process instead of reloading or draining.
@@ -153,7 +164,10 @@ export class Primary {
   reload(trigger: string): Promise<void> {
     this.reloads = this.reloads
       .then(() => this.reloadNow(trigger))
-      .catch((error: Error) => this.logger.event("error", "config reload failed", { trigger, error: error.message }));
+      .catch((error: Error) => {
+        this.reloadCounts.refused++;
+        this.logger.event("error", "config reload failed", { trigger, error: error.message });
+      });
     return this.reloads;
   }
 
@@ -163,6 +177,7 @@ export class Primary {
     // A file touched without a change is not a reload; SIGHUP always is.
     if (trigger !== "SIGHUP" && result.fingerprint === this.fingerprint) return;
     if (!result.ok) {
+      this.reloadCounts.refused++;
       this.logger.event("error", "config reload refused, keeping the running config", { trigger, errors: result.errors });
       return;
     }
@@ -182,8 +197,11 @@ export class Primary {
     });
     const rateBuffers = this.updateRateBuffers(result.config);
     if (this.engine) await this.engine.reload(result.config, rateBuffers);
+    // Counted once the workers took it: a reload that throws above is counted refused, not both.
+    this.reloadCounts.accepted++;
     for (const worker of this.workers.values()) worker.post({ type: "reload", config: result.config, ...(rateBuffers && this.mode === "threads" ? { rateBuffers } : {}) });
     this.health.apply(result.config);
+    await this.metrics.apply(result.config.metrics);
     try {
       await this.stats.apply(result.config.stats);
     } catch (error) {
@@ -199,6 +217,7 @@ export class Primary {
     this.logger.event("info", "drain requested", { trigger, graceMs });
     this.health.stop();
     this.stats.close();
+    this.metrics.close();
     if (this.engine) {
       await this.engine.drain(graceMs);
       process.exit(0);

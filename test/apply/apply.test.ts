@@ -2,7 +2,8 @@
 // configs, rolling back failed reloads, idempotence and pruning.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { APPLY_SH, CURRENT, nginxBundle, nginxUnit, writeBundle, type NginxBundleOptions } from "./support/bundle";
 import { ApplyHost, httpGet, liveId, output, releaseId, startLab, waitForBody, type ApplyLab } from "./support/host";
@@ -188,6 +189,78 @@ describe("apply.sh --bundle on a web host", () => {
     assert.equal(bad.code, 1, output(bad));
     assert.match(bad.stderr, /apply\.plan: bad volume path/);
     assert.equal(releaseId(await h.current()), second, "the refused bundle left the live release alone");
+  });
+
+  test("each daemon's record names the release it last loaded: after a deploy, a --switch-certs reload, a release that leaves it alone, and a rollback", async () => {
+    const { h, port, bundle, first } = await webHost("loaded");
+    const loaded = async () => (await h.readFile(".loaded/nginx")).trim();
+    assert.equal(await loaded(), first, "the first deploy restarted nginx on its release");
+
+    // A certificate kept on the host: the stand-in first, then a real one and --switch-certs.
+    const real = join(h.base, "real");
+    const standin = join(h.root, "secrets", "tls", "standin", "site");
+    await mkdir(standin, { recursive: true });
+    await mkdir(real, { recursive: true });
+    for (const [dir, cn] of [[standin, "stand-in"], [real, "real"]] as const) {
+      const r = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", `/CN=${cn}`, "-keyout", join(dir, "privkey.pem"), "-out", join(dir, "fullchain.pem")], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+    }
+    await rm(join(real, "privkey.pem"));
+    const certs = { [`${CURRENT}/tls/host-certs`]: `${join(h.root, "secrets", "tls", "live", "site")} ${real} ${standin}\n` };
+    const withCerts = await h.applyBundle({ ...bundle({ body: "v2" }), ...certs }, "web");
+    assert.equal(withCerts.code, 0, output(withCerts));
+    const second = liveId(withCerts);
+    assert.equal(await loaded(), second, "reloaded with its new site");
+
+    // An old record (a reload apply.sh never saw through): the hook's reload writes the live release.
+    await writeFile(join(h.root, ".loaded", "nginx"), `${first}\n`);
+    const r = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=real", "-keyout", join(real, "privkey.pem"), "-out", join(real, "fullchain.pem")], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const calls = (await h.calls()).length;
+    const switched = await h.run(join(h.root, "current", "apply.sh"), ["--switch-certs"]);
+    assert.equal(switched.code, 0, output(switched));
+    assert.deepEqual((await h.calls()).slice(calls), ["reload nginx.service"]);
+    assert.equal(await loaded(), second);
+
+    // A release that changes none of nginx's files (only apply.plan): nginx is not reloaded, and
+    // its record moves on to the new release, whose config it runs as much as the last one's.
+    const plan = (extra: string) => ({ [`${CURRENT}/apply.plan`]: `${String(bundle({})[`${CURRENT}/apply.plan`])}# ${extra}\n` });
+    const quiet = await h.applyBundle({ ...bundle({ body: "v2" }), ...certs, ...plan("one") }, "web");
+    assert.equal(quiet.code, 0, output(quiet));
+    const third = liveId(quiet);
+    assert.deepEqual((await h.calls()).slice(calls + 1), [], "nothing reloaded");
+    assert.equal(await loaded(), third);
+    // Unless it had not loaded the release before: then its record stays, and tells.
+    await writeFile(join(h.root, ".loaded", "nginx"), `${second}\n`);
+    const stale = await h.applyBundle({ ...bundle({ body: "v2" }), ...certs, ...plan("two") }, "web");
+    assert.equal(stale.code, 0, output(stale));
+    assert.notEqual(liveId(stale), third);
+    assert.equal(await loaded(), second);
+    // A release that changes none of nginx's files while its certificate was renewed: the reload
+    // for the certificate records the release.
+    const renewed = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=renewed", "-keyout", join(real, "privkey.pem"), "-out", join(real, "fullchain.pem")], { encoding: "utf8" });
+    assert.equal(renewed.status, 0, renewed.stderr);
+    const before = (await h.calls()).length;
+    const certOnly = await h.applyBundle({ ...bundle({ body: "v2" }), ...certs, ...plan("three") }, "web");
+    assert.equal(certOnly.code, 0, output(certOnly));
+    assert.deepEqual((await h.calls()).slice(before), ["reload nginx.service"]);
+    assert.equal(await loaded(), liveId(certOnly));
+
+    // A reload that fails is rolled back, and the rollback's reload loads the previous release
+    // (the record before each run names no release, so only the rollback can have written it).
+    await writeFile(join(h.root, ".loaded", "nginx"), "no-release\n");
+    await h.injectFailure("reload-or-restart");
+    const failed = await h.applyBundle({ ...bundle({ body: "v3" }), ...certs }, "web");
+    assert.equal(failed.code, 1, output(failed));
+    assert.equal(releaseId(await h.current()), liveId(certOnly));
+    assert.equal(await loaded(), liveId(certOnly));
+    await waitForBody(lab, port, "v2");
+    // And a rollback after a reload that worked (the probe failed): the record goes back too.
+    await writeFile(join(h.root, ".loaded", "nginx"), "no-release\n");
+    const unprobed = await h.applyBundle({ ...bundle({ body: "v3", extraListen: [`10.203.250.1:${port}`] }), ...certs }, "web", { INGRESS_PROBE_TIMEOUT: "1" });
+    assert.equal(unprobed.code, 1, output(unprobed));
+    assert.match(unprobed.stdout, /reloading nginx\.service/);
+    assert.equal(await loaded(), liveId(certOnly));
   });
 
   test("usage errors exit 2 and say what is wrong", async () => {

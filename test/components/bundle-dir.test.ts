@@ -99,6 +99,9 @@ test("files/apply.sh applies the LB bundle, adds the demo routes from stdin and 
   for (const port of [80, 443, 8404]) {
     listeners.push(spawn("ip", ["netns", "exec", ns, "socat", `TCP6-LISTEN:${port},ipv6only=0,reuseaddr,fork`, "SYSTEM:true"], { stdio: "ignore" }));
   }
+  // The metrics endpoint listens on the LB's private address only, and is probed there.
+  spawnSync("ip", ["netns", "exec", ns, "ip", "addr", "add", "172.24.1.3/32", "dev", "lo"]);
+  listeners.push(spawn("ip", ["netns", "exec", ns, "socat", "TCP4-LISTEN:8405,bind=172.24.1.3,reuseaddr,fork", "SYSTEM:true"], { stdio: "ignore" }));
   await new Promise((r) => setTimeout(r, 300));
 
   const work = mkdtempSync(join(tmpdir(), "apply-"));

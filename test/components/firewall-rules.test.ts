@@ -8,7 +8,8 @@ const prod = planStack(loadTopology("prod"));
 const demo = planStack(loadTopology("demo"));
 const host = (hosts: readonly HostPlan[], name: string) => hosts.find((h) => h.name === name)!;
 
-test("the LB's cloud firewall: 80/443 from anywhere, stats and SSH from their CIDRs, nothing else", () => {
+test("the LB's cloud firewall: 80/443 from anywhere, stats and SSH from their CIDRs, nothing else (metrics are private)", () => {
+  assert.ok(host(prod.hosts, "loadbalancer").firewall.some((r) => r.purpose === "metrics" && r.scope === "private"), "the plan has the metrics rule to leave out");
   assert.deepEqual(cloudFirewallRules(host(prod.hosts, "loadbalancer")), [
     { direction: "in", protocol: "tcp", port: "80", sourceIps: ["0.0.0.0/0", "::/0"], description: "HTTP to the LB (redirects to HTTPS)" },
     { direction: "in", protocol: "tcp", port: "443", sourceIps: ["0.0.0.0/0", "::/0"], description: "HTTPS to the LB (TLS passthrough)" },

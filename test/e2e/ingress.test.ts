@@ -15,6 +15,7 @@ import { CHECK_PREFIX, IngressSandbox } from "../../sandbox/ingress-sandbox";
 import { planIngressSandbox, writeSandboxConfigs } from "../../sandbox/ingress-plan";
 import { missingPrerequisites } from "../../sandbox/prerequisites";
 import { sandboxRun } from "../../sandbox/sandbox-run";
+import { doctorFaults, engineDownFault, waitHealthy } from "../../sandbox/doctor-faults";
 import { cloudNetnsPrefix, type CloudInfo } from "../../local/cloud/cloud";
 import { callCloudIn } from "../../local/cloud/protocol";
 
@@ -93,6 +94,30 @@ for (const engine of engines) {
         t.diagnostic(await check.run(s));
       });
     }
+
+    // npm run doctor against the live sandbox: every route healthy, then each fault it must name
+    // (the faults once, with the first engine; the engine's own fault with each).
+    it("npm run doctor: every route healthy hop by hop, exit 0", async (t) => {
+      if (!s) throw new Error("the sandbox did not come up");
+      const run = await waitHealthy(runDir);
+      assert.equal(run.report?.routes.length, s.rows.length, run.out);
+      for (const r of run.report!.routes) for (const h of r.hops) assert.notEqual(h.status, "fail", `${r.hostname} ${h.hop}: ${h.detail}`);
+      t.diagnostic(`${run.report!.routes.length} routes, ${run.report!.routes.reduce((n, r) => n + r.hops.filter((h) => h.status === "ok").length, 0)} hops ok`);
+    });
+    if (engine === engines[0]) {
+      for (const fault of doctorFaults) {
+        it(`npm run doctor names the fault: ${fault.name}`, async (t) => {
+          if (!s) throw new Error("the sandbox did not come up");
+          t.diagnostic(await fault.run(s, runDir));
+          await waitHealthy(runDir);
+        });
+      }
+    }
+    it(`npm run doctor names the fault: the LB's engine (${engine}) stopped`, async (t) => {
+      if (!s) throw new Error("the sandbox did not come up");
+      t.diagnostic(await engineDownFault(s, runDir, engine));
+      await waitHealthy(runDir);
+    });
 
     // Once is enough for the CLI's own path (attach, run, report, exit status).
     if (engine === engines[0]) {

@@ -9,6 +9,7 @@ import { renderErrorFile503 } from "../../render/errorfile";
 import { pollUntil } from "../../lab/command";
 import { startNginx, waitForListening } from "../../lab/daemons";
 import { parseShowStat } from "../../lab/haproxy-stats";
+import { parseExposition, sampleValue } from "../../lab/prometheus-text";
 import type { Netns } from "../../lab/netns";
 import { RoutedNetwork, Segment } from "../../lab/network";
 import type { ManagedProcess } from "../../lab/process";
@@ -76,6 +77,7 @@ describe("haproxy.cfg", () => {
       "tcp-request content accept if client_hello",
       "tcp-request content silent-drop",
       "acl stats_allowed src 198.51.100.7/32 127.0.0.1/32 ::1/128",
+      "acl metrics_allowed src 172.24.0.2/32 172.24.1.3/32",
     ]);
     assert.match(cfg, /^    tcp-request inspect-delay 5s$/m);
   });
@@ -150,6 +152,37 @@ describe("haproxy.cfg", () => {
   it("has no stats section when stats are disabled", () => {
     const topo = withIngress(prodTopology(), (i) => ({ ...i, stats: { ...i.stats, enabled: false } }));
     assert.doesNotMatch(renderHaproxyConfig(ingressHost(planStack(topo))), /stats/);
+  });
+
+  it("serves HAProxy's exporter on the LB's private address only, to the scrapers, and 404 for any other path", () => {
+    const metrics = cfg.slice(cfg.indexOf("frontend metrics"));
+    const code = metrics.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+    assert.deepEqual(code, [
+      "frontend metrics",
+      "mode http",
+      "bind 172.24.1.3:8405 transparent",
+      "option dontlog-normal",
+      // The monitoring server (Pulumi.prod.yaml's scraper) and the LB itself.
+      "acl metrics_allowed src 172.24.0.2/32 172.24.1.3/32",
+      "http-request deny if !metrics_allowed",
+      "http-request use-service prometheus-exporter if { path /metrics }",
+      "http-request return status 404",
+    ]);
+    // Nothing else binds the metrics port, on any address.
+    assert.equal(cfg.match(/^ {4}bind .*:8405\b/gm)?.length, 1);
+  });
+
+  it("binds every private address of the LB, and has no metrics frontend when metrics are disabled", () => {
+    const off = withIngress(prodTopology(), (i) => ({ ...i, metrics: { ...i.metrics, enabled: false } }));
+    assert.doesNotMatch(renderHaproxyConfig(ingressHost(planStack(off))), /metrics|8405/);
+    const topo = prodTopology();
+    const twoNets = {
+      ...topo,
+      networks: [...topo.networks, { name: "ops", ipRange: "10.50.0.0/16", subnets: [{ ipRange: "10.50.0.0/24" }], labels: {} }],
+      ingress: topo.ingress.mode === "own" ? { ...topo.ingress, server: { ...topo.ingress.server, networks: { ...topo.ingress.server.networks, ops: "10.50.0.3" } } } : topo.ingress,
+    };
+    const both = renderHaproxyConfig(ingressHost(planStack(twoNets)));
+    assert.deepEqual(both.match(/^ {4}bind .*:8405.*$/gm), ["    bind 172.24.1.3:8405 transparent", "    bind 10.50.0.3:8405 transparent"]);
   });
 
   it("refuses hosts that do not run haproxy", () => {
@@ -260,19 +293,24 @@ describe(
     let lbNs: Netns;
     let haproxy: ManagedProcess;
     let nginx: ManagedProcess;
+    let web: Netns;
+    let monitoring: Netns;
 
-    // "client" (a public address), "lb" (public + private), "web" (private): they reach nothing else.
+    // "client" (a public address), "lb" (public + private), "web" and "monitoring" (private):
+    // they reach nothing else.
     before(async () => {
       sb = await Sandbox.create({ prefix: "rtest" });
       client = await sb.namespace("client");
       lbNs = await sb.namespace("lb");
-      const web = await sb.namespace("web");
+      web = await sb.namespace("web");
+      monitoring = await sb.namespace("monitoring");
       const inet = await Segment.create(sb, { name: "inet" });
       await inet.attach(client, { ipv4: `${CLIENT}/24` });
       await inet.attach(lbNs, { ipv4: `${LB_PUBLIC}/24` });
       const prodNet = await RoutedNetwork.create(sb, { name: "prod", ipRange: "172.24.0.0/16" });
       await prodNet.attach(lbNs, { ip: "172.24.1.3" });
       await prodNet.attach(web, { ip: "172.24.0.3" });
+      await prodNet.attach(monitoring, { ip: "172.24.0.2" });
 
       const webRoot = await sb.subdir("web-root");
       const cert = await selfSignedCertificate(webRoot, frontend.web!.sites.map((s) => s.site.hostname));
@@ -338,6 +376,32 @@ describe(
       // From the LB's public address: neither an allowed CIDR nor loopback.
       const outside = await curl(lbNs, "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", ...auth, `http://${LB_PUBLIC}:8404/stats`);
       assert.equal(outside.stdout, "403");
+    });
+
+    it("the monitoring server scrapes HAProxy's exporter on the private address (Prometheus' parser reads it); another server gets 403, the internet no connection", async () => {
+      const url = "http://172.24.1.3:8405/metrics";
+      const up = { proxy: "prod_frontend_443", server: "frontend" };
+      const metrics = await eventually("prod_frontend_443/frontend UP after an L7OK check, as scraped", async () => {
+        const r = await curl(monitoring, "-sS", "-f", "--max-time", "2", url);
+        if (r.code !== 0) return undefined;
+        const m = await parseExposition(r.stdout);
+        return sampleValue(m, "haproxy_server_status", { ...up, state: "UP" }) === 1 && sampleValue(m, "haproxy_server_check_status", { ...up, state: "L7OK" }) === 1 ? m : undefined;
+      });
+      assert.equal(sampleValue(metrics, "haproxy_server_check_code", up), 200);
+      // The web server of another backend has no nginx here: its check fails and the exporter says so.
+      assert.equal(sampleValue(metrics, "haproxy_server_status", { proxy: "prod_backend_443", server: "backend", state: "DOWN" }), 1);
+      assert.ok(sampleValue(metrics, "haproxy_process_start_time_seconds")! > 0);
+      assert.equal(sampleValue(metrics, "haproxy_frontend_denied_connections_total", { proxy: "https_ingress" }), 0);
+      const neighbour = await curl(web, "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", url);
+      assert.equal(neighbour.stdout, "403", neighbour.stderr);
+      // option dontlog-normal: the refusal is logged, the scrapes are not.
+      await eventually("the refused scrape in haproxy's log", async () => ((await haproxy.log()).split("\n").some((l) => l.startsWith("172.24.0.3:") && l.includes(" metrics ")) ? true : undefined));
+      assert.ok(!(await haproxy.log()).split("\n").some((l) => l.startsWith("172.24.0.2:")), "a scrape is not logged");
+      const other = await curl(monitoring, "-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", "http://172.24.1.3:8405/stats");
+      assert.equal(other.stdout, "404");
+      // Nothing listens on the public address: refused (curl exit 7).
+      const internet = await curl(client, "-sS", "--max-time", "2", `http://${LB_PUBLIC}:8405/metrics`);
+      assert.equal(internet.code, 7, `${internet.stdout} ${internet.stderr}`);
     });
   },
 );

@@ -41,13 +41,26 @@ test("sources split into IPv4 and IPv6 sets; /0 means any; nested CIDRs collapse
   assert.throws(() => sourceSets(["10.0.0.1/8"]), /host bits/);
 });
 
-test("the LB accepts 80 and 443 from anywhere, stats and SSH only from the allowed CIDRs", () => {
+test("the LB accepts 80 and 443 from anywhere, stats and SSH only from the allowed CIDRs, metrics only from the monitoring server", () => {
   assert.deepEqual(rules(renderNftables(host(prod, "loadbalancer"))), [
     "tcp dport 80 accept",
     "tcp dport 443 accept",
     "tcp dport 8404 ip saddr { 198.51.100.7/32 } accept",
+    // The scraper named in Pulumi.prod.yaml (monitoring), by its private address.
+    "tcp dport 8405 ip saddr { 172.24.0.2/32 } accept",
     "tcp dport 22 ip saddr { 198.51.100.7/32 } accept",
   ]);
+});
+
+test("a web server that scrapes the LB needs no rule of its own: the firewall filters input only, and replies are established", () => {
+  const monitoring = renderNftables(host(prod, "monitoring"));
+  assert.deepEqual(rules(monitoring), [
+    "tcp dport 443 ip saddr { 172.24.1.3/32 } accept",
+    "tcp dport 8402 ip saddr { 172.24.1.3/32 } accept",
+    "tcp dport 22 ip saddr { 198.51.100.7/32 } accept",
+  ]);
+  assert.doesNotMatch(monitoring, /hook output/);
+  assert.match(monitoring, /ct state established,related accept/);
 });
 
 test("a web server accepts its site ports and its ACME responder only from the LB's private IPs", () => {

@@ -106,6 +106,21 @@ test("without stats the config has no stats section; a haproxy host has no proxy
   assert.throws(() => renderProxyConfig(haproxyLb), /runs engine "haproxy", not ts/);
 });
 
+test("metrics: on the LB's private address only, for the scrapers and the LB itself, as HAProxy's metrics frontend", () => {
+  const prod = loadTopology("prod");
+  if (prod.ingress.mode !== "own") throw new Error("prod owns its ingress");
+  const tsLb = planStack({ ...prod, ingress: { ...prod.ingress, engine: "ts" } }).hosts.find((h) => h.role === "ingress")!;
+  const result = validateProxyConfigText(renderProxyConfig(tsLb));
+  assert.ok(result.ok, result.ok ? "" : result.errors.join("\n"));
+  assert.deepEqual(result.config.metrics, {
+    binds: [{ address: "172.24.1.3", port: 8405 }],
+    path: "/metrics",
+    allowedSources: ["172.24.0.2/32", "172.24.1.3/32"],
+  });
+  // The standalone example does not enable metrics: no section, nothing bound.
+  assert.ok(!("metrics" in JSON.parse(renderProxyConfig(lb))));
+});
+
 test("a fragment the proxy would reject fails at render time with the schema's message", () => {
   const bad = { ...ingress.fragment, routes: [{ hostname: "10.0.0.1", backend: ingress.fragment.backends[0]!.name }] };
   assert.throws(() => proxyRoutesOf(bad, ingress), /does not satisfy the proxy's config schema[\s\S]*IP literal[\s\S]*routes\[0\]\.host/);

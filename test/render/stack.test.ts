@@ -66,8 +66,9 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
     "/srv/ingress/current/nftables/ingress.nft",
   ]);
   // What apply.sh does comes from the plan: the unit and what reloads it, the check in the
-  // unit's image with its mounts and env file, the LB's 80, 443 and stats port, the firewall
-  // file and its table, the route map it assembles.
+  // unit's image with its mounts and env file, the LB's 80, 443 and stats port, the metrics port
+  // on its private address (the only address it binds), the firewall file and its table, the
+  // route map it assembles.
   const plan = all.prod![0]!.files.find((f) => f.path.endsWith("/apply.plan"))!.content.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
   assert.deepEqual(plan.map((l) => l.split("\t")), [
     ["unit", "haproxy", "haproxy"],
@@ -80,6 +81,7 @@ test("each stack renders the hosts and on-host paths its plan names, plus the ro
     ["probe", "127.0.0.1", "80", "haproxy", "http"],
     ["probe", "127.0.0.1", "443", "haproxy", "https"],
     ["probe", "127.0.0.1", "8404", "haproxy", "stats"],
+    ["probe", "172.24.1.3", "8405", "haproxy", "metrics"],
     ["nft", "nftables/ingress.nft", "ingress"],
     ["volume", "/srv/ingress"],
     ["map", "haproxy/routes.map", "haproxy/routes.d"],

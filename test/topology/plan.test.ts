@@ -41,13 +41,38 @@ test("prod owns one LB at 172.24.1.3 and three web servers; demo owns one web se
   assert.deepEqual({ stack: demo.attach!.stack, network: demo.attach!.network, ip: demo.attach!.ip }, { stack: "prod", network: "demo", ip: "172.20.1.3" });
 });
 
-test("the LB accepts 80 and 443 from anywhere, stats and SSH only from their CIDRs", () => {
+test("the LB accepts 80 and 443 from anywhere, stats and SSH only from their CIDRs, metrics only from the monitoring server", () => {
   assert.deepEqual(host(prod, "loadbalancer").firewall, [
     { port: 80, sources: ["0.0.0.0/0", "::/0"], purpose: "http", scope: "public" },
     { port: 443, sources: ["0.0.0.0/0", "::/0"], purpose: "https", scope: "public" },
     { port: 8404, sources: ["198.51.100.7/32"], purpose: "stats", scope: "public" },
+    // Private: never in the cloud firewall, so never open on the public address.
+    { port: 8405, sources: ["172.24.0.2/32"], purpose: "metrics", scope: "private" },
     { port: 22, sources: ["198.51.100.7/32"], purpose: "ssh", scope: "public" },
   ]);
+});
+
+test("metrics listen on the LB's private address only; named scrapers resolve to their address in a network the LB is in", () => {
+  const lb = host(prod, "loadbalancer");
+  assert.deepEqual(lb.ingress!.metrics, { port: 8405, path: "/metrics", addresses: ["172.24.1.3"], scrapers: ["172.24.0.2/32"] });
+  assert.deepEqual(lb.listens.filter((l) => l.purpose === "metrics"), [{ port: 8405, purpose: "metrics", by: "haproxy", address: "172.24.1.3" }]);
+  const cfg = validConfig();
+  cfg.networks.push({ name: "ops", ipRange: "10.50.0.0/16", subnets: [{ ipRange: "10.50.0.0/24" }] });
+  cfg.servers[0].networks.ops = "10.50.0.3";
+  cfg.ingress.server.networks.ops = "10.50.0.9";
+  cfg.ingress.metrics = { enabled: true, scrapers: ["frontend", "10.50.0.7", "172.24.0.0/28", "frontend"] };
+  const plan = planStack(validateStackConfig("t", cfg));
+  assert.deepEqual(plan.hosts[0]!.ingress!.metrics, {
+    port: 8405,
+    path: "/metrics",
+    addresses: ["172.24.1.3", "10.50.0.9"],
+    // frontend from both its networks, once; a bare address is that host.
+    scrapers: ["172.24.0.3/32", "10.50.0.3/32", "10.50.0.7/32", "172.24.0.0/28"],
+  });
+  cfg.ingress.metrics = { enabled: false, scrapers: ["frontend"] };
+  const off = planStack(validateStackConfig("t", cfg)).hosts[0]!;
+  assert.equal(off.ingress!.metrics, undefined);
+  assert.deepEqual(off.firewall.filter((r) => r.purpose === "metrics"), []);
 });
 
 test("a web server accepts its site ports and its ACME responder only from the LB's private IP in its network", () => {

@@ -305,6 +305,43 @@ test("the stats page, basic auth in clear text, is never open to a large part of
   assert.deepEqual(issuesOf(tunnel), []);
 });
 
+test("ingress.metrics: scrapers are servers of the stack or addresses inside the LB's networks; each error names the field and the fix", () => {
+  const metrics = (c: ReturnType<typeof validConfig>, m: Record<string, unknown>) => (c.ingress.metrics = m);
+  const ok = validConfig();
+  metrics(ok, { enabled: true, scrapers: ["frontend", "172.24.0.0/24", "172.24.0.9"] });
+  assert.deepEqual(issuesOf(ok), []);
+  // Off by default, on 8405 once enabled.
+  const defaults = validateStackConfig("t", validConfig()).ingress;
+  assert.ok(defaults.mode === "own");
+  assert.deepEqual(defaults.metrics, { enabled: false, port: 8405, scrapers: [] });
+
+  const where = "prod (172.24.0.0/16)";
+  rejects((c) => metrics(c, { enabled: true }), "ingress.metrics.scrapers", `metrics are enabled but nothing may scrape them; name the server that runs Prometheus (e.g. monitoring) or a CIDR inside the LB's network(s): ${where}`);
+  rejects((c) => metrics(c, { enabled: true, scrapers: ["prometheus"] }), "ingress.metrics.scrapers[0]", `unknown server "prometheus"; name a server of this stack (frontend, backend) or write a CIDR inside the LB's network(s): ${where}`);
+  rejects((c) => metrics(c, { enabled: true, scrapers: ["loadbalancer"] }), "ingress.metrics.scrapers[0]", '"loadbalancer" is the load balancer, which always reaches its own metrics; name the server that scrapes them');
+  const outside = (entry: string) =>
+    `${entry} is outside the LB's private network(s) ${where}, and metrics are served on the LB's private address only, so it could never scrape them; write an address or CIDR inside one of them, or a server's name`;
+  rejects((c) => metrics(c, { enabled: true, scrapers: ["203.0.113.5"] }), "ingress.metrics.scrapers[0]", outside("203.0.113.5"));
+  rejects((c) => metrics(c, { enabled: true, scrapers: ["172.16.0.0/12"] }), "ingress.metrics.scrapers[0]", outside("172.16.0.0/12"));
+  // Hetzner's private networks are IPv4: an IPv6 scraper could not reach the private address either.
+  rejects((c) => metrics(c, { enabled: true, scrapers: ["2001:db8::7"] }), "ingress.metrics.scrapers[0]", outside("2001:db8::7"));
+  rejects((c) => metrics(c, { enabled: true, scrapers: ["172.24.0.3/24"] }), "ingress.metrics.scrapers[0]", '"172.24.0.3/24" has host bits set; the network is 172.24.0.0/24');
+  rejects(
+    (c) => {
+      c.networks.push({ name: "ops", ipRange: "10.50.0.0/16", subnets: [{ ipRange: "10.50.0.0/24" }] });
+      c.servers.push({ name: "prometheus", serverType: "cx23", image: "debian-13", networks: { ops: "10.50.0.2" } });
+      metrics(c, { enabled: true, scrapers: ["prometheus"] });
+    },
+    "ingress.metrics.scrapers[0]",
+    `server "prometheus" shares no network with the load balancer (${where}), and metrics are served on the LB's private address only; put it in one of them or name another scraper`,
+  );
+  rejects((c) => metrics(c, { enabled: true, port: 443, scrapers: ["frontend"] }), "ingress.metrics.port", "metrics port 443 is a public port; choose another (8405 is the usual)");
+  rejects((c) => metrics(c, { enabled: true, port: 8404, scrapers: ["frontend"] }), "ingress.metrics.port", "metrics port 8404 is the stats page's port; choose another (8405 is the usual)");
+  rejects((c) => metrics(c, { enabled: true, port: 22, scrapers: ["frontend"] }), "ingress.metrics.port", "metrics port 22 is SSH's port; choose another (8405 is the usual)");
+  rejects((c) => metrics(c, { enabled: true, port: "8405", scrapers: ["frontend"] }), "ingress.metrics.port", "must be a port number");
+  rejects((c) => metrics(c, { enabled: true, scraper: ["frontend"] }), "ingress.metrics", 'unknown key "scraper"; check its spelling against docs/config.md');
+});
+
 test("ingress.attachedStacks: each stack with a private network of its own and DNS zones of its own", () => {
   type Own = Extract<ReturnType<typeof validConfig>["ingress"], { mode: "own" }>;
   const attach = (c: ReturnType<typeof validConfig>, ...stacks: unknown[]) => ((c.ingress as Own & { attachedStacks: unknown[] }).attachedStacks = stacks);
