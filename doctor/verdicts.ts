@@ -154,6 +154,9 @@ function siteBlock(sites: string, hostname: string): string | undefined {
   return blocks.find((b) => new RegExp(`^\\s*server_name\\s+([^;]*\\s)?${hostname.replace(/\./g, "\\.")}(\\s[^;]*)?;`, "m").test(b));
 }
 
+/** An nftables rule line's match on destination port `port`, alone or in a set. */
+const nftPort = (port: number): RegExp => new RegExp(`dport (${port}\\b|\\{[^}]*\\b${port}\\b[^}]*\\})`);
+
 /** Whether a rule's source match can match `lbIp`: no source match, or one naming it (or a CIDR around it). */
 function sourceMayBe(line: string, lbIp: string, v: "nft" | "iptables"): boolean {
   if (v === "nft") {
@@ -178,7 +181,7 @@ function dropsFor(nft: string, iptables: string, port: number, lbIp: string): st
     const line = raw.trim();
     const t = /^table (\S+ \S+) \{/.exec(line);
     if (t) table = t[1]!;
-    const portMatch = new RegExp(`dport (${port}\\b|\\{[^}]*\\b${port}\\b[^}]*\\})`).test(line);
+    const portMatch = nftPort(port).test(line);
     if (portMatch && /\b(drop|reject)\b/.test(line) && sourceMayBe(line, lbIp, "nft")) found.push(`nftables ${table}: ${line}`);
     if (/hook (input|prerouting) /.test(line) && /policy drop/.test(line) && table !== "inet ingress") found.push(`nftables ${table}: a chain "${line}" drops what no rule of it accepts`);
   }
@@ -195,7 +198,7 @@ function dnatFor(nft: string, iptables: string, port: number): string[] {
   const found: string[] = [];
   for (const raw of nft.split("\n")) {
     const line = raw.trim();
-    if (/\bdnat\b/.test(line) && new RegExp(`dport (${port}\\b|\\{[^}]*\\b${port}\\b)`).test(line)) found.push(`nftables: ${line}`);
+    if (/\bdnat\b/.test(line) && nftPort(port).test(line)) found.push(`nftables: ${line}`);
   }
   for (const raw of iptables.split("\n")) {
     const line = raw.trim();
@@ -260,6 +263,7 @@ export function diagnoseRoute(route: RouteFacts, outside: OutsideFacts, lb: LbFa
   const ipt = srv ? fromBase64(srv.get("iptables")) : "";
   const sites = srv ? fromBase64(srv.get("sites")) : "";
   const block = siteBlock(sites, route.hostname);
+  const dnatHere = dnatFor(nft, ipt, route.port);
 
   if (probe === undefined) {
     add("tcp LB -> server", "skip", "LB not probed");
@@ -267,7 +271,7 @@ export function diagnoseRoute(route: RouteFacts, outside: OutsideFacts, lb: LbFa
     const tcp = tcpOutcome(probe.get(`tcp.${lb.index}`));
     if (tcp.outcome === "ok") add("tcp LB -> server", "ok", `${target} connected`);
     else if (tcp.outcome === "timeout") {
-      const dnat = dnatFor(nft, ipt, route.port);
+      const dnat = dnatHere;
       const drops = dropsFor(nft, ipt, route.port, route.lbPrivateIp);
       const forwarding = srv?.get("ip_forward");
       if (dnat.length > 0 && forwarding === "0") {
@@ -326,7 +330,6 @@ export function diagnoseRoute(route: RouteFacts, outside: OutsideFacts, lb: LbFa
     add("server", "skip", `${route.server} not probed: ${server.unreachable ?? "no probe"}`);
     return finish(route, target, hops);
   }
-  const dnatHere = dnatFor(nft, ipt, route.port);
   if (onPort.length === 0 && dnatHere.length > 0) add("server listener", "warn", `no host process listens on port ${route.port}: it is DNATed to a container (${dnatHere[0]})`, "run nginx with host networking (Network=host), as the stack renders it");
   else if (onPort.length === 0) add("server listener", "fail", `nothing listens on port ${route.port} (nginx.service is ${srv.get("nginx") ?? "?"})`, `systemctl start nginx.service; journalctl -u nginx.service`);
   else {
@@ -338,12 +341,12 @@ export function diagnoseRoute(route: RouteFacts, outside: OutsideFacts, lb: LbFa
     if (userspace.length > 0) add("server listener", "fail", `port ${route.port} is held by ${userspace.join(", ")}, a userspace port forwarder: nginx sees its address, not the LB's`, "run nginx with host networking (Network=host), as the stack renders it");
     else add("server listener", hostProcess ? "ok" : "warn", `port ${route.port}: ${procs.join(", ") || "a process ss cannot name"} on ${onPort.map((l) => l.address).join(", ")}${hostProcess ? " (a host process: no DNAT hop)" : " (not nginx itself: a container port published through DNAT?)"}`);
   }
-  const dnat = dnatFor(nft, ipt, route.port);
+  const dnat = dnatHere;
   const fwd = srv.get("ip_forward");
   if (dnat.length > 0) add("forwarding", fwd === "1" ? "warn" : "fail", `port ${route.port} is DNATed (${dnat[0]}); net.ipv4.ip_forward=${fwd}`, "run the container with host networking (Network=host), as the stack renders it");
   else add("forwarding", "ok", `no DNAT of port ${route.port}; net.ipv4.ip_forward=${fwd} (not needed)`);
   const drops = dropsFor(nft, ipt, route.port, route.lbPrivateIp);
-  const portRe = new RegExp(`dport (${route.port}\\b|\\{[^}]*\\b${route.port}\\b[^}]*\\})`);
+  const portRe = nftPort(route.port);
   const ours = route.lbPrivateIp !== "" && nft.split("\n").some((l) => /\baccept\b/.test(l) && portRe.test(l) && new RegExp(`\\b${route.lbPrivateIp.replace(/\./g, "\\.")}\\b`).test(l));
   const lbConnected = probe !== undefined && tcpOutcome(probe.get(`tcp.${lb.index}`)).outcome === "ok";
   if (drops.length > 0) add("server firewall", lbConnected ? "warn" : "fail", `${drops.join("; ")}${lbConnected ? " (the LB's connect got through: an accept comes first)" : ""}`, `remove it, or accept tcp dport ${route.port} from ${route.lbPrivateIp} before it`);
