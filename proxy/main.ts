@@ -1,17 +1,21 @@
 /**
  * Entry point of the bundle (dist/proxy.js). The same file runs as the
  * primary, as a worker thread, and as a cluster worker process.
+ *
+ * Each role `require`s its own code when it starts, never at the top: the
+ * bundler then wraps those modules so they are evaluated only where used, and
+ * a worker isolate never runs (nor keeps in its heap) the primary's config
+ * validation (zod), stats, metrics (prom-client) or health-check modules.
  */
 import cluster from "node:cluster";
 import { isMainThread, parentPort } from "node:worker_threads";
-import { parseArgs, USAGE } from "./cli";
-import { loadProxyConfig } from "./config/load";
-import { createLogger } from "./log/logger";
-import { ToWorker } from "./runtime/messages";
-import { Primary } from "./runtime/primary";
-import { runWorker } from "./runtime/worker";
+import type { ToWorker } from "./runtime/messages";
+
+const workerCode = (): typeof import("./runtime/worker") => require("./runtime/worker") as typeof import("./runtime/worker");
 
 async function main(argv: readonly string[]): Promise<number | null> {
+  const { parseArgs, USAGE } = require("./cli") as typeof import("./cli");
+  const { loadProxyConfig } = require("./config/load") as typeof import("./config/load");
   const command = parseArgs(argv);
   if (command.kind === "help") {
     process.stdout.write(USAGE + "\n");
@@ -37,6 +41,8 @@ async function main(argv: readonly string[]): Promise<number | null> {
     );
     return 0;
   }
+  const { createLogger } = require("./log/logger") as typeof import("./log/logger");
+  const { Primary } = require("./runtime/primary") as typeof import("./runtime/primary");
   const logger = createLogger(config.log);
   try {
     await new Primary({ configPath: command.configPath, routesDir, statsSocket: command.statsSocket ?? null }, loaded, logger).start();
@@ -50,12 +56,12 @@ async function main(argv: readonly string[]): Promise<number | null> {
 if (!isMainThread && parentPort !== null) {
   const port = parentPort;
   // A port's messages reach the primary before its exit event: handed over at once.
-  runWorker({ send: (m, done) => (port.postMessage(m), done?.()), onMessage: (h) => port.on("message", (m: ToWorker) => h(m)) }, (code) => process.exit(code));
+  workerCode().runWorker({ send: (m, done) => (port.postMessage(m), done?.()), onMessage: (h) => port.on("message", (m: ToWorker) => h(m)) }, (code) => process.exit(code));
 } else if (cluster.isWorker) {
   // The primary coordinates signals; a Ctrl-C sent to the process group must not kill workers mid-drain.
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => undefined);
   process.on("disconnect", () => process.exit(0));
-  runWorker({ send: (m, done) => void process.send?.(m, undefined, {}, () => done?.()), onMessage: (h) => process.on("message", (m: ToWorker) => h(m)) }, (code) => process.exit(code));
+  workerCode().runWorker({ send: (m, done) => void process.send?.(m, undefined, {}, () => done?.()), onMessage: (h) => process.on("message", (m: ToWorker) => h(m)) }, (code) => process.exit(code));
 } else {
   main(process.argv.slice(2)).then(
     (code) => {

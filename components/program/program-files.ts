@@ -62,5 +62,25 @@ export function buildScript(entry: string): string {
   const out = buildSync({ entryPoints: [entry], bundle: true, platform: "node", target: "node20", write: false, logLevel: "error", absWorkingDir: PROJECT_ROOT, preserveSymlinks: true });
   const bundle = out.outputFiles[0];
   if (!bundle) throw new Error(`esbuild produced no bundle of ${entry}`);
-  return bundle.text;
+  return asciiOnly(bundle.text);
+}
+
+/**
+ * esbuild escapes non-ASCII in code but copies comments as they are, and one such character
+ * (a dependency's comment) makes V8 hold the whole source as a two-byte string: twice the
+ * memory in every isolate that loads the bundle (the primary and each worker thread). Escaped
+ * only after a `//` on its line: in a line comment, or in a string holding a URL, where the
+ * escape means the same character. Anywhere else (a regex or a raw template could change
+ * meaning) the build stops and says where.
+ */
+function asciiOnly(text: string): string {
+  return text.replace(/[^\x00-\x7f]/gu, (c, offset: number) => {
+    const lineStart = text.lastIndexOf("\n", offset) + 1;
+    const comment = text.slice(lineStart, offset).indexOf("//");
+    if (comment < 0) {
+      const line = text.slice(0, offset).split("\n").length;
+      throw new Error(`the bundle has a non-ASCII character outside a line comment (line ${line}: ${JSON.stringify(text.slice(lineStart, offset + 20))}); it cannot be escaped safely`);
+    }
+    return `\\u{${c.codePointAt(0)!.toString(16)}}`;
+  });
 }

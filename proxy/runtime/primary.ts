@@ -36,6 +36,13 @@ export interface ConfigSources {
 }
 
 const WATCH_INTERVAL_MS = 500;
+/**
+ * A worker isolate's young generation. V8's default lets it grow to 128 MiB (64 resident)
+ * under a burst of connections and keeps it: 14 KiB per idle connection instead of 7, and
+ * 300 MB resident after 20,000 connections instead of 145. What a proxy allocates per
+ * connection is small and short-lived; 3 MiB showed no measurable CPU cost on that churn.
+ */
+const WORKER_YOUNG_GENERATION_MB = 3;
 const RESPAWN_DELAY_MS = 1000;
 
 export class Primary {
@@ -269,7 +276,7 @@ export class Primary {
         ...(this.mode === "threads" ? { rateBuffers: this.rateBuffers } : {}),
       };
       if (this.mode === "threads") {
-        const worker = new Worker(__filename);
+        const worker = new Worker(__filename, { resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
         worker.on("message", onMessage);
         worker.on("exit", onExit);
         worker.on("error", (error) => this.logger.event("error", "worker error", { index, error: error.message }));

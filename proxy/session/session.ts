@@ -5,6 +5,10 @@
  *
  * Until the hello is accepted nothing is ever sent to the client and nothing
  * reaches a backend: a failure in any phase ends in the listener's action.
+ *
+ * A session lives as long as its connection, idle ones for hours: once the
+ * tunnel is up it drops what only the handshake needed (parsers, the early
+ * listeners and their closures), keeping just what the log line reads.
  */
 import net from "node:net";
 import { connectToBackend, ConnectAttempt, ConnectOutcome } from "../backend/connector";
@@ -44,15 +48,25 @@ const TUNNEL_END: Record<TunnelEnd, TerminationCause> = {
   crashed: "I",
 };
 
+/** The listeners of the handshake phases: one object, dropped whole when the tunnel takes over. */
+interface EarlyListeners {
+  readonly data: (chunk: Buffer) => void;
+  readonly end: () => void;
+  readonly error: () => void;
+  readonly close: () => void;
+}
+
 export class Session {
   private phase: Phase;
-  private readonly acceptDate = new Date();
+  /** A number, not a Date: the Date object is made for the log line only. */
+  private readonly acceptedEpochMs = Date.now();
   private readonly acceptedAt = performance.now();
   private client: Endpoint;
   private frontend: Endpoint;
-  private readonly chunks: Buffer[] = [];
+  private chunks: Buffer[] = [];
   private proxyParser: ProxyHeaderParser | null = null;
-  private readonly helloParser: ClientHelloParser;
+  private helloParser: ClientHelloParser | null;
+  private early: EarlyListeners | null;
   private deadline: NodeJS.Timeout | null = null;
   private sni: string | null = null;
   private reason: string | null = null;
@@ -82,11 +96,18 @@ export class Session {
     ctx.counters.actconn++;
     ctx.counters.add(frontendKey(listener.config.name), 1);
     socket.setNoDelay(true);
-    socket.on("data", this.onData);
-    socket.on("end", this.onEarlyEnd);
-    socket.on("error", this.onEarlyError);
-    socket.on("close", this.onEarlyClose);
-    this.deadline = setTimeout(this.onInspectDeadline, listener.config.inspectTimeoutMs);
+    const early: EarlyListeners = {
+      data: (chunk) => this.onData(chunk),
+      end: () => this.onEarlyEnd(),
+      error: () => this.onEarlyError(),
+      close: () => this.onEarlyClose(),
+    };
+    this.early = early;
+    socket.on("data", early.data);
+    socket.on("end", early.end);
+    socket.on("error", early.error);
+    socket.on("close", early.close);
+    this.deadline = setTimeout(() => this.onInspectDeadline(), listener.config.inspectTimeoutMs);
     if (socket.destroyed) this.finish("C", "R");
   }
 
@@ -104,7 +125,7 @@ export class Session {
     }
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  private onData(chunk: Buffer): void {
     if (this.phase === "hold") return; // discard: we are only waiting out the deadline
     if (this.phase === "proxy-header" && this.proxyParser !== null) {
       this.proxyFed += chunk.length;
@@ -123,21 +144,24 @@ export class Session {
         }
       }
       this.phase = "hello";
+      this.proxyParser = null;
       // The parser consumed exactly the header; what is left of this chunk is TLS.
       const rest = chunk.subarray(chunk.length - (this.proxyFed - result.consumed));
       if (rest.length > 0) this.feedHello(rest);
       return;
     }
     if (this.phase === "hello") this.feedHello(chunk);
-  };
+  }
 
   private feedHello(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.helloBytes += chunk.length;
+    if (this.helloParser === null) return;
     const result = this.helloParser.push(chunk);
     if (result.kind === "need-more") return;
     if (result.kind === "reject") return this.refuse(`hello:${result.reason}`);
     if (result.hostName === null) return this.refuse("no-sni");
+    this.helloParser = null;
     const name = normaliseServerName(result.hostName);
     if (!name.ok) return this.refuse(`sni:${name.reason}`);
     this.sni = name.name;
@@ -152,7 +176,7 @@ export class Session {
     this.clearDeadline();
     // Stop reading: the kernel's receive window is the buffer until the server is there.
     this.socket.pause();
-    this.socket.removeListener("data", this.onData);
+    if (this.early !== null) this.socket.removeListener("data", this.early.data);
     this.phase = "connect";
     this.backend = backendName;
     this.ctx.counters.add(backendKey(backendName), 1);
@@ -190,15 +214,18 @@ export class Session {
           ...(backend.authorityTlv && this.sni !== null ? { authority: this.sni } : {}),
         })
       : Buffer.alloc(0);
-    this.socket.removeListener("end", this.onEarlyEnd);
-    this.socket.removeListener("error", this.onEarlyError);
-    this.socket.removeListener("close", this.onEarlyClose);
+    if (this.early !== null) {
+      this.socket.removeListener("end", this.early.end);
+      this.socket.removeListener("error", this.early.error);
+      this.socket.removeListener("close", this.early.close);
+      this.early = null;
+    }
     this.phase = "tunnel";
     this.tunnel = new Tunnel(this.socket, outcome.socket, snapshot.config.timeouts, (end) =>
       this.finish(TUNNEL_END[end], end === "normal" ? "-" : "D"),
     );
     this.tunnel.start(Buffer.concat([header, ...this.chunks]), this.helloBytes, this.clientEnded);
-    this.chunks.length = 0;
+    this.chunks = [];
   }
 
   /** No route or bad input: the listener's action, never a default backend. */
@@ -211,14 +238,14 @@ export class Session {
     }
     if (action.holdUntilInspectDeadline && this.deadline !== null && this.ctx.hold(action.maxHeld)) {
       this.phase = "hold";
-      this.chunks.length = 0;
+      this.chunks = [];
       return;
     }
     this.socket.destroy();
     this.finish("P", "R");
   }
 
-  private readonly onInspectDeadline = (): void => {
+  private onInspectDeadline(): void {
     this.deadline = null;
     if (this.phase === "hold") {
       this.socket.destroy();
@@ -228,9 +255,9 @@ export class Session {
     if (this.listener.config.onNoMatch.action === "reject") this.socket.resetAndDestroy();
     else this.socket.destroy();
     this.finish("c", "R");
-  };
+  }
 
-  private readonly onEarlyEnd = (): void => {
+  private onEarlyEnd(): void {
     // A FIN right behind a complete hello (`printf ... | nc`) is passed on once the tunnel is up.
     if (this.phase === "connect") {
       this.clientEnded = true;
@@ -240,18 +267,18 @@ export class Session {
     this.reason ??= "client-closed";
     this.socket.destroy();
     this.finish(this.phase === "hold" ? "P" : "C", "R");
-  };
+  }
 
-  private readonly onEarlyError = (): void => {
+  private onEarlyError(): void {
     this.attempt?.abort();
     this.socket.destroy();
-  };
+  }
 
-  private readonly onEarlyClose = (): void => {
+  private onEarlyClose(): void {
     this.attempt?.abort();
     this.reason ??= "client-closed";
     this.finish(this.phase === "hold" ? "P" : "C", this.phase === "connect" ? "C" : "R");
-  };
+  }
 
   private clearDeadline(): void {
     if (this.deadline !== null) clearTimeout(this.deadline);
@@ -272,7 +299,7 @@ export class Session {
     logger.connection({
       clientIp: this.client.address,
       clientPort: this.client.port,
-      acceptDate: this.acceptDate,
+      acceptDate: new Date(this.acceptedEpochMs),
       frontend: this.listener.config.name,
       backend: this.backend ?? this.listener.config.name,
       server: this.server?.name ?? "<NOSRV>",

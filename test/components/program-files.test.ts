@@ -13,6 +13,8 @@ test("a ts-engine stack ships this checkout's proxy, bundled in memory and byte-
   assert.match(first, /--routes-dir/, "the proxy's own CLI is in it");
   assert.doesNotMatch(first, /require\("zod"\)|require\("pino"\)/, "dependencies are bundled, not required");
   assert.equal(readProxyScript(plan), first);
+  // One non-ASCII character would make V8 hold the whole source as two bytes per character in every isolate.
+  assert.doesNotMatch(first, /[^\x00-\x7f]/, "ASCII only");
 });
 
 test("a haproxy-engine stack ships no proxy", () => {

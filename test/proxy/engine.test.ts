@@ -215,6 +215,49 @@ describe("engine: actions, retries, limits, timeouts", () => {
     }
   });
 
+  it("a half-close in an established tunnel starts the FIN timeout at once, not after the client timeout", async () => {
+    const port = await freePort();
+    const backend = await startBackend();
+    const proxy = await startEngine(config(port, { a: [backend.port] }, { timeouts: { clientMs: 5000, serverMs: 5000, finMs: 200 } }));
+    try {
+      const client = await connectClient(port);
+      client.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
+      await waitFor(() => backend.connections.length === 1 && backend.connections[0]!.chunks.length > 0, 2000, "the tunnel up");
+      const started = Date.now();
+      client.socket.end();
+      // the server never answers the FIN
+      await waitFor(() => client.closed, 3000, "fin timeout");
+      assert.ok(Date.now() - started < 2000, `closed after ${Date.now() - started} ms: the FIN timeout (200 ms), not the client timeout (5 s)`);
+      assert.equal(backend.connections[0]!.ended, true, "the FIN was passed on");
+    } finally {
+      await proxy.stop();
+      await backend.close();
+    }
+  });
+
+  it("a FIN after the tunnel sat idle longer than finMs is passed on, and finMs counts from the FIN", async () => {
+    const port = await freePort();
+    const backend = await startBackend();
+    const proxy = await startEngine(config(port, { a: [backend.port] }, { timeouts: { clientMs: 5000, serverMs: 5000, finMs: 300 } }));
+    try {
+      const client = await connectClient(port);
+      client.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
+      await waitFor(() => backend.connections.length === 1 && backend.connections[0]!.chunks.length > 0, 2000, "the tunnel up");
+      await sleep(600); // idle for twice finMs
+      client.socket.end();
+      await waitFor(() => backend.connections[0]!.ended, 2000, "the FIN at the server");
+      // the server answers after the FIN, within finMs: it reaches the client
+      backend.connections[0]!.socket.end("bye");
+      await waitFor(() => client.closed, 2000, "closed");
+      assert.equal(Buffer.concat(client.received).toString(), "bye");
+      await waitFor(() => proxy.logger.records.length === 1, 2000, "the log line");
+      assert.equal(proxy.logger.records[0]!.terminationState, "--", "a normal end, not a timeout");
+    } finally {
+      await proxy.stop();
+      await backend.close();
+    }
+  });
+
   it("applies client inactivity, tunnel and FIN timeouts", async () => {
     const port = await freePort();
     const backend = await startBackend();
@@ -245,74 +288,7 @@ describe("engine: actions, retries, limits, timeouts", () => {
     }
   });
 
-  /** An engine with maxconn 1 whose one place is taken by a routed connection; `run` gets the rest. */
-  const withOnePlaceTaken = async (inspectTimeoutMs: number, run: (port: number, backend: Awaited<ReturnType<typeof startBackend>>, first: Awaited<ReturnType<typeof connectClient>>) => Promise<void>) => {
-    const port = await freePort();
-    const backend = await startBackend();
-    const proxy = await startEngine(config(port, { a: [backend.port] }, {}, { maxconn: 1, inspectTimeoutMs }));
-    try {
-      const first = await connectClient(port);
-      first.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
-      await waitFor(() => backend.connections.length === 1);
-      await run(port, backend, first);
-    } finally {
-      await proxy.stop();
-      await backend.close();
-    }
-  };
-
-  it("a connection past maxconn waits, unread, for a place, and gets it when one frees up", () =>
-    withOnePlaceTaken(5000, async (port, backend, first) => {
-      // Past maxconn: accepted by the kernel, not reset, its hello not read yet.
-      const second = await connectClient(port);
-      second.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
-      await new Promise((r) => setTimeout(r, 200));
-      assert.equal(second.closed, false, "the waiting connection was reset");
-      assert.equal(backend.connections.length, 1, "the waiting connection was routed past maxconn");
-      // A place frees up: the waiting one is admitted, reads its hello and is routed.
-      first.socket.destroy();
-      await waitFor(() => backend.connections.length === 2, 3000, "the waiting connection routed");
-      assert.equal(second.closed, false);
-      second.socket.destroy();
-    }));
-
-  it("maxconn warnings count every connection exactly and at once: the first line immediately, the rest when the window ends; stats count the resets", async () => {
-    const port = await freePort();
-    const backend = await startBackend();
-    const windowMs = 1000;
-    const proxy = await startEngine(config(port, { a: [backend.port] }, {}, { maxconn: 1, inspectTimeoutMs: 200 }), { warnEveryMs: windowMs });
-    const warnings = (msg: string) => proxy.logger.events.filter((e) => e.msg === msg).map((e) => e.fields?.["refused"]);
-    try {
-      const first = await connectClient(port);
-      first.socket.write(clientHello({ serverNames: [{ type: 0, name: "a.example" }] }));
-      await waitFor(() => backend.connections.length === 1);
-      // A burst past maxconn: each waits, unread, then is reset at its deadline.
-      const burst = await Promise.all(Array.from({ length: 7 }, () => connectClient(port).catch(() => ({ closed: true }))));
-      await waitFor(() => warnings("maxconn reached, new connections wait for a place").length >= 1, 1000, "the first warning");
-      assert.deepEqual(warnings("maxconn reached, new connections wait for a place"), [1], "the first one at once");
-      await waitFor(() => burst.every((c) => c.closed), 3000, "the burst reset at the deadline");
-      // The window's line comes when it ends, with the exact rest: no later refusal needed.
-      await waitFor(() => warnings("maxconn reached, new connections wait for a place").length === 2, 2000, "the window's line");
-      assert.deepEqual(warnings("maxconn reached, new connections wait for a place"), [1, 6]);
-      await waitFor(() => (warnings("maxconn reached, connections reset") as number[]).reduce((a, b) => a + b, 0) === 7, 2000, "every reset counted");
-      assert.equal(proxy.engine.stats().maxconnRefused["https_ingress"], 7);
-      first.socket.destroy();
-    } finally {
-      await proxy.stop();
-      await backend.close();
-    }
-  });
-
-  it("a connection waiting past maxconn is reset at the listener's inspect deadline", () =>
-    withOnePlaceTaken(300, async (port, _backend, first) => {
-      const t0 = Date.now();
-      const second = await connectClient(port).catch((error: NodeJS.ErrnoException) => ({ closed: true, error }));
-      await waitFor(() => second.closed, 3000, "reset at the deadline");
-      assert.equal(second.error?.code, "ECONNRESET");
-      assert.ok(Date.now() - t0 >= 250, `reset after ${Date.now() - t0} ms, before the deadline`);
-      assert.ok(!first.closed);
-      first.socket.destroy();
-    }));
+  // maxconn (a full listener pauses; the fallback that accepts and holds): maxconn-backlog.test.ts.
 });
 
 describe("engine: inbound PROXY, reload, drain", () => {
