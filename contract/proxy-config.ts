@@ -88,7 +88,7 @@ export const tlsPassthroughListenerSchema = z.strictObject({
   maxHelloBytes: z.number().int().min(512).max(65536).default(16384).describe("Bound on the bytes buffered while reading the hello"),
   onNoMatch: noMatchActionSchema.prefault({ action: "drop" }),
   acceptProxy: acceptProxySchema.optional(),
-  maxconn: z.number().int().positive().optional().describe("Concurrent connections on this listener; new ones past it wait, unread, for a place until their inspect deadline"),
+  maxconn: z.number().int().positive().optional().describe("Concurrent connections on this listener; new ones past it wait in the kernel's accept backlog while the listener is paused (docs/proxy.md, maxconn)"),
   rateLimit: rateLimitSchema.optional(),
 });
 

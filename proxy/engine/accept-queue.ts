@@ -1,8 +1,11 @@
 /**
- * Connections that arrive past maxconn wait here, accepted but unread, for a place to free up
- * or their deadline (the listener's inspect or request timeout), whichever comes first, as
- * HAProxy leaves them in the accept backlog. Node cannot leave a connection unaccepted, so the
- * queue is bounded: past its capacity a connection is reset at once, as before.
+ * Connections accepted past maxconn wait here, unread, for a place to free up or their
+ * deadline (the listener's inspect or request timeout), whichever comes first. A full listener
+ * normally stops accepting (net/pausable-listener.ts) and what follows waits in the kernel's
+ * backlog, as with HAProxy; this queue takes what is accepted anyway: every connection past
+ * maxconn where listeners cannot pause, those a reload's lower limit finds, and whatever a
+ * libuv that accepts in batches takes after the pause. It is bounded, so file descriptors are:
+ * past its capacity a connection is reset at once.
  */
 import type net from "node:net";
 

@@ -1,7 +1,8 @@
 /**
  * Whether a new connection may start, and what happens to one that may not:
  * maxconn (this worker's share), the per-source rate limit, and the bounded
- * set of refused connections held open until their deadline. Warnings come
+ * set of refused connections held open until their deadline. Listeners
+ * paused at maxconn are warned about here too. Warnings come
  * one line per window with exact counts (log/warning-window.ts): a flood must
  * not turn into a flood of log lines, nor into a count that is never written.
  */
@@ -18,7 +19,7 @@ export class Admission {
   /** Refused connections held open (read and discarded) until their deadline, sessions in "hold" included. */
   held = 0;
   readonly rateLimited = new Map<string, number>();
-  /** Connections refused because the listener or the process was at maxconn. */
+  /** Connections reset at maxconn: accepted past it, then the wait queue was full or their deadline came first. */
   readonly maxconnRefused = new Map<string, number>();
   private readonly heldSockets = new Set<net.Socket>();
   /** Per kind and listener, so each line's count is that listener's. */
@@ -32,11 +33,12 @@ export class Admission {
     private readonly warnEveryMs = WARN_EVERY_MS,
   ) {}
 
-  private warn(msg: string, listener: string, fields: Record<string, unknown>): void {
+  /** `counted`: the field the line's count goes in. */
+  private warn(msg: string, listener: string, fields: Record<string, unknown>, counted = "refused"): void {
     const key = `${msg}\u0000${listener}`;
     let window = this.warnings.get(key);
     if (window === undefined) {
-      window = new WarningWindow(this.warnEveryMs, (refused, last) => this.logger.event("warn", msg, { listener, ...last, refused }));
+      window = new WarningWindow(this.warnEveryMs, (count, last) => this.logger.event("warn", msg, { listener, ...last, [counted]: count }));
       this.warnings.set(key, window);
     }
     window.add(fields);
@@ -106,7 +108,15 @@ export class Admission {
     return !this.hasRoom(listener, globalMaxconn, maxconn);
   }
 
-  /** A new connection queued at maxconn (counted once, however often it is tried again). */
+  /**
+   * The listener stopped accepting at maxconn (its own, or the worker's share of the global
+   * one): what comes now waits in the kernel's backlog, unseen and not reset. Counts pauses.
+   */
+  listenerPaused(listener: string): void {
+    this.warn("maxconn reached, listener paused: new connections wait in the kernel backlog", listener, {}, "pauses");
+  }
+
+  /** A connection accepted past maxconn, queued (counted once, however often it is tried again). */
   waiting(listener: string): void {
     this.warn("maxconn reached, new connections wait for a place", listener, {});
   }

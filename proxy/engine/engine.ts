@@ -9,6 +9,7 @@ import { canonicalIP } from "../codec/ip-address";
 import { ProxyConfig } from "../../contract/proxy-config";
 import { RedirectServer } from "../http/redirect";
 import { Logger } from "../log/logger";
+import { listen as listenOn, Listening, ListenMode } from "../net/pausable-listener";
 import { RateBuffers, rateBuffersFor } from "../ratelimit/rate-buffers";
 import { Session, SessionContext } from "../session/session";
 import { AcceptQueue } from "./accept-queue";
@@ -27,11 +28,18 @@ export interface EngineOptions {
   readonly rateBuffers?: RateBuffers;
   /** At most one refusal warning per kind and listener this often (tests shorten it). */
   readonly warnEveryMs?: number;
+  /**
+   * Default true: at maxconn a listener stops accepting and new connections wait in the
+   * kernel's backlog. False (or a Node without the internals that takes): they are accepted
+   * and wait unread, up to a bound, then are reset.
+   */
+  readonly pauseListeners?: boolean;
 }
 
 interface Binding {
   readonly key: string;
   readonly server: net.Server;
+  readonly listening: Listening;
   listener: string;
 }
 
@@ -53,8 +61,10 @@ export class Engine {
   readonly counters = new Counters();
   private draining = false;
   private idleWaiters: (() => void)[] = [];
-  /** Connections past maxconn, waiting for a place until their listener's deadline. */
+  /** Connections accepted past maxconn, waiting for a place until their listener's deadline. */
   private readonly waiting: AcceptQueue<Binding>;
+  /** The last mode logged: said once, and again only if a bind comes out otherwise. */
+  private loggedMode: string | null = null;
 
   constructor(
     config: ProxyConfig,
@@ -104,12 +114,15 @@ export class Engine {
 
   async start(): Promise<void> {
     await this.applyBinds(this.snapshot.config, true);
+    this.syncListening();
   }
 
   async reload(config: ProxyConfig, rateBuffers?: RateBuffers): Promise<void> {
     this.rateBuffers = rateBuffers ?? rateBuffersFor(config, this.rateBuffers, false);
     this.snapshot = this.build(config);
     await this.applyBinds(config, false);
+    // Limits may have moved either way.
+    this.admitWaiting();
     this.logger.event("info", "config reloaded", {
       listeners: config.listeners.length,
       routes: config.routes.length,
@@ -188,19 +201,27 @@ export class Engine {
     }
   }
 
-  private listen(key: string, listener: string, address: string, port: number): Promise<void> {
+  private async listen(key: string, listener: string, address: string, port: number): Promise<void> {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false });
-    const binding: Binding = { key, server, listener };
-    server.on("connection", (socket) => this.accept(binding, socket));
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ host: address, port, ipv6Only: address.includes(":"), backlog: 511, ...(this.options.reusePort ? { reusePort: true } : {}) }, () => {
-        server.removeListener("error", reject);
-        server.on("error", (error) => this.logger.event("error", "listener error", { listener: binding.listener, error: error.message }));
-        this.bindings.set(key, binding);
-        resolve();
-      });
+    const spec = { host: address, port, ipv6Only: address.includes(":"), reusePort: this.options.reusePort, backlog: 511 };
+    const listening = await listenOn(server, spec, this.options.pauseListeners ?? true);
+    const binding: Binding = { key, server, listening, listener };
+    server.on("connection", (socket) => {
+      this.accept(binding, socket);
+      // Full now: the next connection stays in the kernel's backlog.
+      this.syncListening();
     });
+    server.on("error", (error) => this.logger.event("error", "listener error", { listener: binding.listener, error: error.message }));
+    this.bindings.set(key, binding);
+    this.logMode(listening.mode);
+  }
+
+  private logMode(mode: ListenMode): void {
+    const said = mode.pausable ? "pause" : `accept: ${mode.reason}`;
+    if (said === this.loggedMode) return;
+    this.loggedMode = said;
+    if (mode.pausable) this.logger.event("info", "at maxconn a listener stops accepting: new connections wait in the kernel backlog");
+    else this.logger.event("info", "at maxconn new connections are accepted and wait unread for a place: listeners cannot pause here", { reason: mode.reason });
   }
 
   private syncRedirectServers(config: ProxyConfig): void {
@@ -250,8 +271,9 @@ export class Engine {
       socket.destroy();
       return;
     }
-    // Past maxconn: wait, unread, for a place until the inspect deadline. Counted, and
-    // reported one line per window with exact counts.
+    // Accepted past maxconn (listeners cannot pause here, or a reload lowered the limit):
+    // wait, unread, for a place until the inspect deadline. Counted, and reported one line
+    // per window with exact counts.
     const admission = this.admission;
     if (admission.overMaxconn(listener.config.name, this.snapshot.config.global.maxconn, listener.config.maxconn)) {
       return this.wait(binding, socket, deadlineAt ?? Date.now() + listener.config.inspectTimeoutMs, deadlineAt !== undefined);
@@ -291,7 +313,7 @@ export class Engine {
     else server.http.handle(socket);
   }
 
-  /** Past maxconn: into the queue (the front for one that already had a turn), or reset when it is full. */
+  /** Accepted past maxconn: into the queue (the front for one that already had a turn), or reset when it is full. */
   private wait(binding: Binding, socket: net.Socket, deadlineAt: number, hadTurn: boolean): void {
     if (this.draining) return void socket.resetAndDestroy();
     if (Date.now() >= deadlineAt || !this.waiting.add(socket, binding, deadlineAt, hadTurn)) {
@@ -300,15 +322,40 @@ export class Engine {
     } else if (!hadTurn) this.admission.waiting(binding.listener);
   }
 
-  /** A place freed up: the longest-waiting connection that fits its listener's limits gets it. */
+  /**
+   * A place freed up (or a reload moved the limits): connections already accepted go first,
+   * longest-waiting first, each if its listener has room; then listeners with room accept again.
+   */
   private admitWaiting(): void {
     if (this.draining) return;
-    const next = this.waiting.take((binding) => {
+    for (let next = this.waiting.take((b) => this.hasRoom(b.listener)); next !== undefined; next = this.waiting.take((b) => this.hasRoom(b.listener))) {
+      this.accept(next.item, next.socket, next.deadlineAt);
+    }
+    this.syncListening();
+  }
+
+  private hasRoom(listener: string): boolean {
+    const maxconn = this.snapshot.redirects.get(listener)?.config.maxconn ?? this.snapshot.listeners.get(listener)?.config.maxconn;
+    return this.admission.hasRoom(listener, this.snapshot.config.global.maxconn, maxconn);
+  }
+
+  /**
+   * Every listener at its limit (all of them at the worker's share of global.maxconn) stops
+   * accepting, as HAProxy's do; the others accept. Each pause is counted in a warning line.
+   */
+  private syncListening(): void {
+    if (this.draining) return;
+    const room = new Map<string, boolean>();
+    const paused = new Set<string>();
+    for (const binding of this.bindings.values()) {
+      if (!binding.listening.mode.pausable) continue;
       const name = binding.listener;
-      const maxconn = this.snapshot.redirects.get(name)?.config.maxconn ?? this.snapshot.listeners.get(name)?.config.maxconn;
-      return this.admission.hasRoom(name, this.snapshot.config.global.maxconn, maxconn);
-    });
-    if (next !== undefined) this.accept(next.item, next.socket, next.deadlineAt);
+      let fits = room.get(name);
+      if (fits === undefined) room.set(name, (fits = this.hasRoom(name)));
+      if (fits) binding.listening.resume();
+      else if (binding.listening.pause()) paused.add(name);
+    }
+    for (const name of paused) this.admission.listenerPaused(name);
   }
 
   private readonly sessionContext: SessionContext;
