@@ -55,7 +55,7 @@ export class ClientHelloParser {
         if (this.offset === 0 && chunk[pos]! & 0x80) return this.stop("sslv2-hello");
         const take = Math.min(RECORD_HEADER_BYTES - this.headerHave, chunk.length - pos);
         if (this.offset + take > this.maxBytes) return this.stop("hello-too-large");
-        this.header.set(chunk.subarray(pos, pos + take), this.headerHave);
+        for (let i = 0; i < take; i++) this.header[this.headerHave + i] = chunk[pos + i]!;
         this.headerHave += take;
         this.offset += take;
         pos += take;
@@ -85,7 +85,9 @@ export class ClientHelloParser {
   }
 
   private checkHeader(): ClientHelloRejectReason | null {
-    const [type, major, minor] = [this.header[0]!, this.header[1]!, this.header[2]!];
+    const type = this.header[0]!;
+    const major = this.header[1]!;
+    const minor = this.header[2]!;
     const length = (this.header[3]! << 8) | this.header[4]!;
     if (type !== HANDSHAKE_RECORD) return this.records === 0 ? "not-tls-handshake" : "unexpected-record-type";
     if (major !== 3 || minor > 4) return "bad-record-version";

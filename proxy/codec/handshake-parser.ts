@@ -111,7 +111,12 @@ export class HandshakeParser {
       if (this.state === "Done") return { kind: "done", used: pos - start };
       if (pos >= end) return { kind: "need-more", used: pos - start };
       const take = Math.min(this.need - this.have, end - pos);
-      if (this.keep) this.field.set(chunk.subarray(pos, pos + take), this.have);
+      if (this.keep) {
+        // Byte by byte: the kept fields are short (1-3 bytes, a host name at most 255), and a
+        // subarray view per field costs more than the copy.
+        const field = this.field;
+        for (let i = 0; i < take; i++) field[this.have + i] = chunk[pos + i]!;
+      }
       this.have += take;
       pos += take;
       this.account(take);

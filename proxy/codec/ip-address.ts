@@ -3,18 +3,28 @@
  * the codecs stay usable (and fuzzable) without sockets.
  */
 
-const IPV4_PART = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
-
 export function parseIPv4(text: string): Uint8Array | null {
-  const parts = text.split(".");
-  if (parts.length !== 4) return null;
+  // Four dot-separated parts, each 0-255 in decimal without leading zeros (some stacks read
+  // those as octal), read in one pass without splitting.
   const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    // Leading zeros are refused: some stacks read them as octal.
-    if (!IPV4_PART.test(parts[i]!)) return null;
-    out[i] = Number(parts[i]);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 0x2e; // the end closes the last part like a dot
+    if (c === 0x2e) {
+      if (digits === 0 || part > 3) return null;
+      out[part++] = value;
+      value = 0;
+      digits = 0;
+      continue;
+    }
+    if (c < 0x30 || c > 0x39) return null;
+    if (digits > 0 && value === 0) return null;
+    value = value * 10 + (c - 0x30);
+    if (++digits > 3 || value > 255) return null;
   }
-  return out;
+  return part === 4 ? out : null;
 }
 
 export function parseIPv6(text: string): Uint8Array | null {
@@ -94,6 +104,9 @@ export function formatIP(bytes: Uint8Array): string {
 
 /** Canonical text for an address as a socket reports it, IPv4-mapped folded. */
 export function canonicalIP(text: string): string {
+  // Without a colon it is IPv4 or nothing: a valid IPv4 text (no leading zeros, each part
+  // 0-255) formats back to itself, and an invalid one is returned as is; either way, `text`.
+  if (!text.includes(":")) return text;
   const bytes = parseIP(text);
   return bytes === null ? text : formatIP(unmapIPv4(bytes));
 }
