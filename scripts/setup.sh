@@ -6,7 +6,8 @@
 #     sshd, nftables, curl, socat, openssl, iproute2, util-linux's nsenter/unshare/setpriv for
 #     the local cloud, shellcheck for files/apply.sh, pebble and lego for the ACME sandbox,
 #     Prometheus' Python client for Debian's python3, whose parser reads the metrics tests'
-#     scrapes), and Quadlet's generator into .tools/quadlet/. Needs root for apt.
+#     scrapes, wrk for the bench and its smoke test), and Quadlet's generator into .tools/quadlet/.
+#     Needs root for apt.
 # Prints the PATH line to use Node 24 in your shell.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ install_quadlet() {
 
 if [ "$mode" = "--test" ]; then
   need=()
-  for bin in haproxy nginx sshd nft curl socat openssl ip ping ssh-keygen scp nsenter unshare setpriv shellcheck pebble pebble-challtestsrv lego; do
+  for bin in haproxy nginx sshd nft curl socat openssl ip ping ssh-keygen scp nsenter unshare setpriv taskset shellcheck pebble pebble-challtestsrv lego wrk; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$bin")
   done
   [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=("nginx-stream")
@@ -68,7 +69,7 @@ if [ "$mode" = "--test" ]; then
     apt-get install -y -qq --no-install-recommends \
       haproxy nginx-light libnginx-mod-stream openssh-server openssh-client \
       nftables curl socat openssl iproute2 iputils-ping procps util-linux ca-certificates shellcheck \
-      pebble lego python3-prometheus-client >/dev/null
+      pebble lego python3-prometheus-client wrk >/dev/null
     [ -z "$own_policy" ] || { rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
   fi
   install_quadlet
