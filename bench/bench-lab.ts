@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { Sandbox, Segment, selfSignedCertificate, startNginx, sandboxNginxMain, waitForListening } from "../lab";
+import { PollAbort, pollUntil, Sandbox, Segment, selfSignedCertificate, startNginx, sandboxNginxMain, waitForListening } from "../lab";
 import type { ManagedProcess, Netns } from "../lab";
 import { assembleHaproxyMap } from "../render/haproxy";
 import { renderStack } from "../render/stack";
@@ -243,12 +243,14 @@ export async function startEngine(name: EngineName, o: EngineStartOptions): Prom
 
 /** Until a request through the LB is answered: the engine routes and counts its server up. */
 async function waitUntilForwarding(client: Netns, p: ManagedProcess): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const r = await client.exec(["curl", "-sk", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", `https://${SITE}/small`], { allowFailure: true });
-    if (r.stdout === "200") return;
-    if (!p.running) throw new Error(`${p.name} exited: ${readFileSync(p.logPath, "utf8").slice(-2000)}`);
-    if (Date.now() > deadline) throw new Error(`${p.name} did not forward ${SITE} within 20 s (curl: ${r.stdout} ${r.stderr})`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await pollUntil(
+    `${p.name} forwarding ${SITE}`,
+    async () => {
+      const r = await client.exec(["curl", "-sk", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", `https://${SITE}/small`], { allowFailure: true });
+      if (r.stdout === "200") return true;
+      if (!p.running) throw new PollAbort(`${p.name} exited: ${readFileSync(p.logPath, "utf8").slice(-2000)}`);
+      return undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 200 },
+  );
 }

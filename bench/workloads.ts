@@ -3,7 +3,7 @@
 // paced latency; a Node client holding (d) idle TLS connections while the engine's memory is read.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Netns } from "../lab";
+import { PollAbort, pollUntil, type Netns } from "../lab";
 import { DIRECT_NAME, SITE, type RunningEngine } from "./bench-lab";
 import { groupPids, residentKiB, startCpuWindow } from "./proc-meter";
 import type { IdleSample, LatencySample, LoadSample } from "./results";
@@ -124,15 +124,15 @@ export async function idleConnections(c: WorkloadContext, count: number, nodePat
   const rssBeforeKiB = await settledRss(pgid, settleMs);
   const client = await c.client.spawn(`idle-${c.engine.name}`, ["bash", "-c", 'ulimit -n "$(ulimit -Hn)" && exec "$@"', "_", nodePath, "-e", IDLE_CLIENT, host, SITE, String(count), "32"]);
   try {
-    const deadline = Date.now() + 120_000;
-    let ready: RegExpExecArray | null = null;
-    while (ready === null) {
-      ready = /ready (\d+) failed (\d+)/.exec(readFileSync(client.logPath, "utf8"));
-      if (ready !== null) break;
-      if (!client.running) throw new Error(`the idle client exited: ${readFileSync(client.logPath, "utf8").slice(-1000)}`);
-      if (Date.now() > deadline) throw new Error(`${count} idle connections were not open within 120 s`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const ready = await pollUntil(
+      `${count} idle connections through ${c.engine.name}`,
+      async () => {
+        const done = /ready (\d+) failed (\d+)/.exec(readFileSync(client.logPath, "utf8"));
+        if (done === null && !client.running) throw new PollAbort(`the idle client exited: ${readFileSync(client.logPath, "utf8").slice(-1000)}`);
+        return done ?? undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
     const open = Number(ready[1]);
     if (open !== count) throw new Error(`only ${open} of ${count} idle connections opened through ${c.engine.name} (${ready[2]} failed)`);
     const rssAfterKiB = await settledRss(pgid, settleMs);

@@ -328,9 +328,8 @@ export class Engine {
    */
   private admitWaiting(): void {
     if (this.draining) return;
-    for (let next = this.waiting.take((b) => this.hasRoom(b.listener)); next !== undefined; next = this.waiting.take((b) => this.hasRoom(b.listener))) {
-      this.accept(next.item, next.socket, next.deadlineAt);
-    }
+    const fits = (b: Binding): boolean => this.hasRoom(b.listener);
+    for (let next = this.waiting.take(fits); next !== undefined; next = this.waiting.take(fits)) this.accept(next.item, next.socket, next.deadlineAt);
     this.syncListening();
   }
 
